@@ -1,0 +1,128 @@
+//! The Chainguard catalog as a set of names, with "did you mean" and search.
+
+use std::collections::HashSet;
+
+/// The catalog snapshot the simulated org and the tests start from.
+pub const EMBEDDED_NAMES: &str = include_str!("../data/chainguard-images.txt");
+
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    names: Vec<String>,
+    set: HashSet<String>,
+}
+
+impl Catalog {
+    pub fn embedded() -> Self {
+        Self::from_names(EMBEDDED_NAMES.lines())
+    }
+
+    pub fn from_names<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Self {
+        let mut names: Vec<String> = names
+            .into_iter()
+            .map(|s| s.as_ref().trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        names.sort();
+        names.dedup();
+        let set = names.iter().cloned().collect();
+        Catalog { names, set }
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.set.contains(name)
+    }
+
+    /// Names close to one that is not in the catalog, best first: names that contain it
+    /// or that it contains, then small edit distances.
+    pub fn suggest(&self, name: &str, max: usize) -> Vec<String> {
+        let limit = (name.len() / 3).max(2);
+        let mut scored: Vec<(usize, usize, &String)> = self
+            .names
+            .iter()
+            .filter_map(|c| {
+                let related = c.contains(name) || name.contains(c.as_str());
+                // Edit distance is at least the length difference: skip the work when it cannot fit.
+                if !related && c.len().abs_diff(name.len()) > limit {
+                    return None;
+                }
+                let d = strsim::damerau_levenshtein(name, c);
+                (related || d <= limit).then_some((usize::from(!related), d, c))
+            })
+            .collect();
+        scored.sort_by(|a, b| (a.0, a.1, a.2.len(), a.2).cmp(&(b.0, b.1, b.2.len(), b.2)));
+        scored.into_iter().take(max).map(|(_, _, c)| c.clone()).collect()
+    }
+
+    /// Catalog names matching a search word: exact, then prefix, then substring, then near misses.
+    pub fn search(&self, word: &str, max: usize) -> Vec<String> {
+        let word = word.trim().to_ascii_lowercase();
+        if word.is_empty() {
+            return vec![];
+        }
+        let mut hits: Vec<(u8, usize, &String)> = self
+            .names
+            .iter()
+            .filter_map(|c| {
+                let rank = if *c == word {
+                    0
+                } else if c.starts_with(&word) {
+                    1
+                } else if c.contains(&word) {
+                    2
+                } else {
+                    return None;
+                };
+                Some((rank, c.len(), c))
+            })
+            .collect();
+        hits.sort();
+        let mut out: Vec<String> = hits.into_iter().take(max).map(|(_, _, c)| c.clone()).collect();
+        if out.len() < max {
+            for s in self.suggest(&word, max) {
+                if out.len() < max && !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_catalog_holds_the_819_names() {
+        let c = Catalog::embedded();
+        assert_eq!(c.len(), 819);
+        assert!(c.contains("busybox"));
+        assert!(!c.contains("busybx"));
+    }
+
+    #[test]
+    fn typos_get_the_intended_name_first() {
+        let c = Catalog::embedded();
+        assert_eq!(c.suggest("busybx", 3)[0], "busybox");
+        assert_eq!(c.suggest("pyhton", 3)[0], "python");
+        assert!(c.suggest("ngnix", 3).contains(&"nginx".to_string()));
+        assert!(c.suggest("zzzzzzzzzzzzzzzzzzzzzz", 3).is_empty());
+        assert!(c.suggest("python", 3).len() <= 3);
+    }
+
+    #[test]
+    fn search_ranks_exact_then_prefix() {
+        let c = Catalog::embedded();
+        let hits = c.search("python", 5);
+        assert_eq!(hits[0], "python");
+        assert!(hits.iter().all(|h| h.contains("python")));
+    }
+}

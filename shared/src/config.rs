@@ -1,0 +1,295 @@
+//! Configuration, read once at start-up into typed settings. Errors name the file or
+//! variable at fault.
+//!
+//! Sources, later ones winning: built-in defaults, the TOML file (`IMAGE_REQUEST_CONFIG`,
+//! or `<data dir>/config.toml` where it exists), then single-value environment variables.
+//! Locally, client secrets and link-signing keys that are not configured are generated
+//! once into `<data dir>/credentials.json` (mode 0600), which the CLI reads too.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::token::TokenKeys;
+use crate::domain::{Policy, Principal};
+
+pub const DEFAULT_DATA_DIR: &str = ".image-request";
+pub const CREDENTIALS_FILE: &str = "credentials.json";
+
+/// An API client allowed to call the HTTP API with an HMAC signature.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub id: String,
+    pub secret: String,
+    /// Who this client acts as: the requester of what it submits, the approver of what it decides.
+    pub principal: Principal,
+    /// May list and decide requests (`cgr-request admin …`).
+    #[serde(default)]
+    pub admin: bool,
+    /// May name another requester in the body (a form tool or chat bridge that authenticated its user).
+    #[serde(default)]
+    pub assert_requester: bool,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("id", &self.id)
+            .field("principal", &self.principal)
+            .field("admin", &self.admin)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Where the local server listens.
+    pub listen: SocketAddr,
+    /// The base URL that approval links point at.
+    pub public_url: Option<String>,
+    pub data_dir: PathBuf,
+    /// The organization's name in pull strings: `cgr.dev/<org_name>/<image>`.
+    pub org_name: String,
+    /// Chainguard's per-org repository limit.
+    pub org_repo_limit: usize,
+    pub approval_ttl_hours: u32,
+    /// Deliveries of a queue message before it goes to the dead letters.
+    pub max_receives: u32,
+    pub visibility_timeout_secs: u64,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Email addresses of the admins who approve.
+    pub approvers: Vec<String>,
+    pub policy: Policy,
+    pub clients: Vec<ClientConfig>,
+    pub approval_keys: Option<TokenKeys>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: ([127, 0, 0, 1], 8080).into(),
+            public_url: None,
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            org_name: "example.com".into(),
+            org_repo_limit: 2500,
+            approval_ttl_hours: 72,
+            max_receives: 5,
+            visibility_timeout_secs: 30,
+            max_body_bytes: 16 * 1024,
+            approvers: vec!["platform-admin@example.com".into(), "security-lead@example.com".into()],
+            policy: Policy {
+                auto_approve_environments: vec![crate::domain::Environment::Dev],
+                ..Policy::default()
+            },
+            clients: vec![],
+            approval_keys: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("{0} is not valid configuration: {1}")]
+    Parse(PathBuf, String),
+    #[error("environment variable {0}={1:?} is not valid: {2}")]
+    Env(&'static str, String, String),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("cannot write {0}: {1}")]
+    Write(PathBuf, std::io::Error),
+}
+
+/// What `credentials.json` holds.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LocalCredentials {
+    pub clients: Vec<ClientConfig>,
+    pub approval_keys: TokenKeys,
+}
+
+impl Settings {
+    /// Defaults, then the config file, then environment overrides.
+    pub fn load() -> Result<Settings, ConfigError> {
+        let env = |k: &'static str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let data_dir = env("IMAGE_REQUEST_DATA_DIR").map(PathBuf::from);
+        let file = env("IMAGE_REQUEST_CONFIG").map(PathBuf::from).or_else(|| {
+            let p = data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)).join("config.toml");
+            p.exists().then_some(p)
+        });
+        let mut s = match file {
+            Some(path) => Self::from_file(&path)?,
+            None => Settings::default(),
+        };
+        if let Some(d) = data_dir {
+            s.data_dir = d;
+        }
+        if let Some(v) = env("IMAGE_REQUEST_LISTEN") {
+            s.listen = v.parse().map_err(|e: std::net::AddrParseError| ConfigError::Env("IMAGE_REQUEST_LISTEN", v, e.to_string()))?;
+        }
+        if let Some(v) = env("IMAGE_REQUEST_PUBLIC_URL") {
+            s.public_url = Some(v);
+        }
+        if let Some(v) = env("IMAGE_REQUEST_ORG") {
+            s.org_name = v;
+        }
+        s.check()?;
+        Ok(s)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.into(), e))?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse(path.into(), e.to_string()))
+    }
+
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.max_receives == 0 {
+            return bad("max_receives must be at least 1".into());
+        }
+        if self.approval_ttl_hours == 0 {
+            return bad("approval_ttl_hours must be at least 1".into());
+        }
+        for a in &self.approvers {
+            if Principal::Email(a.clone()).to_string().parse::<Principal>().is_err() {
+                return bad(format!("approver `{a}` is not an email address"));
+            }
+        }
+        if let Some(k) = &self.approval_keys {
+            if !k.keys.contains_key(&k.active) {
+                return bad(format!("approval_keys.active `{}` names no key in approval_keys.keys", k.active));
+            }
+            if k.keys.values().any(|v| v.len() < 32) {
+                return bad("approval_keys.keys: every key must be at least 32 characters".into());
+            }
+        }
+        for c in &self.clients {
+            if c.secret.len() < 32 {
+                return bad(format!("client `{}`: the secret must be at least 32 characters", c.id));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// Fills in clients and link-signing keys that are not configured from
+    /// `credentials.json`, creating it with fresh random secrets the first time.
+    pub fn with_local_credentials(mut self) -> Result<Settings, ConfigError> {
+        if !self.clients.is_empty() && self.approval_keys.is_some() {
+            return Ok(self);
+        }
+        let creds = load_or_create_credentials(&self.data_dir)?;
+        if self.clients.is_empty() {
+            self.clients = creds.clients;
+        }
+        if self.approval_keys.is_none() {
+            self.approval_keys = Some(creds.approval_keys);
+        }
+        self.check()?;
+        Ok(self)
+    }
+}
+
+pub fn random_secret() -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+pub fn credentials_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(CREDENTIALS_FILE)
+}
+
+pub fn read_credentials(data_dir: &Path) -> Result<LocalCredentials, ConfigError> {
+    let path = credentials_path(data_dir);
+    let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Read(path.clone(), e))?;
+    serde_json::from_str(&text).map_err(|e| ConfigError::Parse(path, e.to_string()))
+}
+
+fn load_or_create_credentials(data_dir: &Path) -> Result<LocalCredentials, ConfigError> {
+    let path = credentials_path(data_dir);
+    if path.exists() {
+        return read_credentials(data_dir);
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| ConfigError::Write(data_dir.into(), e))?;
+    let creds = LocalCredentials {
+        clients: vec![
+            ClientConfig {
+                id: "dev".into(),
+                secret: random_secret(),
+                principal: Principal::Email("developer@example.com".into()),
+                admin: false,
+                assert_requester: false,
+            },
+            ClientConfig {
+                id: "admin".into(),
+                secret: random_secret(),
+                principal: Principal::Email("platform-admin@example.com".into()),
+                admin: true,
+                assert_requester: false,
+            },
+        ],
+        approval_keys: TokenKeys {
+            active: "k1".into(),
+            keys: [("k1".to_string(), random_secret())].into(),
+        },
+    };
+    let text = serde_json::to_string_pretty(&creds).expect("credentials serialise");
+    write_private(&path, text.as_bytes()).map_err(|e| ConfigError::Write(path.clone(), e))?;
+    Ok(creds)
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_credentials_are_created_once_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings {
+            data_dir: dir.path().into(),
+            ..Settings::default()
+        };
+        let a = s.clone().with_local_credentials().unwrap();
+        let b = s.with_local_credentials().unwrap();
+        assert_eq!(a.clients[0].secret, b.clients[0].secret);
+        assert_eq!(a.clients.len(), 2);
+        assert!(a.clients.iter().any(|c| c.admin));
+        assert!(!format!("{a:?}").contains(&a.clients[0].secret), "Debug never shows secrets");
+    }
+
+    #[test]
+    fn config_files_with_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "org_name = \"acme\"\napprover = [\"x@y.z\"]\n").unwrap();
+        let err = Settings::from_file(&p).unwrap_err().to_string();
+        assert!(err.contains("approver"), "{err}");
+        std::fs::write(&p, "org_name = \"acme\"\n[policy]\ndeny_images = [\"*-fips\"]\n").unwrap();
+        let s = Settings::from_file(&p).unwrap();
+        assert_eq!(s.org_name, "acme");
+        assert_eq!(s.policy.deny_images, vec!["*-fips"]);
+    }
+}

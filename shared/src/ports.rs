@@ -1,0 +1,162 @@
+//! Ports: what the functions need from the outside world. Each has an AWS adapter and an
+//! embedded one (see DESIGN.md's ports table); handlers only ever see these traits.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Catalog;
+use crate::domain::{AuditEvent, Principal, Request, RequestId, Status, Transition};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The conditional write failed: the request is no longer where the caller read it.
+    #[error("the request changed since it was read")]
+    Conflict,
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored data could not be read: {0}")]
+    Corrupt(String),
+}
+
+/// The result of creating a request under an idempotency key.
+#[derive(Debug, Clone)]
+pub enum Created {
+    New(Request),
+    /// A request with the same idempotency key exists already; nothing was written.
+    Existing(Request),
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RequestQuery {
+    pub status: Option<Status>,
+    pub requester: Option<Principal>,
+    pub image: Option<String>,
+    /// Only requests last updated before this time (stuck requests).
+    pub updated_before: Option<DateTime<Utc>>,
+    pub limit: usize,
+}
+
+#[async_trait]
+pub trait RequestStore: Send + Sync {
+    /// Stores a new request with its first audit event, unless its idempotency key is
+    /// already taken, in which case the existing request is returned.
+    async fn create(&self, request: &Request, event: &AuditEvent) -> Result<Created, StoreError>;
+    async fn get(&self, id: RequestId) -> Result<Option<Request>, StoreError>;
+    /// Writes the new request and appends its audit event together, only if the stored
+    /// request is still at the transition's expected status and version.
+    async fn commit(&self, transition: &Transition) -> Result<(), StoreError>;
+    /// Newest first, except pending approvals and stuck requests: oldest first.
+    async fn list(&self, query: &RequestQuery) -> Result<Vec<Request>, StoreError>;
+}
+
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// A request's events in sequence order.
+    async fn timeline(&self, id: RequestId) -> Result<Vec<AuditEvent>, StoreError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueName {
+    Validate,
+    Provision,
+}
+
+impl QueueName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueName::Validate => "validate",
+            QueueName::Provision => "provision",
+        }
+    }
+}
+
+/// A queue message: which request to work on, and the trace it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkItem {
+    pub request_id: RequestId,
+    pub trace_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("queue unavailable: {0}")]
+pub struct QueueError(pub String);
+
+#[async_trait]
+pub trait Queue: Send + Sync {
+    async fn send(&self, queue: QueueName, item: &WorkItem) -> Result<(), QueueError>;
+}
+
+/// A rendered message to a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Message {
+    pub kind: MessageKind,
+    /// An email address, or a principal where there is no address.
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub request_id: RequestId,
+    pub status: Status,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    ApprovalRequest,
+    Outcome,
+    ApproverAlert,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("notification could not be sent: {0}")]
+pub struct NotifyError(pub String);
+
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    async fn send(&self, message: &Message) -> Result<(), NotifyError>;
+}
+
+/// A repository in the organization's registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repo {
+    pub id: String,
+    pub name: String,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RegistryError {
+    #[error("registry temporarily unavailable: {0}")]
+    Retryable(String),
+    #[error("{0}")]
+    Permanent(String),
+}
+
+#[async_trait]
+pub trait Registry: Send + Sync {
+    /// The org's name as it appears in pull strings (`cgr.dev/<org>/…`).
+    fn org_name(&self) -> &str;
+    async fn catalog(&self) -> Result<Arc<Catalog>, RegistryError>;
+    async fn org_repos(&self) -> Result<Vec<Repo>, RegistryError>;
+    async fn find_repo(&self, name: &str) -> Result<Option<Repo>, RegistryError>;
+    /// Creates the repo, or returns it where it exists already.
+    async fn create_repo(&self, name: &str, source: &str) -> Result<Repo, RegistryError>;
+}
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// Wall-clock time, to the millisecond (what every store keeps exactly).
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        let now = Utc::now();
+        DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+    }
+}
