@@ -1,1 +1,5 @@
+//! `cgr-request`: the command-line client of the HTTP API, and the local server that
+//! runs the whole system in one process on the embedded backend.
 
+pub mod client;
+pub mod server;

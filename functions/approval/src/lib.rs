@@ -1,1 +1,223 @@
+//! approval: the admins' way in. `GET /approvals/{token}` shows a confirmation page and
+//! changes nothing (mail scanners open links); `POST /approvals/{token}` records the
+//! decision the token is bound to. Admin clients decide through `POST
+//! /requests/{id}/decision` and retry failed provisioning through `POST /requests/{id}/retry`.
+//! Every path goes through [`decide`], so the first decision wins and any later one is
+//! told who decided and when.
 
+mod pages;
+
+use axum::extract::{Path, Request as HttpRequest, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use shared::auth::token::{ApprovalClaims, TokenError};
+use shared::domain::{clean_text, Action, Channel, Decision, Principal, Request, RequestId, Status, MAX_REASON_CHARS};
+use shared::http::{read_body, ApiError, Signed};
+use shared::ports::{QueueName, StoreError};
+use shared::workflow::Applied;
+use shared::App;
+
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/approvals/{token}", get(confirm_page).post(decide_by_link))
+        .route("/requests/{id}/decision", post(decide_by_client))
+        .route("/requests/{id}/retry", post(retry))
+        .with_state(app)
+}
+
+#[derive(Debug)]
+pub enum DecideError {
+    NotFound,
+    /// The request is no longer waiting for a decision.
+    AlreadyDecided { status: Status, by: Option<Principal>, at: DateTime<Utc> },
+    Unavailable(StoreError),
+}
+
+impl DecideError {
+    fn already(r: &Request) -> Self {
+        DecideError::AlreadyDecided {
+            status: r.status,
+            by: r.decision.as_ref().map(|d| d.by.clone()),
+            at: r.decision.as_ref().map_or(r.updated_at, |d| d.at),
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            DecideError::NotFound => "no such request".into(),
+            DecideError::AlreadyDecided { status, by: Some(by), at } => format!("already decided by {by} at {} (now {status})", at.format("%Y-%m-%d %H:%M:%S UTC")),
+            DecideError::AlreadyDecided { status, by: None, at } => format!("no longer waiting for a decision: {status} since {}", at.format("%Y-%m-%d %H:%M:%S UTC")),
+            DecideError::Unavailable(_) => "the service is temporarily unavailable; try again shortly".into(),
+        }
+    }
+
+    fn status_code(&self) -> StatusCode {
+        match self {
+            DecideError::NotFound => StatusCode::NOT_FOUND,
+            DecideError::AlreadyDecided { .. } => StatusCode::CONFLICT,
+            DecideError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// Records an approver's decision on a pending request: a conditional write, so of two
+/// simultaneous decisions exactly one is stored. Then queues provisioning, or tells the
+/// requester of a denial.
+pub async fn decide(app: &App, id: RequestId, approver: Principal, approve: bool, reason: Option<String>, channel: Channel) -> Result<Request, DecideError> {
+    let mut r = app.store.get(id).await.map_err(DecideError::Unavailable)?.ok_or(DecideError::NotFound)?;
+    loop {
+        if r.status != Status::PendingApproval {
+            return Err(DecideError::already(&r));
+        }
+        let change = app.change(if approve { Action::Approve } else { Action::Deny }, approver.clone(), channel, reason.clone());
+        let decision = Decision {
+            by: approver.clone(),
+            at: change.at,
+            approved: approve,
+            reason: reason.clone(),
+            channel,
+        };
+        match app.apply(&r, change, |r| r.decision = Some(decision)).await {
+            Ok(Applied::Done(done)) => {
+                if approve {
+                    if let Err(e) = app.enqueue(QueueName::Provision, done.id, &done.id.to_string()).await {
+                        tracing::error!(request_id = %done.id, error = %e, "approved but not queued; the sweep will queue it");
+                    }
+                } else {
+                    app.tell_requester(&done).await;
+                }
+                return Ok(done);
+            }
+            Ok(Applied::Refused(current, _)) => return Err(DecideError::already(&current)),
+            // Someone else wrote first: read what they did and report it.
+            Err(StoreError::Conflict) => r = app.store.get(id).await.map_err(DecideError::Unavailable)?.ok_or(DecideError::NotFound)?,
+            Err(e) => return Err(DecideError::Unavailable(e)),
+        }
+    }
+}
+
+/// The token's claims, if it verifies and its approver is still an approver.
+fn check_token(app: &App, token: &str) -> Result<ApprovalClaims, Response> {
+    let claims = app.token_keys().verify(token, app.clock.now()).map_err(|e| {
+        let code = match e {
+            TokenError::Invalid => StatusCode::FORBIDDEN,
+            TokenError::Expired(_) => StatusCode::GONE,
+        };
+        (code, Html(pages::problem("This link cannot be used", &e.to_string()))).into_response()
+    })?;
+    if !app.settings.approvers.iter().any(|a| a.eq_ignore_ascii_case(&claims.approver)) {
+        return Err((StatusCode::FORBIDDEN, Html(pages::problem("This link cannot be used", "Its approver is no longer an approver."))).into_response());
+    }
+    Ok(claims)
+}
+
+async fn confirm_page(State(app): State<App>, Path(token): Path<String>) -> Response {
+    let claims = match check_token(&app, &token) {
+        Ok(c) => c,
+        Err(page) => return page,
+    };
+    match app.store.get(claims.request_id).await {
+        Ok(Some(r)) if r.status == Status::PendingApproval => Html(pages::confirm(&r, &claims)).into_response(),
+        Ok(Some(r)) => {
+            let e = DecideError::already(&r);
+            (e.status_code(), Html(pages::problem("Already decided", &e.message()))).into_response()
+        }
+        Ok(None) => (StatusCode::NOT_FOUND, Html(pages::problem("Not found", "This request does not exist."))).into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkForm {
+    #[serde(default)]
+    reason: String,
+}
+
+fn optional_reason(s: &str) -> Result<Option<String>, String> {
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    clean_text("reason", s, MAX_REASON_CHARS).map(Some).map_err(|e| e.to_string())
+}
+
+async fn decide_by_link(State(app): State<App>, Path(token): Path<String>, req: HttpRequest) -> Response {
+    let claims = match check_token(&app, &token) {
+        Ok(c) => c,
+        Err(page) => return page,
+    };
+    let body = match read_body(req, app.settings.max_body_bytes).await {
+        Ok((_, b)) => b,
+        Err(e) => return e.into_response(),
+    };
+    let reason = match serde_urlencoded_form(&body).and_then(|f| optional_reason(&f.reason)) {
+        Ok(r) => r,
+        Err(why) => return (StatusCode::BAD_REQUEST, Html(pages::problem("Not recorded", &why))).into_response(),
+    };
+    let approver = Principal::Email(claims.approver.to_ascii_lowercase());
+    match decide(&app, claims.request_id, approver, claims.approve, reason, Channel::Email).await {
+        Ok(r) => Html(pages::decided(&r)).into_response(),
+        Err(e) => (e.status_code(), Html(pages::problem("Not recorded", &e.message()))).into_response(),
+    }
+}
+
+fn serde_urlencoded_form(body: &[u8]) -> Result<LinkForm, String> {
+    serde_urlencoded::from_bytes(body).map_err(|e| format!("the form is not valid: {e}"))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+enum Verb {
+    Approve,
+    Deny,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    decision: Verb,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn parse_id(id: &str) -> Result<RequestId, ApiError> {
+    id.parse().map_err(|e: shared::domain::BadRequestId| ApiError::bad_request(e.to_string()))
+}
+
+async fn decide_by_client(State(app): State<App>, Path(id): Path<String>, signed: Signed) -> Result<Json<Request>, ApiError> {
+    signed.require_admin()?;
+    let id = parse_id(&id)?;
+    let body: DecisionBody = signed.json()?;
+    let reason = optional_reason(body.reason.as_deref().unwrap_or("")).map_err(ApiError::bad_request)?;
+    let approve = matches!(body.decision, Verb::Approve);
+    if !approve && reason.is_none() {
+        return Err(ApiError::bad_request("a denial needs a reason: the requester reads it"));
+    }
+    decide(&app, id, signed.client.principal.clone(), approve, reason, Channel::Cli)
+        .await
+        .map(Json)
+        .map_err(|e| ApiError::new(e.status_code(), e.message()).with(json!({ "request_id": id })))
+}
+
+/// An admin's retry of a failed provisioning: `failed → provisioning`, then queued.
+async fn retry(State(app): State<App>, Path(id): Path<String>, signed: Signed) -> Result<Json<Request>, ApiError> {
+    signed.require_admin()?;
+    let id = parse_id(&id)?;
+    let r = app.store.get(id).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no request {id}")))?;
+    let change = app.change(Action::StartProvisioning, signed.client.principal.clone(), Channel::Cli, Some("retried by an admin".into()));
+    match app.apply(&r, change, |r| r.outcome = None).await {
+        Ok(Applied::Done(done)) => {
+            app.enqueue(QueueName::Provision, done.id, &done.id.to_string()).await.map_err(ApiError::internal)?;
+            Ok(Json(done))
+        }
+        Ok(Applied::Refused(_, refused)) => Err(ApiError::new(StatusCode::CONFLICT, refused.to_string())),
+        Err(StoreError::Conflict) => Err(ApiError::new(StatusCode::CONFLICT, "the request changed meanwhile; look at it again")),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}

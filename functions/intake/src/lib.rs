@@ -1,1 +1,184 @@
+//! intake: the HTTP entry for asking. `POST /requests` parses and authenticates a request,
+//! stores it (`received`, with its first audit event) and queues it for validation;
+//! `GET /requests/{id}` answers its status and audit timeline; `GET /requests` lists them
+//! for admins; `GET /catalog?q=` searches the catalog.
 
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use shared::domain::{Channel, Environment, ImageRef, Justification, NewRequest, Principal, Request, RequestId, Status, MAX_IDEMPOTENCY_KEY_LEN};
+use shared::http::{ApiError, Signed};
+use shared::ports::{Created, QueueName, RequestQuery};
+use shared::App;
+
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// The routes this function serves; the local server mounts the same router.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/requests", post(submit).get(list))
+        .route("/requests/{id}", get(status))
+        .route("/catalog", get(catalog))
+        .with_state(app)
+}
+
+/// The JSON a client submits.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitBody {
+    pub image: String,
+    pub justification: String,
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// Only for clients trusted to name another requester.
+    #[serde(default)]
+    pub requester: Option<String>,
+    #[serde(default)]
+    pub channel: Option<String>,
+}
+
+/// Every field parsed; the first bad one is refused with what to fix.
+fn parse_submission(body: SubmitBody, signed: &Signed, idempotency_key: Option<String>) -> Result<NewRequest, ApiError> {
+    let field = |name: &str, e: &dyn std::fmt::Display| ApiError::bad_request(format!("{name}: {e}")).with(json!({ "field": name }));
+    let image = ImageRef::parse(&body.image).map_err(|e| field("image", &e))?;
+    let justification = Justification::parse(&body.justification).map_err(|e| field("justification", &e))?;
+    let environment = body
+        .environment
+        .as_deref()
+        .map(str::parse::<Environment>)
+        .transpose()
+        .map_err(|e| field("environment", &e))?;
+    let channel = match body.channel.as_deref() {
+        None | Some("api") => Channel::Api,
+        Some("cli") => Channel::Cli,
+        Some("form") => Channel::Form,
+        Some(other) => return Err(field("channel", &format!("`{other}` is not one of api, cli, form"))),
+    };
+    let requester = match body.requester {
+        None => signed.client.principal.clone(),
+        Some(p) if signed.client.assert_requester => p.parse::<Principal>().map_err(|e| field("requester", &e))?,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("client `{}` may not submit on behalf of someone else: leave out `requester`", signed.client.id),
+            ))
+        }
+    };
+    Ok(NewRequest {
+        image,
+        requester,
+        justification,
+        environment,
+        channel,
+        idempotency_key,
+    })
+}
+
+fn idempotency_key(headers: &HeaderMap, client: &str) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get(IDEMPOTENCY_HEADER) else {
+        return Ok(None);
+    };
+    let key = v.to_str().ok().filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic()));
+    let key = key.ok_or_else(|| ApiError::bad_request(format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters")))?;
+    // Scoped per client, so two clients cannot collide on (or probe) each other's keys.
+    Ok(Some(format!("{client}:{key}")))
+}
+
+fn accepted(app: &App, r: &Request) -> Value {
+    json!({
+        "id": r.id,
+        "status": r.status,
+        "image": r.image,
+        "status_url": format!("{}/requests/{}", app.settings.public_url(), r.id),
+    })
+}
+
+async fn submit(State(app): State<App>, headers: HeaderMap, signed: Signed) -> Result<Response, ApiError> {
+    let body: SubmitBody = signed.json()?;
+    let key = idempotency_key(&headers, &signed.client.id)?;
+    let new = parse_submission(body, &signed, key)?;
+    let (request, event) = Request::submit(new, RequestId::new(), app.clock.now());
+    match app.store.create(&request, &event).await.map_err(ApiError::internal)? {
+        Created::Existing(existing) => {
+            if existing.image != request.image || existing.justification != request.justification || existing.environment != request.environment {
+                return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "this Idempotency-Key was used for a different request; use a new key")
+                    .with(json!({ "id": existing.id })));
+            }
+            Ok((StatusCode::OK, Json(accepted(&app, &existing))).into_response())
+        }
+        Created::New(r) => {
+            tracing::info!(request_id = %r.id, image = %r.image, requester = %r.requester, "request received");
+            if let Err(e) = app.enqueue(QueueName::Validate, r.id, &r.id.to_string()).await {
+                // Stored, so not lost: the sweep queues it again.
+                tracing::error!(request_id = %r.id, error = %e, "could not queue for validation");
+            }
+            Ok((StatusCode::ACCEPTED, Json(accepted(&app, &r))).into_response())
+        }
+    }
+}
+
+/// Who may read a request: its requester, admins, and clients that submit for others.
+fn may_read(signed: &Signed, r: &Request) -> bool {
+    signed.client.admin || signed.client.assert_requester || signed.client.principal == r.requester
+}
+
+/// A request with its audit timeline, as `GET /requests/{id}` answers it.
+pub async fn request_view(app: &App, r: &Request) -> Result<Value, ApiError> {
+    let events = app.audit.timeline(r.id).await.map_err(ApiError::internal)?;
+    let mut v = serde_json::to_value(r).map_err(ApiError::internal)?;
+    v["audit"] = serde_json::to_value(events).map_err(ApiError::internal)?;
+    Ok(v)
+}
+
+async fn status(State(app): State<App>, Path(id): Path<String>, signed: Signed) -> Result<Json<Value>, ApiError> {
+    let id: RequestId = id.parse().map_err(|e: shared::domain::BadRequestId| ApiError::bad_request(e.to_string()))?;
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, format!("no request {id}"));
+    let r = app.store.get(id).await.map_err(ApiError::internal)?.ok_or_else(not_found)?;
+    if !may_read(&signed, &r) {
+        return Err(not_found());
+    }
+    Ok(Json(request_view(&app, &r).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    status: Option<String>,
+    requester: Option<String>,
+    image: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list(State(app): State<App>, Query(p): Query<ListParams>, signed: Signed) -> Result<Json<Value>, ApiError> {
+    signed.require_admin()?;
+    let query = RequestQuery {
+        status: p.status.as_deref().map(str::parse::<Status>).transpose().map_err(|e| ApiError::bad_request(e.to_string()))?,
+        requester: p.requester.as_deref().map(str::parse::<Principal>).transpose().map_err(|e| ApiError::bad_request(e.to_string()))?,
+        image: p.image.as_deref().map(ImageRef::parse).transpose().map_err(|e| ApiError::bad_request(e.to_string()))?.map(|i| i.name().to_string()),
+        updated_before: None,
+        limit: p.limit.unwrap_or(50).clamp(1, 500),
+    };
+    let requests = app.store.list(&query).await.map_err(ApiError::internal)?;
+    Ok(Json(json!({ "requests": requests })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogParams {
+    q: String,
+    limit: Option<usize>,
+}
+
+async fn catalog(State(app): State<App>, Query(p): Query<CatalogParams>, _signed: Signed) -> Result<Json<Value>, ApiError> {
+    if p.q.trim().is_empty() || p.q.len() > 100 {
+        return Err(ApiError::bad_request("q must be 1 to 100 characters"));
+    }
+    let catalog = app.registry.catalog().await.map_err(ApiError::internal)?;
+    let matches = catalog.search(&p.q, p.limit.unwrap_or(10).clamp(1, 50));
+    Ok(Json(json!({ "query": p.q, "matches": matches })))
+}

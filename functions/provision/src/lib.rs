@@ -1,1 +1,76 @@
+//! provision: creates the approved image's repo in the org (idempotently: an existing
+//! repo is success), records `provisioned` with the pull string and tags, and tells the
+//! requester. A transient registry failure is left to redelivery; on the last delivery,
+//! or on a permanent failure, the request ends `failed` and the approvers are told.
 
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+
+use shared::consumer::process_batch;
+use shared::domain::{Action, Channel, Principal, ProvisionResult, Request, Status};
+use shared::ports::{RegistryError, StoreError, WorkItem};
+use shared::workflow::{Applied, StepError};
+use shared::App;
+
+pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
+    process_batch(event, |item, attempt| provision(app, item, attempt)).await
+}
+
+fn actor() -> Principal {
+    Principal::service("provision")
+}
+
+/// Provisions one request, from wherever it stands. `attempt` is the delivery count.
+pub async fn provision(app: &App, item: WorkItem, attempt: u32) -> Result<(), StepError> {
+    let mut r = app.load(item.request_id).await?;
+    for _ in 0..8 {
+        let applied = match r.status {
+            Status::Approved => app.apply(&r, app.change(Action::StartProvisioning, actor(), Channel::System, None), |_| {}).await,
+            Status::Provisioning => match app.registry.create_repo(r.image.name(), r.image.name()).await {
+                Ok(repo) => {
+                    let result = ProvisionResult {
+                        pull_string: Request::pull_string(app.registry.org_name(), &r.image),
+                        repo_id: repo.id,
+                        tags: repo.tags,
+                    };
+                    let why = format!("repo {} created", result.repo_id);
+                    app.apply(&r, app.change(Action::CompleteProvisioning, actor(), Channel::System, Some(why)), |r| r.result = Some(result))
+                        .await
+                }
+                Err(RegistryError::Retryable(why)) if attempt < app.settings.max_receives => return Err(StepError::Retryable(why)),
+                Err(e) => {
+                    let last_try = matches!(e, RegistryError::Retryable(_));
+                    let why = if last_try { format!("gave up after {attempt} attempts: {e}") } else { e.to_string() };
+                    fail(app, &r, &why).await?;
+                    // On the last try, report failure too so the message lands in the dead letters.
+                    return Err(if last_try { StepError::Retryable(why) } else { StepError::Permanent(why) });
+                }
+            },
+            _ => return Ok(()),
+        };
+        r = match applied {
+            Ok(Applied::Done(next)) => {
+                if next.status == Status::Provisioned {
+                    app.tell_requester(&next).await;
+                }
+                next
+            }
+            Ok(Applied::Refused(..)) => return Ok(()),
+            Err(StoreError::Conflict) => app.load(item.request_id).await?,
+            Err(e) => return Err(e.into()),
+        };
+    }
+    Err(StepError::Retryable("the request kept changing under provisioning".into()))
+}
+
+async fn fail(app: &App, r: &Request, why: &str) -> Result<(), StepError> {
+    let change = app.change(Action::Fail, actor(), Channel::System, Some(why.to_string()));
+    match app.apply(r, change, |r| r.outcome = Some(why.to_string())).await {
+        Ok(Applied::Done(failed)) => {
+            app.tell_requester(&failed).await;
+            app.tell_approvers(&failed, &format!("Provisioning {} failed: {why}", failed.image)).await;
+            Ok(())
+        }
+        Ok(Applied::Refused(..)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,1 +1,157 @@
+//! validate: checks a received request against the catalog, the org and the policy, and
+//! moves it to `rejected`, `already_available`, `pending_approval` (emailing each
+//! approver their own links) or `approved` (queued for provisioning).
+//!
+//! Idempotent: each step starts from the status it finds, so a redelivered message
+//! continues where a crash stopped, and one whose work is done changes nothing.
 
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::Duration;
+
+use shared::auth::token::ApprovalClaims;
+use shared::consumer::process_batch;
+use shared::domain::{Action, Change, Channel, Decision, Principal, ProvisionResult, Request, Verdict};
+use shared::notify;
+use shared::ports::{QueueName, StoreError, WorkItem};
+use shared::workflow::{Applied, StepError};
+use shared::App;
+
+/// The Lambda handler (and the local consumer's): one SQS batch.
+pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
+    process_batch(event, |item, _attempt| validate(app, item)).await
+}
+
+fn actor() -> Principal {
+    Principal::service("validate")
+}
+
+/// What the checks concluded.
+enum Finding {
+    Reject { reason: String, suggestions: Vec<String> },
+    Available(ProvisionResult),
+    AutoApprove(String),
+    NeedsApproval,
+}
+
+async fn check(app: &App, r: &Request) -> Result<Finding, StepError> {
+    let name = r.image.name();
+    let catalog = app.registry.catalog().await?;
+    if !catalog.contains(name) {
+        return Ok(Finding::Reject {
+            reason: format!("`{name}` is not in the Chainguard catalog"),
+            suggestions: catalog.suggest(name, 3),
+        });
+    }
+    if let Some(repo) = app.registry.find_repo(name).await? {
+        return Ok(Finding::Available(ProvisionResult {
+            pull_string: Request::pull_string(app.registry.org_name(), &r.image),
+            repo_id: repo.id,
+            tags: repo.tags,
+        }));
+    }
+    let verdict = app.settings.policy.evaluate(&r.image, r.environment, &r.requester);
+    if let Verdict::Deny { rule } = &verdict {
+        return Ok(Finding::Reject {
+            reason: format!("denied by policy ({rule})"),
+            suggestions: vec![],
+        });
+    }
+    let count = app.registry.org_repos().await?.len();
+    let limit = app.settings.org_repo_limit;
+    if count >= limit {
+        return Ok(Finding::Reject {
+            reason: format!("the organization has {count} repositories, at its limit of {limit}"),
+            suggestions: vec![],
+        });
+    }
+    Ok(match verdict {
+        Verdict::AutoApprove { rule } => Finding::AutoApprove(rule),
+        _ => Finding::NeedsApproval,
+    })
+}
+
+fn change(app: &App, action: Action, reason: Option<String>) -> Change {
+    app.change(action, actor(), Channel::System, reason)
+}
+
+/// Validates one request, from wherever it stands.
+pub async fn validate(app: &App, item: WorkItem) -> Result<(), StepError> {
+    let mut r = app.load(item.request_id).await?;
+    for _ in 0..8 {
+        let applied = match r.status {
+            shared::domain::Status::Received => app.apply(&r, change(app, Action::StartValidation, None), |_| {}).await,
+            shared::domain::Status::Validating => match check(app, &r).await? {
+                Finding::Reject { reason, suggestions } => {
+                    app.apply(&r, change(app, Action::Reject, Some(reason.clone())), |r| {
+                        r.outcome = Some(reason);
+                        r.suggestions = suggestions;
+                    })
+                    .await
+                }
+                Finding::Available(result) => {
+                    let why = format!("already in the org as {}", result.pull_string);
+                    app.apply(&r, change(app, Action::FoundAvailable, Some(why)), |r| r.result = Some(result)).await
+                }
+                Finding::NeedsApproval => app.apply(&r, change(app, Action::RequireApproval, None), |_| {}).await,
+                Finding::AutoApprove(rule) => {
+                    let c = app.change(Action::Approve, Principal::service("policy"), Channel::System, Some(rule.clone()));
+                    let decision = Decision {
+                        by: c.actor.clone(),
+                        at: c.at,
+                        approved: true,
+                        reason: Some(rule),
+                        channel: Channel::System,
+                    };
+                    app.apply(&r, c, |r| r.decision = Some(decision)).await
+                }
+            },
+            // Approved by policy: make sure provisioning was queued (a crash may have come between).
+            shared::domain::Status::Approved => {
+                app.enqueue(QueueName::Provision, r.id, &item.trace_id).await?;
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        r = match applied {
+            Ok(Applied::Done(next)) => {
+                after(app, &next).await;
+                next
+            }
+            Ok(Applied::Refused(..)) => return Ok(()),
+            Err(StoreError::Conflict) => app.load(item.request_id).await?,
+            Err(e) => return Err(e.into()),
+        };
+    }
+    Err(StepError::Retryable("the request kept changing under validation".into()))
+}
+
+/// What follows a committed finding: approval emails, or the requester's news.
+async fn after(app: &App, r: &Request) {
+    use shared::domain::Status as S;
+    match r.status {
+        S::PendingApproval => send_approval_requests(app, r).await,
+        S::Rejected | S::AlreadyAvailable => app.tell_requester(r).await,
+        _ => {}
+    }
+}
+
+/// One email per approver, each with approve and deny links bound to that approver.
+pub async fn send_approval_requests(app: &App, r: &Request) {
+    let expires = app.clock.now() + Duration::hours(i64::from(app.settings.approval_ttl_hours));
+    let base = app.settings.public_url();
+    for approver in &app.settings.approvers {
+        let link = |approve| {
+            let token = app.token_keys().sign(&ApprovalClaims {
+                request_id: r.id,
+                approver: approver.clone(),
+                approve,
+                expires: expires.timestamp(),
+            });
+            format!("{base}/approvals/{token}")
+        };
+        let message = notify::approval_request(r, approver, &link(true), &link(false), expires);
+        if let Err(e) = app.notifier.send(&message).await {
+            tracing::error!(request_id = %r.id, error = %e, "could not send an approval request");
+        }
+    }
+}

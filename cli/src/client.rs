@@ -1,0 +1,62 @@
+//! A small client of the HTTP API that signs every call with the client's HMAC secret.
+
+use reqwest::Method;
+use serde_json::Value;
+
+use shared::auth::client::{sign, CLIENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+
+pub struct ApiClient {
+    base: String,
+    id: String,
+    secret: String,
+    http: reqwest::Client,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("cannot reach {0}: {1}\n  Is the server running? Start it with `cgr-request serve`, or point --url / CGR_REQUEST_URL at it.")]
+    Unreachable(String, String),
+    #[error("{message} (HTTP {status})")]
+    Api { status: u16, message: String, body: Value },
+}
+
+impl ApiClient {
+    pub fn new(base: &str, id: &str, secret: &str) -> Self {
+        ApiClient {
+            base: base.trim_end_matches('/').to_string(),
+            id: id.into(),
+            secret: secret.into(),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .expect("an HTTP client with default TLS builds"),
+        }
+    }
+
+    /// Sends a signed call; `path` includes any query string. Extra headers go as given.
+    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> Result<(u16, Value), CallError> {
+        let bytes = body.map(|b| serde_json::to_vec(b).expect("JSON serialises")).unwrap_or_default();
+        let ts = chrono::Utc::now().timestamp();
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .header(CLIENT_HEADER, &self.id)
+            .header(TIMESTAMP_HEADER, ts.to_string())
+            .header(SIGNATURE_HEADER, sign(self.secret.as_bytes(), ts, method.as_str(), path, &bytes));
+        if body.is_some() {
+            req = req.header("content-type", "application/json").body(bytes);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.map_err(|e| CallError::Unreachable(self.base.clone(), e.to_string()))?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.map_err(|e| CallError::Unreachable(self.base.clone(), e.to_string()))?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status >= 400 {
+            let message = value.get("error").and_then(Value::as_str).map_or_else(|| value.to_string(), str::to_string);
+            return Err(CallError::Api { status, message, body: value });
+        }
+        Ok((status, value))
+    }
+}

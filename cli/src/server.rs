@@ -1,0 +1,150 @@
+//! The local stack: the intake and approval routers on one listener, the validate and
+//! provision consumers polling the embedded queues through the very handlers the
+//! Lambdas run, and the sweep that recovers stranded requests and expires approvals.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use axum::http::StatusCode;
+use axum::Router;
+use tokio::task::JoinHandle;
+
+use shared::adapters::sqlite::Sqlite;
+use shared::adapters::Embedded;
+use shared::config::Settings;
+use shared::http::ApiError;
+use shared::ports::{Clock, QueueName, Registry};
+use shared::App;
+
+/// Every route of DESIGN.md's HTTP surface that exists so far.
+pub fn router(app: App) -> Router {
+    intake::router(app.clone())
+        .merge(approval::router(app))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route: see the README for the API") })
+}
+
+/// Knobs tests turn; the defaults suit a person at a terminal.
+#[derive(Clone)]
+pub struct Options {
+    pub poll_interval: Duration,
+    pub sweep_interval: Duration,
+    /// How long a request may sit `received` or `approved` before the sweep queues it again.
+    pub sweep_grace: Duration,
+    pub registry: Option<Arc<dyn Registry>>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            poll_interval: Duration::from_millis(50),
+            sweep_interval: Duration::from_secs(30),
+            sweep_grace: Duration::from_secs(60),
+            registry: None,
+            clock: Arc::new(shared::ports::SystemClock),
+        }
+    }
+}
+
+/// A running local stack; dropping it stops everything.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub app: App,
+    pub db: Sqlite,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Running {
+    /// Waits for the server task (it ends only on error).
+    pub async fn wait(mut self) {
+        if let Some(t) = self.tasks.pop() {
+            let _ = t.await;
+        }
+    }
+}
+
+pub async fn start(settings: Settings, opts: Options) -> Result<Running, String> {
+    let mut settings = settings.with_local_credentials().map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e} (set IMAGE_REQUEST_LISTEN to another address)", settings.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    settings.listen = addr;
+    let Embedded { app, db } = Embedded::open_with(settings, opts.registry.clone(), opts.clock.clone())?;
+    let mut tasks = vec![];
+    for queue in [QueueName::Validate, QueueName::Provision] {
+        tasks.push(tokio::spawn(consume(app.clone(), db.clone(), queue, opts.poll_interval)));
+    }
+    let sweeper = app.clone();
+    let (every, grace) = (opts.sweep_interval, chrono::Duration::from_std(opts.sweep_grace).unwrap_or_default());
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            if let Err(e) = sweeper.sweep(grace).await {
+                tracing::error!(error = %e, "sweep failed");
+            }
+        }
+    }));
+    let routes = router(app.clone());
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, routes).await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    }));
+    tracing::info!(%addr, data_dir = %app.settings.data_dir.display(), "image-request is serving");
+    Ok(Running { addr, app, db, tasks })
+}
+
+/// Plays SQS's event source mapping against the embedded queue: receive a batch, hand it
+/// to the function's handler as an `SqsEvent`, delete what it did not report failed.
+async fn consume(app: App, db: Sqlite, queue: QueueName, poll: Duration) {
+    let visibility_ms = (app.settings.visibility_timeout_secs * 1000) as i64;
+    loop {
+        let deliveries = match db.receive(queue, 10, visibility_ms, app.settings.max_receives).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(queue = queue.as_str(), error = %e, "receive failed");
+                tokio::time::sleep(poll * 10).await;
+                continue;
+            }
+        };
+        if deliveries.is_empty() {
+            tokio::time::sleep(poll).await;
+            continue;
+        }
+        let mut event = SqsEvent::default();
+        for d in &deliveries {
+            let mut m = SqsMessage::default();
+            m.message_id = Some(d.receipt.clone());
+            m.receipt_handle = Some(d.receipt.clone());
+            m.body = Some(d.body.clone());
+            m.attributes.insert("ApproximateReceiveCount".into(), d.receive_count.to_string());
+            m.attributes.insert("SentTimestamp".into(), d.sent_at_ms.to_string());
+            event.records.push(m);
+        }
+        let response = match queue {
+            QueueName::Validate => validate::handle(&app, event).await,
+            QueueName::Provision => provision::handle(&app, event).await,
+        };
+        let failed: HashSet<String> = response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
+        for d in deliveries {
+            if !failed.contains(&d.receipt) {
+                if let Err(e) = db.delete(d.receipt).await {
+                    tracing::error!(queue = queue.as_str(), error = %e, "delete failed; the message will be delivered again");
+                }
+            }
+        }
+    }
+}
