@@ -1,1 +1,262 @@
+//! The harness of the cross-function tests: a whole local stack per test, on a free
+//! loopback port and a fresh data folder, with clients that sign like the CLI does.
 
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cgr_request::client::{ApiClient, CallError};
+use cgr_request::server::{self, Options, Running};
+use reqwest::Method;
+use serde_json::{json, Value};
+use shared::adapters::simulated::SimulatedOrg;
+use shared::adapters::sqlite::Sqlite;
+use shared::auth::client::{sign, CLIENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use shared::catalog::Catalog;
+use shared::config::{ClientConfig, Settings};
+use shared::ports::{Registry, RegistryError, Repo};
+
+pub struct Stack {
+    pub running: Running,
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    pub dev: ApiClient,
+    pub admin: ApiClient,
+    pub dev_client: ClientConfig,
+    pub http: reqwest::Client,
+}
+
+pub async fn start() -> Stack {
+    start_with(|_| {}, None).await
+}
+
+pub async fn start_with(configure: impl FnOnce(&mut Settings), registry: Option<Arc<dyn Registry>>) -> Stack {
+    start_full(configure, registry, Arc::new(shared::ports::SystemClock)).await
+}
+
+pub async fn start_full(configure: impl FnOnce(&mut Settings), registry: Option<Arc<dyn Registry>>, clock: Arc<dyn shared::ports::Clock>) -> Stack {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings {
+        listen: ([127, 0, 0, 1], 0).into(),
+        data_dir: dir.path().into(),
+        visibility_timeout_secs: 0,
+        ..Settings::default()
+    };
+    configure(&mut settings);
+    let opts = Options {
+        poll_interval: Duration::from_millis(10),
+        registry,
+        clock,
+        ..Options::default()
+    };
+    let running = server::start(settings, opts).await.unwrap();
+    let base = format!("http://{}", running.addr);
+    let creds = &running.app.settings.clients;
+    let dev_client = creds.iter().find(|c| !c.admin).unwrap().clone();
+    let admin_client = creds.iter().find(|c| c.admin).unwrap();
+    Stack {
+        dev: ApiClient::new(&base, &dev_client.id, &dev_client.secret),
+        admin: ApiClient::new(&base, &admin_client.id, &admin_client.secret),
+        dev_client,
+        base,
+        dir,
+        running,
+        http: reqwest::Client::new(),
+    }
+}
+
+/// Row counts that must not move when a call is refused.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub struct Counts {
+    pub requests: i64,
+    pub audit: i64,
+    pub queued: i64,
+    pub repos: i64,
+}
+
+impl Stack {
+    pub async fn submit(&self, image: &str, env: Option<&str>) -> String {
+        let mut body = json!({ "image": image, "justification": "needed for the tests" });
+        if let Some(e) = env {
+            body["environment"] = json!(e);
+        }
+        let (status, v) = self.dev.call(Method::POST, "/requests", Some(&body), &[]).await.unwrap();
+        assert_eq!(status, 202, "{v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn get(&self, id: &str) -> Value {
+        self.admin.call(Method::GET, &format!("/requests/{id}"), None, &[]).await.unwrap().1
+    }
+
+    /// Polls until the request reaches `status` (10 s at most, then fails with what it saw).
+    pub async fn wait_for(&self, id: &str, status: &str) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..1000 {
+            last = self.get(id).await;
+            if last["status"] == status {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{id} never reached {status}: {last:#}");
+    }
+
+    /// Waits until the queues are empty and nothing is in flight.
+    pub async fn settle(&self) {
+        for _ in 0..500 {
+            if self.counts().await.queued == 0 {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                if self.counts().await.queued == 0 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("queues never drained");
+    }
+
+    pub async fn counts(&self) -> Counts {
+        self.running
+            .db
+            .with(|c| {
+                c.query_row(
+                    "SELECT (SELECT COUNT(*) FROM requests), (SELECT COUNT(*) FROM audit), (SELECT COUNT(*) FROM queue), (SELECT COUNT(*) FROM sim_repos)",
+                    [],
+                    |r| {
+                        Ok(Counts {
+                            requests: r.get(0)?,
+                            audit: r.get(1)?,
+                            queued: r.get(2)?,
+                            repos: r.get(3)?,
+                        })
+                    },
+                )
+                .map_err(|e| shared::ports::StoreError::Unavailable(e.to_string()))
+            })
+            .await
+            .unwrap()
+    }
+
+    pub fn outbox(&self) -> Vec<(String, String)> {
+        let dir: PathBuf = self.dir.path().join("outbox");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap()))
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// The (approve, deny) links of `approver`'s email about request `id`.
+    pub fn links(&self, id: &str, approver: &str) -> (String, String) {
+        let (_, text) = self
+            .outbox()
+            .into_iter()
+            .find(|(name, text)| name.contains(id) && name.contains("approval_request") && text.contains(&format!("To: {approver}")))
+            .unwrap_or_else(|| panic!("no approval email for {approver} about {id}"));
+        let find = |label: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(label))
+                .map(|l| l.trim().to_string())
+                .unwrap_or_else(|| panic!("no {label} link"))
+        };
+        (find("Approve: "), find("Deny:    "))
+    }
+
+    /// A raw signed call with full control over what is sent.
+    pub async fn raw(&self, method: Method, path: &str, body: Vec<u8>, headers: &[(&str, String)]) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).body(body);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Headers that sign `body` as the dev client, at `ts`, with `secret`.
+    pub fn signed_headers(&self, method: &str, path: &str, body: &[u8], ts: i64, secret: &str) -> Vec<(&'static str, String)> {
+        vec![
+            (CLIENT_HEADER, self.dev_client.id.clone()),
+            (TIMESTAMP_HEADER, ts.to_string()),
+            (SIGNATURE_HEADER, sign(secret.as_bytes(), ts, method, path, body)),
+            ("content-type", "application/json".into()),
+        ]
+    }
+}
+
+pub fn api_status(e: CallError) -> u16 {
+    match e {
+        CallError::Api { status, .. } => status,
+        other => panic!("not an API error: {other}"),
+    }
+}
+
+/// A registry that fails as told, then behaves like the simulated org.
+pub struct FlakyRegistry {
+    inner: SimulatedOrg,
+    /// Create calls that fail before one succeeds; `u32::MAX` means always.
+    pub failures_left: AtomicU32,
+    pub permanent: bool,
+    pub create_calls: AtomicU32,
+}
+
+impl FlakyRegistry {
+    pub fn new(failures: u32, permanent: bool) -> Arc<Self> {
+        Arc::new(FlakyRegistry {
+            inner: SimulatedOrg::new(Sqlite::in_memory().unwrap(), "example.com", Catalog::embedded()),
+            failures_left: AtomicU32::new(failures),
+            permanent,
+            create_calls: AtomicU32::new(0),
+        })
+    }
+}
+
+#[async_trait]
+impl Registry for FlakyRegistry {
+    fn org_name(&self) -> &str {
+        self.inner.org_name()
+    }
+    async fn catalog(&self) -> Result<Arc<Catalog>, RegistryError> {
+        self.inner.catalog().await
+    }
+    async fn org_repos(&self) -> Result<Vec<Repo>, RegistryError> {
+        self.inner.org_repos().await
+    }
+    async fn find_repo(&self, name: &str) -> Result<Option<Repo>, RegistryError> {
+        self.inner.find_repo(name).await
+    }
+    async fn create_repo(&self, name: &str, source: &str) -> Result<Repo, RegistryError> {
+        self.create_calls.fetch_add(1, Ordering::SeqCst);
+        let left = self.failures_left.load(Ordering::SeqCst);
+        if left > 0 {
+            if left != u32::MAX {
+                self.failures_left.fetch_sub(1, Ordering::SeqCst);
+            }
+            return Err(if self.permanent {
+                RegistryError::Permanent("400 InvalidArgument: repo name rejected".into())
+            } else {
+                RegistryError::Retryable("503 Unavailable".into())
+            });
+        }
+        self.inner.create_repo(name, source).await
+    }
+}
+
+/// The system clock plus an offset that tests move, to see hours pass.
+#[derive(Default)]
+pub struct ShiftedClock {
+    pub offset_secs: std::sync::atomic::AtomicI64,
+}
+
+impl shared::ports::Clock for ShiftedClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        shared::ports::SystemClock.now() + chrono::Duration::seconds(self.offset_secs.load(Ordering::SeqCst))
+    }
+}

@@ -1,0 +1,116 @@
+//! At-least-once delivery: duplicates change nothing twice, failures are redelivered and
+//! complete once, and what keeps failing ends in the dead letters with the request failed.
+
+use std::sync::atomic::Ordering;
+
+use pipeline_tests::{start, start_full, start_with, FlakyRegistry, ShiftedClock};
+use shared::ports::Clock;
+use shared::ports::{QueueName, Registry, WorkItem};
+
+#[tokio::test]
+async fn duplicate_delivery_of_every_queue_message_changes_nothing_twice() {
+    let s = start().await;
+    let auto = s.submit("go", Some("dev")).await;
+    let manual = s.submit("busybox", None).await;
+    s.wait_for(&auto, "provisioned").await;
+    s.wait_for(&manual, "pending_approval").await;
+    s.settle().await;
+    let before = (s.counts().await, s.get(&auto).await, s.get(&manual).await, s.outbox().len());
+    for id in [&auto, &manual] {
+        let item = WorkItem {
+            request_id: id.parse().unwrap(),
+            trace_id: "duplicate".into(),
+        };
+        for queue in [QueueName::Validate, QueueName::Provision] {
+            s.running.app.enqueue(queue, item.request_id, "duplicate").await.unwrap();
+            s.running.app.enqueue(queue, item.request_id, "duplicate").await.unwrap();
+        }
+        // And straight into the handlers, as a Lambda would see a redelivery.
+        validate::validate(&s.running.app, item.clone()).await.unwrap();
+        provision::provision(&s.running.app, item, 2).await.unwrap();
+    }
+    s.settle().await;
+    let after = (s.counts().await, s.get(&auto).await, s.get(&manual).await, s.outbox().len());
+    assert_eq!(after, before);
+}
+
+#[tokio::test]
+async fn a_handler_that_fails_midway_is_redelivered_and_completes_once() {
+    let registry = FlakyRegistry::new(2, false);
+    let s = start_with(|_| {}, Some(registry.clone())).await;
+    let id = s.submit("curl", Some("dev")).await;
+    let v = s.wait_for(&id, "provisioned").await;
+    assert_eq!(registry.create_calls.load(Ordering::SeqCst), 3, "two failures, then success");
+    assert_eq!(registry.org_repos().await.unwrap().len(), 1);
+    let completions = v["audit"].as_array().unwrap().iter().filter(|e| e["to"] == "provisioned").count();
+    assert_eq!(completions, 1);
+    s.settle().await;
+    assert!(s.running.db.dead_letters(QueueName::Provision).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_message_that_keeps_failing_reaches_the_dead_letters_and_the_request_fails() {
+    let registry = FlakyRegistry::new(u32::MAX, false);
+    let s = start_with(|c| c.max_receives = 3, Some(registry.clone())).await;
+    let id = s.submit("curl", Some("dev")).await;
+    let v = s.wait_for(&id, "failed").await;
+    assert!(v["outcome"].as_str().unwrap().contains("gave up after 3 attempts"), "{}", v["outcome"]);
+    assert_eq!(registry.create_calls.load(Ordering::SeqCst), 3);
+    for _ in 0..200 {
+        if !s.running.db.dead_letters(QueueName::Provision).await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(s.running.db.dead_letters(QueueName::Provision).await.unwrap().len(), 1);
+    let outbox = s.outbox();
+    assert_eq!(outbox.iter().filter(|(n, _)| n.contains("approver_alert")).count(), 2, "both approvers told");
+    assert!(outbox.iter().any(|(n, t)| n.contains("outcome") && t.contains("Failed: curl:latest")));
+}
+
+#[tokio::test]
+async fn a_permanent_registry_error_fails_the_request_at_once_and_an_admin_can_retry() {
+    let registry = FlakyRegistry::new(1, true);
+    let s = start_with(|_| {}, Some(registry.clone())).await;
+    let id = s.submit("curl", Some("dev")).await;
+    let v = s.wait_for(&id, "failed").await;
+    assert_eq!(v["outcome"], "400 InvalidArgument: repo name rejected");
+    assert_eq!(registry.create_calls.load(Ordering::SeqCst), 1, "not retried");
+    s.admin
+        .call(reqwest::Method::POST, &format!("/requests/{id}/retry"), Some(&serde_json::json!({})), &[])
+        .await
+        .unwrap();
+    let v = s.wait_for(&id, "provisioned").await;
+    shared::domain::verify_chain(&serde_json::from_value::<Vec<_>>(v["audit"].clone()).unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn the_sweep_requeues_stranded_requests_and_expires_old_approvals() {
+    let clock = std::sync::Arc::new(ShiftedClock::default());
+    let s = start_full(|c| c.approval_ttl_hours = 1, None, clock.clone()).await;
+    let id = s.submit("busybox", None).await;
+    s.wait_for(&id, "pending_approval").await;
+    // A request stored by an intake that crashed before queueing it.
+    let new = shared::domain::NewRequest {
+        image: shared::domain::ImageRef::parse("git").unwrap(),
+        requester: "email:developer@example.com".parse().unwrap(),
+        justification: shared::domain::Justification::parse("stranded").unwrap(),
+        environment: Some(shared::domain::Environment::Dev),
+        channel: shared::domain::Channel::Api,
+        idempotency_key: None,
+    };
+    let (stranded, event) = shared::domain::Request::submit(new, shared::domain::RequestId::new(), clock.now());
+    s.running.app.store.create(&stranded, &event).await.unwrap();
+    s.settle().await;
+    let report = s.running.app.sweep(chrono::Duration::seconds(60)).await.unwrap();
+    assert_eq!((report.requeued, report.expired), (0, 0), "nothing is old yet");
+
+    clock.offset_secs.store(2 * 3600, Ordering::SeqCst);
+    let report = s.running.app.sweep(chrono::Duration::seconds(60)).await.unwrap();
+    clock.offset_secs.store(0, Ordering::SeqCst);
+    assert_eq!((report.requeued, report.expired), (1, 1));
+    let v = s.wait_for(&id, "expired").await;
+    assert_eq!(v["audit"].as_array().unwrap().last().unwrap()["actor"], "service:sweeper");
+    s.wait_for(&stranded.id.to_string(), "provisioned").await;
+    assert!(s.outbox().iter().any(|(n, t)| n.contains(&id) && t.contains("Expired: busybox:latest")));
+}

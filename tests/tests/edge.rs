@@ -1,0 +1,185 @@
+//! Bad input at the edge: every refusal is precise, and nothing is stored or changed.
+
+use chrono::Utc;
+use pipeline_tests::{start, Counts, Stack};
+use reqwest::Method;
+use serde_json::json;
+use shared::auth::token::ApprovalClaims;
+
+async fn refused(s: &Stack, body: &[u8], headers: Vec<(&'static str, String)>) -> (u16, serde_json::Value) {
+    let before: Counts = s.counts().await;
+    let out = s.raw(Method::POST, "/requests", body.to_vec(), &headers).await;
+    assert_eq!(s.counts().await, before, "a refused call changed something: {out:?}");
+    assert!(out.1["error"].is_string(), "errors are JSON with an `error`: {out:?}");
+    out
+}
+
+fn good_body() -> Vec<u8> {
+    serde_json::to_vec(&json!({"image": "busybox", "justification": "debug"})).unwrap()
+}
+
+#[tokio::test]
+async fn forged_stale_and_missing_signatures_are_refused_and_store_nothing() {
+    let s = start().await;
+    let body = good_body();
+    let now = Utc::now().timestamp();
+    let secret = s.dev_client.secret.clone();
+
+    let forged = s.signed_headers("POST", "/requests", &body, now, "not-the-secret");
+    assert_eq!(refused(&s, &body, forged).await.0, 401);
+
+    let stale = s.signed_headers("POST", "/requests", &body, now - 301, &secret);
+    let (code, v) = refused(&s, &body, stale).await;
+    assert_eq!(code, 401);
+    assert!(v["error"].as_str().unwrap().contains("away from the server clock"));
+
+    let other_route = s.signed_headers("POST", "/catalog", &body, now, &secret);
+    assert_eq!(refused(&s, &body, other_route).await.0, 401);
+
+    let (code, v) = refused(&s, &body, vec![("content-type", "application/json".into())]).await;
+    assert_eq!(code, 401);
+    assert!(v["error"].as_str().unwrap().contains("x-client-id"));
+
+    let mut unknown = s.signed_headers("POST", "/requests", &body, now, &secret);
+    unknown[0].1 = "nobody".into();
+    assert_eq!(refused(&s, &body, unknown).await.0, 401);
+
+    // The same body, signed right, is accepted: the refusals above were about the signature.
+    let ok = s.raw(Method::POST, "/requests", body.clone(), &s.signed_headers("POST", "/requests", &body, now, &secret)).await;
+    assert_eq!(ok.0, 202);
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413() {
+    let s = start().await;
+    let body = serde_json::to_vec(&json!({"image": "busybox", "justification": "x".repeat(20_000)})).unwrap();
+    let headers = s.signed_headers("POST", "/requests", &body, Utc::now().timestamp(), &s.dev_client.secret);
+    assert_eq!(refused(&s, &body, headers).await.0, 413);
+}
+
+#[tokio::test]
+async fn malformed_json_and_unknown_fields_are_400() {
+    let s = start().await;
+    for (body, says) in [
+        (&b"{\"image\": \"busybox\""[..], "body is not valid"),
+        (b"[]", "body is not valid"),
+        (br#"{"image":"busybox","justification":"x","admin":true}"#, "unknown field `admin`"),
+        (br#"{"image":"busybox"}"#, "missing field `justification`"),
+        (br#"{"image":"busybox","justification":"   "}"#, "justification is required"),
+        (br#"{"image":"busybox","justification":"x","environment":"production"}"#, "not an environment"),
+        (br#"{"image":"busybox","justification":"x","requester":"email:ceo@example.com"}"#, "on behalf of someone else"),
+    ] {
+        let headers = s.signed_headers("POST", "/requests", body, Utc::now().timestamp(), &s.dev_client.secret);
+        let (code, v) = refused(&s, body, headers).await;
+        assert!(code == 400 || code == 403, "{code} {v}");
+        assert!(v["error"].as_str().unwrap().contains(says), "{} does not say {says}", v["error"]);
+    }
+}
+
+#[tokio::test]
+async fn image_names_that_break_the_grammar_are_refused_with_why() {
+    let s = start().await;
+    let long = "a".repeat(300);
+    for (image, says) in [
+        ("../../etc/passwd", "not a valid path component"),
+        ("BusyBox", "'B'"),
+        ("busy box", "' '"),
+        ("ｂusybox", "U+FF42"),
+        ("pуthon", "U+0443"),
+        ("", "empty"),
+        (long.as_str(), "300 characters"),
+        ("busybox@sha256:00", "digests"),
+    ] {
+        let body = serde_json::to_vec(&json!({"image": image, "justification": "x"})).unwrap();
+        let headers = s.signed_headers("POST", "/requests", &body, Utc::now().timestamp(), &s.dev_client.secret);
+        let (code, v) = refused(&s, &body, headers).await;
+        assert_eq!(code, 400, "{image}");
+        assert_eq!(v["field"], "image");
+        assert!(v["error"].as_str().unwrap().contains(says), "{image}: {}", v["error"]);
+    }
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_returns_the_same_request_and_creates_nothing() {
+    let s = start().await;
+    let body = json!({"image": "curl", "justification": "fetching things"});
+    let key = [("idempotency-key", "form-submission-42")];
+    let (first_code, first) = s.dev.call(Method::POST, "/requests", Some(&body), &key).await.unwrap();
+    let (again_code, again) = s.dev.call(Method::POST, "/requests", Some(&body), &key).await.unwrap();
+    assert_eq!((first_code, again_code), (202, 200));
+    assert_eq!(first["id"], again["id"]);
+    assert_eq!(s.counts().await.requests, 1);
+    let other = json!({"image": "git", "justification": "fetching things"});
+    let err = s.dev.call(Method::POST, "/requests", Some(&other), &key).await.unwrap_err();
+    assert_eq!(pipeline_tests::api_status(err), 422);
+    assert_eq!(s.counts().await.requests, 1);
+}
+
+#[tokio::test]
+async fn opening_an_approval_link_any_number_of_times_changes_nothing() {
+    let s = start().await;
+    let id = s.submit("busybox", None).await;
+    s.wait_for(&id, "pending_approval").await;
+    s.settle().await;
+    let (approve, deny) = s.links(&id, "platform-admin@example.com");
+    let before = (s.counts().await, s.get(&id).await);
+    for _ in 0..5 {
+        for link in [&approve, &deny] {
+            assert_eq!(s.http.get(link).send().await.unwrap().status(), 200);
+            assert_eq!(s.http.head(link).send().await.unwrap().status(), 200);
+        }
+    }
+    assert_eq!((s.counts().await, s.get(&id).await), before);
+}
+
+#[tokio::test]
+async fn two_approvers_deciding_at_the_same_moment_exactly_one_wins() {
+    let s = start().await;
+    let id = s.submit("nginx", None).await;
+    s.wait_for(&id, "pending_approval").await;
+    let (approve, _) = s.links(&id, "platform-admin@example.com");
+    let (_, deny) = s.links(&id, "security-lead@example.com");
+    let (a, b) = tokio::join!(
+        s.http.post(&approve).form(&[("reason", "yes")]).send(),
+        s.http.post(&deny).form(&[("reason", "no")]).send()
+    );
+    let mut codes = [a.unwrap().status().as_u16(), b.unwrap().status().as_u16()];
+    codes.sort();
+    assert_eq!(codes, [200, 409]);
+    let v = s.get(&id).await;
+    let decisions = v["audit"].as_array().unwrap().iter().filter(|e| e["from"] == "pending_approval").count();
+    assert_eq!(decisions, 1);
+    // The loser, and anyone after, is told who decided.
+    let late = s.http.post(&approve).send().await.unwrap();
+    assert_eq!(late.status(), 409);
+    assert!(late.text().await.unwrap().contains("already decided by email:"));
+}
+
+#[tokio::test]
+async fn expired_tampered_and_revoked_links_get_a_clear_page_and_change_nothing() {
+    let s = start().await;
+    let id = s.submit("busybox", None).await;
+    s.wait_for(&id, "pending_approval").await;
+    s.settle().await;
+    let (approve, _) = s.links(&id, "platform-admin@example.com");
+    let keys = s.running.app.token_keys();
+    let claims = |approver: &str, expires| ApprovalClaims {
+        request_id: id.parse().unwrap(),
+        approver: approver.into(),
+        approve: true,
+        expires,
+    };
+    let expired = format!("{}/approvals/{}", s.base, keys.sign(&claims("platform-admin@example.com", Utc::now().timestamp() - 1)));
+    let outsider = format!("{}/approvals/{}", s.base, keys.sign(&claims("mallory@example.com", Utc::now().timestamp() + 60)));
+    let tampered = format!("{}x", approve);
+    let before = s.counts().await;
+    for (link, code, says) in [(&expired, 410, "expired"), (&tampered, 403, "not a valid approval link"), (&outsider, 403, "no longer an approver")] {
+        for method in [Method::GET, Method::POST] {
+            let r = s.http.request(method, link).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), code);
+            assert!(r.text().await.unwrap().contains(says));
+        }
+    }
+    assert_eq!(s.counts().await, before);
+    assert_eq!(s.get(&id).await["status"], "pending_approval");
+}

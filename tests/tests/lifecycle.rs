@@ -1,0 +1,144 @@
+//! The request lifecycle end to end on the embedded backend: every way a request can end.
+
+use pipeline_tests::{start, start_with};
+use reqwest::Method;
+use serde_json::{json, Value};
+use shared::domain::{verify_chain, AuditEvent};
+
+fn chain_of(v: &Value) -> Vec<AuditEvent> {
+    serde_json::from_value(v["audit"].clone()).unwrap()
+}
+
+fn transitions(v: &Value) -> Vec<String> {
+    chain_of(v).iter().map(|e| e.to.to_string()).collect()
+}
+
+#[tokio::test]
+async fn auto_approved_request_is_provisioned_without_an_admin() {
+    let s = start().await;
+    let id = s.submit("go", Some("dev")).await;
+    let v = s.wait_for(&id, "provisioned").await;
+    assert_eq!(v["result"]["pull_string"], "cgr.dev/example.com/go:latest");
+    assert_eq!(v["result"]["tags"], json!(["latest", "latest-dev"]));
+    assert_eq!(v["decision"]["by"], "service:policy");
+    assert_eq!(transitions(&v), ["received", "validating", "approved", "provisioning", "provisioned"]);
+    verify_chain(&chain_of(&v)).unwrap();
+    s.settle().await;
+    let outbox = s.outbox();
+    assert!(!outbox.iter().any(|(n, _)| n.contains("approval_request")), "no admin was asked");
+    assert!(outbox.iter().any(|(n, t)| n.contains("outcome") && t.contains("docker pull cgr.dev/example.com/go:latest")));
+}
+
+#[tokio::test]
+async fn manually_approved_request_reaches_provisioned_through_the_emailed_link() {
+    let s = start().await;
+    let id = s.submit("busybox", None).await;
+    s.wait_for(&id, "pending_approval").await;
+    // One email per approver, each with its own links.
+    let (approve_a, deny_a) = s.links(&id, "platform-admin@example.com");
+    let (approve_b, _) = s.links(&id, "security-lead@example.com");
+    assert_ne!(approve_a, approve_b);
+    assert_ne!(approve_a, deny_a);
+
+    let page = s.http.get(&approve_a).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("busybox:latest") && html.contains("needed for the tests") && html.contains("<form method=\"post\""));
+    assert_eq!(s.get(&id).await["status"], "pending_approval", "opening the link changes nothing");
+
+    let done = s.http.post(&approve_a).form(&[("reason", "fine for staging")]).send().await.unwrap();
+    assert_eq!(done.status(), 200);
+    let v = s.wait_for(&id, "provisioned").await;
+    assert_eq!(v["result"]["pull_string"], "cgr.dev/example.com/busybox:latest");
+    let events = chain_of(&v);
+    verify_chain(&events).unwrap();
+    let approval = events.iter().find(|e| e.to.to_string() == "approved").unwrap();
+    assert_eq!(approval.actor.to_string(), "email:platform-admin@example.com");
+    assert_eq!(approval.channel.to_string(), "email");
+    assert_eq!(approval.reason.as_deref(), Some("fine for staging"));
+    assert_eq!(events[0].actor.to_string(), "email:developer@example.com");
+    s.settle().await;
+    assert!(s.outbox().iter().any(|(n, t)| n.contains(&id) && n.contains("outcome-developer") && t.contains("Ready: busybox:latest")));
+}
+
+#[tokio::test]
+async fn denied_request_tells_the_requester_why() {
+    let s = start().await;
+    let id = s.submit("nginx", Some("prod")).await;
+    s.wait_for(&id, "pending_approval").await;
+    let (_, deny) = s.links(&id, "security-lead@example.com");
+    let resp = s.http.post(&deny).form(&[("reason", "use the approved ingress image")]).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let v = s.wait_for(&id, "denied").await;
+    assert_eq!(v["decision"]["by"], "email:security-lead@example.com");
+    assert!(s.outbox().iter().any(|(n, t)| n.contains("outcome") && t.contains("use the approved ingress image")));
+    assert_eq!(s.counts().await.repos, 0);
+}
+
+#[tokio::test]
+async fn image_not_in_the_catalog_is_rejected_with_suggestions() {
+    let s = start().await;
+    let id = s.submit("busybx", Some("dev")).await;
+    let v = s.wait_for(&id, "rejected").await;
+    assert!(v["outcome"].as_str().unwrap().contains("not in the Chainguard catalog"));
+    let sugg = v["suggestions"].as_array().unwrap();
+    assert!(!sugg.is_empty() && sugg.len() <= 3);
+    assert_eq!(sugg[0], "busybox");
+}
+
+#[tokio::test]
+async fn image_already_in_the_org_is_already_available_with_its_pull_string() {
+    let s = start().await;
+    let first = s.submit("redis", Some("dev")).await;
+    s.wait_for(&first, "provisioned").await;
+    let again = s.submit("redis:7.4", None).await;
+    let v = s.wait_for(&again, "already_available").await;
+    assert_eq!(v["result"]["pull_string"], "cgr.dev/example.com/redis:7.4");
+    assert_eq!(s.counts().await.repos, 1);
+}
+
+#[tokio::test]
+async fn org_at_its_repo_limit_is_rejected_saying_count_and_limit() {
+    let s = start_with(|c| c.org_repo_limit = 1, None).await;
+    let first = s.submit("curl", Some("dev")).await;
+    s.wait_for(&first, "provisioned").await;
+    let id = s.submit("git", Some("dev")).await;
+    let v = s.wait_for(&id, "rejected").await;
+    assert_eq!(v["outcome"], "the organization has 1 repositories, at its limit of 1");
+}
+
+#[tokio::test]
+async fn policy_denylist_rejects_with_the_rule() {
+    let s = start_with(|c| c.policy.deny_images = vec!["*-fips".into()], None).await;
+    let id = s.submit("python-fips", Some("dev")).await;
+    let v = s.wait_for(&id, "rejected").await;
+    assert_eq!(v["outcome"], "denied by policy (deny_images: `python-fips` matches `*-fips`)");
+    assert_eq!(s.counts().await.repos, 0);
+}
+
+#[tokio::test]
+async fn admin_cli_route_approves_and_lists_pending_oldest_first() {
+    let s = start().await;
+    let a = s.submit("curl", None).await;
+    let b = s.submit("git", None).await;
+    s.wait_for(&b, "pending_approval").await;
+    s.wait_for(&a, "pending_approval").await;
+    let (_, v) = s.admin.call(Method::GET, "/requests?status=pending_approval", None, &[]).await.unwrap();
+    let ids: Vec<&str> = v["requests"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [a.as_str(), b.as_str()]);
+    let err = s.dev.call(Method::GET, "/requests?status=pending_approval", None, &[]).await.unwrap_err();
+    assert_eq!(pipeline_tests::api_status(err), 403);
+    s.admin
+        .call(Method::POST, &format!("/requests/{a}/decision"), Some(&json!({"decision": "approve"})), &[])
+        .await
+        .unwrap();
+    let v = s.wait_for(&a, "provisioned").await;
+    assert_eq!(v["decision"]["by"], "email:platform-admin@example.com");
+    assert_eq!(v["decision"]["channel"], "cli");
+    let err = s
+        .admin
+        .call(Method::POST, &format!("/requests/{b}/decision"), Some(&json!({"decision": "deny"})), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(pipeline_tests::api_status(err), 400, "a denial needs a reason");
+}
