@@ -34,28 +34,52 @@ impl ApiClient {
     }
 
     /// Sends a signed call; `path` includes any query string. Extra headers go as given.
-    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> Result<(u16, Value), CallError> {
-        let bytes = body.map(|b| serde_json::to_vec(b).expect("JSON serialises")).unwrap_or_default();
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, Value), CallError> {
+        let bytes = body
+            .map(|b| serde_json::to_vec(b).expect("JSON serialises"))
+            .unwrap_or_default();
         let ts = chrono::Utc::now().timestamp();
         let mut req = self
             .http
             .request(method.clone(), format!("{}{path}", self.base))
             .header(CLIENT_HEADER, &self.id)
             .header(TIMESTAMP_HEADER, ts.to_string())
-            .header(SIGNATURE_HEADER, sign(self.secret.as_bytes(), ts, method.as_str(), path, &bytes));
+            .header(
+                SIGNATURE_HEADER,
+                sign(self.secret.as_bytes(), ts, method.as_str(), path, &bytes),
+            );
         if body.is_some() {
             req = req.header("content-type", "application/json").body(bytes);
         }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = req.send().await.map_err(|e| CallError::Unreachable(self.base.clone(), e.to_string()))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| CallError::Unreachable(self.base.clone(), e.to_string()))?;
         let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| CallError::Unreachable(self.base.clone(), e.to_string()))?;
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| CallError::Unreachable(self.base.clone(), e.to_string()))?;
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if status >= 400 {
-            let message = value.get("error").and_then(Value::as_str).map_or_else(|| value.to_string(), str::to_string);
-            return Err(CallError::Api { status, message, body: value });
+            let message = value
+                .get("error")
+                .and_then(Value::as_str)
+                .map_or_else(|| value.to_string(), str::to_string);
+            return Err(CallError::Api {
+                status,
+                message,
+                body: value,
+            });
         }
         Ok((status, value))
     }

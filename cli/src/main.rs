@@ -13,10 +13,19 @@ use cgr_request::server;
 use shared::config::{read_credentials, Settings, DEFAULT_DATA_DIR};
 
 #[derive(Parser)]
-#[command(name = "cgr-request", version, about = "Ask for Chainguard images for your organization's registry, follow them, approve them.")]
+#[command(
+    name = "cgr-request",
+    version,
+    about = "Ask for Chainguard images for your organization's registry, follow them, approve them."
+)]
 struct Cli {
     /// The Image Request API.
-    #[arg(long, global = true, env = "CGR_REQUEST_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "CGR_REQUEST_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     url: String,
     /// API client id (default: from the local credentials file).
     #[arg(long, global = true, env = "CGR_REQUEST_CLIENT")]
@@ -163,13 +172,23 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             if let Some(e) = env {
                 body["environment"] = json!(e);
             }
-            let headers: Vec<(&str, &str)> = idempotency_key.as_deref().map(|k| vec![("idempotency-key", k)]).unwrap_or_default();
-            let (_, v) = api.call(Method::POST, "/requests", Some(&body), &headers).await.map_err(explain)?;
+            let headers: Vec<(&str, &str)> = idempotency_key
+                .as_deref()
+                .map(|k| vec![("idempotency-key", k)])
+                .unwrap_or_default();
+            let (_, v) = api
+                .call(Method::POST, "/requests", Some(&body), &headers)
+                .await
+                .map_err(explain)?;
             let id = v["id"].as_str().unwrap_or_default().to_string();
             match out {
                 Output::Json if !wait => println!("{v:#}"),
                 Output::Json => {}
-                Output::Table => println!("{id}  {}  {}\nFollow it with: cgr-request status {id} --wait", v["image"].as_str().unwrap_or(""), v["status"].as_str().unwrap_or("")),
+                Output::Table => println!(
+                    "{id}  {}  {}\nFollow it with: cgr-request status {id} --wait",
+                    v["image"].as_str().unwrap_or(""),
+                    v["status"].as_str().unwrap_or("")
+                ),
             }
             if wait {
                 return follow(&api, &id, timeout_secs, out).await;
@@ -187,28 +206,44 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Admin(cmd) => {
             let v = match cmd {
-                Admin::Pending => api.call(Method::GET, "/requests?status=pending_approval", None, &[]).await,
+                Admin::Pending => {
+                    api.call(Method::GET, "/requests?status=pending_approval", None, &[])
+                        .await
+                }
                 Admin::Approve { id, reason } => {
                     let body = json!({ "decision": "approve", "reason": reason });
-                    api.call(Method::POST, &format!("/requests/{id}/decision"), Some(&body), &[]).await
+                    api.call(Method::POST, &format!("/requests/{id}/decision"), Some(&body), &[])
+                        .await
                 }
                 Admin::Deny { id, reason } => {
                     let body = json!({ "decision": "deny", "reason": reason });
-                    api.call(Method::POST, &format!("/requests/{id}/decision"), Some(&body), &[]).await
+                    api.call(Method::POST, &format!("/requests/{id}/decision"), Some(&body), &[])
+                        .await
                 }
-                Admin::Retry { id } => api.call(Method::POST, &format!("/requests/{id}/retry"), Some(&json!({})), &[]).await,
+                Admin::Retry { id } => {
+                    api.call(Method::POST, &format!("/requests/{id}/retry"), Some(&json!({})), &[])
+                        .await
+                }
             }
             .map_err(explain)?
             .1;
             match (out, v.get("requests")) {
                 (Output::Json, _) => println!("{v:#}"),
                 (Output::Table, Some(list)) => print_list(list),
-                (Output::Table, None) => println!("{}  {}  {}", v["id"].as_str().unwrap_or(""), v["image"].as_str().unwrap_or(""), v["status"].as_str().unwrap_or("")),
+                (Output::Table, None) => println!(
+                    "{}  {}  {}",
+                    v["id"].as_str().unwrap_or(""),
+                    v["image"].as_str().unwrap_or(""),
+                    v["status"].as_str().unwrap_or("")
+                ),
             }
         }
         Command::Catalog(CatalogCmd::Search { word }) => {
             let q: String = url_encode(&word);
-            let (_, v) = api.call(Method::GET, &format!("/catalog?q={q}"), None, &[]).await.map_err(explain)?;
+            let (_, v) = api
+                .call(Method::GET, &format!("/catalog?q={q}"), None, &[])
+                .await
+                .map_err(explain)?;
             match out {
                 Output::Json => println!("{v:#}"),
                 Output::Table => {
@@ -228,7 +263,13 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
 
 fn url_encode(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -244,23 +285,42 @@ fn client_for(cli: &Cli, admin: bool) -> Result<ApiClient, String> {
         Some(id) => creds.clients.iter().find(|c| &c.id == id),
         None => creds.clients.iter().find(|c| c.admin == admin),
     };
-    let c = chosen.ok_or_else(|| format!("no {} client in {}", if admin { "admin" } else { "non-admin" }, cli.data_dir.display()))?;
+    let c = chosen.ok_or_else(|| {
+        format!(
+            "no {} client in {}",
+            if admin { "admin" } else { "non-admin" },
+            cli.data_dir.display()
+        )
+    })?;
     Ok(ApiClient::new(&cli.url, &c.id, &c.secret))
 }
 
 fn explain(e: CallError) -> String {
     match &e {
-        CallError::Api { status: 401, .. } => format!("{e}\n  The server did not accept this client's signature: check --client/--secret and the clock."),
+        CallError::Api { status: 401, .. } => {
+            format!("{e}\n  The server did not accept this client's signature: check --client/--secret and the clock.")
+        }
         CallError::Api { status: 403, .. } => format!("{e}\n  Admin commands need an admin client."),
         _ => e.to_string(),
     }
 }
 
 async fn get_request(api: &ApiClient, id: &str) -> Result<Value, String> {
-    api.call(Method::GET, &format!("/requests/{id}"), None, &[]).await.map(|(_, v)| v).map_err(explain)
+    api.call(Method::GET, &format!("/requests/{id}"), None, &[])
+        .await
+        .map(|(_, v)| v)
+        .map_err(explain)
 }
 
-const TERMINAL: [&str; 7] = ["rejected", "already_available", "denied", "expired", "cancelled", "provisioned", "failed"];
+const TERMINAL: [&str; 7] = [
+    "rejected",
+    "already_available",
+    "denied",
+    "expired",
+    "cancelled",
+    "provisioned",
+    "failed",
+];
 
 /// Prints each status change until the request ends; the exit code says how it ended.
 async fn follow(api: &ApiClient, id: &str, timeout_secs: u64, out: Output) -> Result<ExitCode, String> {
@@ -271,7 +331,11 @@ async fn follow(api: &ApiClient, id: &str, timeout_secs: u64, out: Output) -> Re
         let status = v["status"].as_str().unwrap_or("").to_string();
         if status != last {
             if out == Output::Table {
-                let note = if status == "pending_approval" { "  (waiting for an approver)" } else { "" };
+                let note = if status == "pending_approval" {
+                    "  (waiting for an approver)"
+                } else {
+                    ""
+                };
                 println!("{}  {id}  {status}{note}", chrono::Utc::now().format("%H:%M:%S"));
             }
             last = status.clone();
@@ -282,10 +346,16 @@ async fn follow(api: &ApiClient, id: &str, timeout_secs: u64, out: Output) -> Re
                 Output::Table => print_request(&v),
             }
             let ok = matches!(status.as_str(), "provisioned" | "already_available");
-            return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_UNSUCCESSFUL) });
+            return Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_UNSUCCESSFUL)
+            });
         }
         if started.elapsed() > Duration::from_secs(timeout_secs) {
-            return Err(format!("{id} is still {status} after {timeout_secs} s; check again with `cgr-request status {id}`"));
+            return Err(format!(
+                "{id} is still {status} after {timeout_secs} s; check again with `cgr-request status {id}`"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -316,17 +386,38 @@ fn print_request(v: &Value) {
         row("Did you mean", sugg.iter().map(s).collect::<Vec<_>>().join(", "));
     }
     if let Some(d) = v.get("decision").filter(|d| !d.is_null()) {
-        let verdict = if d["approved"].as_bool() == Some(true) { "approved" } else { "denied" };
-        row("Decision", format!("{verdict} by {} at {} via {}", s(&d["by"]), s(&d["at"]), s(&d["channel"])));
+        let verdict = if d["approved"].as_bool() == Some(true) {
+            "approved"
+        } else {
+            "denied"
+        };
+        row(
+            "Decision",
+            format!(
+                "{verdict} by {} at {} via {}",
+                s(&d["by"]),
+                s(&d["at"]),
+                s(&d["channel"])
+            ),
+        );
     }
     if let Some(r) = v.get("result").filter(|r| !r.is_null()) {
         row("Pull", s(&r["pull_string"]));
-        row("Tags", r["tags"].as_array().map(|t| t.iter().map(s).collect::<Vec<_>>().join(", ")).unwrap_or_default());
+        row(
+            "Tags",
+            r["tags"]
+                .as_array()
+                .map(|t| t.iter().map(s).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default(),
+        );
         row("Repo id", s(&r["repo_id"]));
     }
     if let Some(events) = v["audit"].as_array() {
         println!("\nAudit timeline");
-        println!("{:>3}  {:<24}  {:<34}  {:<24}  {:<36}  {:<8}  REASON", "#", "TIME", "ACTOR", "ACTION", "FROM -> TO", "CHANNEL");
+        println!(
+            "{:>3}  {:<24}  {:<34}  {:<24}  {:<36}  {:<8}  REASON",
+            "#", "TIME", "ACTOR", "ACTION", "FROM -> TO", "CHANNEL"
+        );
         for e in events {
             let from = if e["from"].is_null() { "-".into() } else { s(&e["from"]) };
             println!(
@@ -349,8 +440,18 @@ fn print_list(list: &Value) {
         println!("nothing pending");
         return;
     }
-    println!("{:<30}  {:<28}  {:<30}  {:<20}  JUSTIFICATION", "REQUEST", "IMAGE", "REQUESTED BY", "SUBMITTED");
+    println!(
+        "{:<30}  {:<28}  {:<30}  {:<20}  JUSTIFICATION",
+        "REQUEST", "IMAGE", "REQUESTED BY", "SUBMITTED"
+    );
     for r in items {
-        println!("{:<30}  {:<28}  {:<30}  {:<20}  {}", s(&r["id"]), s(&r["image"]), s(&r["requester"]), s(&r["created_at"]).chars().take(19).collect::<String>(), s(&r["justification"]));
+        println!(
+            "{:<30}  {:<28}  {:<30}  {:<20}  {}",
+            s(&r["id"]),
+            s(&r["image"]),
+            s(&r["requester"]),
+            s(&r["created_at"]).chars().take(19).collect::<String>(),
+            s(&r["justification"])
+        );
     }
 }

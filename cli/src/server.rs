@@ -76,18 +76,29 @@ impl Running {
 
 pub async fn start(settings: Settings, opts: Options) -> Result<Running, String> {
     let mut settings = settings.with_local_credentials().map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e} (set IMAGE_REQUEST_LISTEN to another address)", settings.listen))?;
+    let listener = tokio::net::TcpListener::bind(settings.listen).await.map_err(|e| {
+        format!(
+            "cannot listen on {}: {e} (set IMAGE_REQUEST_LISTEN to another address)",
+            settings.listen
+        )
+    })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     settings.listen = addr;
     let Embedded { app, db } = Embedded::open_with(settings, opts.registry.clone(), opts.clock.clone())?;
     let mut tasks = vec![];
     for queue in [QueueName::Validate, QueueName::Provision] {
-        tasks.push(tokio::spawn(consume(app.clone(), db.clone(), queue, opts.poll_interval)));
+        tasks.push(tokio::spawn(consume(
+            app.clone(),
+            db.clone(),
+            queue,
+            opts.poll_interval,
+        )));
     }
     let sweeper = app.clone();
-    let (every, grace) = (opts.sweep_interval, chrono::Duration::from_std(opts.sweep_grace).unwrap_or_default());
+    let (every, grace) = (
+        opts.sweep_interval,
+        chrono::Duration::from_std(opts.sweep_grace).unwrap_or_default(),
+    );
     tasks.push(tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
@@ -130,7 +141,8 @@ async fn consume(app: App, db: Sqlite, queue: QueueName, poll: Duration) {
             m.message_id = Some(d.receipt.clone());
             m.receipt_handle = Some(d.receipt.clone());
             m.body = Some(d.body.clone());
-            m.attributes.insert("ApproximateReceiveCount".into(), d.receive_count.to_string());
+            m.attributes
+                .insert("ApproximateReceiveCount".into(), d.receive_count.to_string());
             m.attributes.insert("SentTimestamp".into(), d.sent_at_ms.to_string());
             event.records.push(m);
         }
@@ -138,7 +150,11 @@ async fn consume(app: App, db: Sqlite, queue: QueueName, poll: Duration) {
             QueueName::Validate => validate::handle(&app, event).await,
             QueueName::Provision => provision::handle(&app, event).await,
         };
-        let failed: HashSet<String> = response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
+        let failed: HashSet<String> = response
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
         for d in deliveries {
             if !failed.contains(&d.receipt) {
                 if let Err(e) = db.delete(d.receipt).await {

@@ -119,7 +119,10 @@ impl Settings {
         let env = |k: &'static str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let data_dir = env("IMAGE_REQUEST_DATA_DIR").map(PathBuf::from);
         let file = env("IMAGE_REQUEST_CONFIG").map(PathBuf::from).or_else(|| {
-            let p = data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)).join("config.toml");
+            let p = data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+                .join("config.toml");
             p.exists().then_some(p)
         });
         let mut s = match file {
@@ -130,7 +133,9 @@ impl Settings {
             s.data_dir = d;
         }
         if let Some(v) = env("IMAGE_REQUEST_LISTEN") {
-            s.listen = v.parse().map_err(|e: std::net::AddrParseError| ConfigError::Env("IMAGE_REQUEST_LISTEN", v, e.to_string()))?;
+            s.listen = v
+                .parse()
+                .map_err(|e: std::net::AddrParseError| ConfigError::Env("IMAGE_REQUEST_LISTEN", v, e.to_string()))?;
         }
         if let Some(v) = env("IMAGE_REQUEST_PUBLIC_URL") {
             s.public_url = Some(v);
@@ -162,7 +167,10 @@ impl Settings {
         }
         if let Some(k) = &self.approval_keys {
             if !k.keys.contains_key(&k.active) {
-                return bad(format!("approval_keys.active `{}` names no key in approval_keys.keys", k.active));
+                return bad(format!(
+                    "approval_keys.active `{}` names no key in approval_keys.keys",
+                    k.active
+                ));
             }
             if k.keys.values().any(|v| v.len() < 32) {
                 return bad("approval_keys.keys: every key must be at least 32 characters".into());
@@ -277,7 +285,10 @@ mod tests {
         assert_eq!(a.clients[0].secret, b.clients[0].secret);
         assert_eq!(a.clients.len(), 2);
         assert!(a.clients.iter().any(|c| c.admin));
-        assert!(!format!("{a:?}").contains(&a.clients[0].secret), "Debug never shows secrets");
+        assert!(
+            !format!("{a:?}").contains(&a.clients[0].secret),
+            "Debug never shows secrets"
+        );
     }
 
     #[test]

@@ -12,7 +12,10 @@ use crate::workflow::StepError;
 
 /// The delivery's attempt number, from SQS's `ApproximateReceiveCount`.
 pub fn receive_count(m: &aws_lambda_events::event::sqs::SqsMessage) -> u32 {
-    m.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1)
+    m.attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1)
 }
 
 pub async fn process_batch<F, Fut>(event: SqsEvent, handle: F) -> SqsBatchResponse
@@ -70,7 +73,12 @@ mod tests {
     async fn only_retryable_and_unreadable_records_are_reported() {
         let item = |n: &str| format!(r#"{{"request_id":"req-01JD3XQ4Z8K9M2N5P7R8S0T1V{n}","trace_id":"t"}}"#);
         let mut event = SqsEvent::default();
-        event.records = vec![record("ok", &item("1"), 1), record("retry", &item("2"), 3), record("perm", &item("3"), 1), record("junk", "{", 1)];
+        event.records = vec![
+            record("ok", &item("1"), 1),
+            record("retry", &item("2"), 3),
+            record("perm", &item("3"), 1),
+            record("junk", "{", 1),
+        ];
         let resp = process_batch(event, |w, attempt| async move {
             match w.request_id.to_string().chars().last() {
                 Some('2') => {
@@ -82,7 +90,11 @@ mod tests {
             }
         })
         .await;
-        let ids: Vec<_> = resp.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        let ids: Vec<_> = resp
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
         assert_eq!(ids, ["retry", "junk"]);
     }
 }

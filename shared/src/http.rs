@@ -40,7 +40,10 @@ impl ApiError {
 
     pub fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "internal error");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "the service is temporarily unavailable; try again shortly")
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the service is temporarily unavailable; try again shortly",
+        )
     }
 }
 
@@ -56,7 +59,12 @@ impl IntoResponse for ApiError {
 
 /// Reads a body up to the configured limit; larger ones are `413` before anything is parsed.
 pub async fn read_body(req: Request, limit: usize) -> Result<(axum::http::request::Parts, Bytes), ApiError> {
-    let too_large = || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body is larger than {limit} bytes"));
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than {limit} bytes"),
+        )
+    };
     let (parts, body) = req.into_parts();
     let declared = parts
         .headers
@@ -77,7 +85,9 @@ pub struct Signed {
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &'static str) -> Result<&'a str, SignatureError> {
-    h.get(name).and_then(|v| v.to_str().ok()).ok_or(SignatureError::Missing(name))
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(SignatureError::Missing(name))
 }
 
 impl FromRequest<App> for Signed {
@@ -96,8 +106,20 @@ impl FromRequest<App> for Signed {
         let known = app.client(id);
         let secret = known.map_or("unknown-client-placeholder-key", |c| c.secret.as_str());
         let path = parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str());
-        client::verify(secret.as_bytes(), ts, sig, parts.method.as_str(), path, &body, app.clock.now().timestamp()).map_err(unauthorized)?;
-        let client = known.ok_or(SignatureError::UnknownClient).map_err(unauthorized)?.clone();
+        client::verify(
+            secret.as_bytes(),
+            ts,
+            sig,
+            parts.method.as_str(),
+            path,
+            &body,
+            app.clock.now().timestamp(),
+        )
+        .map_err(unauthorized)?;
+        let client = known
+            .ok_or(SignatureError::UnknownClient)
+            .map_err(unauthorized)?
+            .clone();
         Ok(Signed { client, body })
     }
 }
@@ -112,7 +134,10 @@ impl Signed {
         if self.client.admin {
             Ok(())
         } else {
-            Err(ApiError::new(StatusCode::FORBIDDEN, format!("client `{}` is not an admin client", self.client.id)))
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("client `{}` is not an admin client", self.client.id),
+            ))
         }
     }
 }

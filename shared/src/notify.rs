@@ -20,7 +20,13 @@ fn details(r: &Request) -> String {
 }
 
 /// One approver's email, with links that only this approver can use.
-pub fn approval_request(r: &Request, approver: &str, approve_url: &str, deny_url: &str, expires: DateTime<Utc>) -> Message {
+pub fn approval_request(
+    r: &Request,
+    approver: &str,
+    approve_url: &str,
+    deny_url: &str,
+    expires: DateTime<Utc>,
+) -> Message {
     Message {
         kind: MessageKind::ApprovalRequest,
         to: approver.to_string(),
@@ -39,7 +45,9 @@ pub fn approval_request(r: &Request, approver: &str, approve_url: &str, deny_url
 
 /// Where the requester is told: their email address, or their principal.
 fn requester_address(r: &Request) -> String {
-    r.requester.email().map_or_else(|| r.requester.to_string(), str::to_string)
+    r.requester
+        .email()
+        .map_or_else(|| r.requester.to_string(), str::to_string)
 }
 
 /// The requester's news once their request ends (or starts provisioning).
@@ -68,7 +76,11 @@ pub fn outcome(r: &Request) -> Message {
                 "{} was not added: {}{}",
                 r.image,
                 r.outcome.as_deref().unwrap_or("rejected"),
-                if r.suggestions.is_empty() { String::new() } else { format!("\nDid you mean: {}?", r.suggestions.join(", ")) }
+                if r.suggestions.is_empty() {
+                    String::new()
+                } else {
+                    format!("\nDid you mean: {}?", r.suggestions.join(", "))
+                }
             ),
         ),
         Status::Denied => (
@@ -76,14 +88,29 @@ pub fn outcome(r: &Request) -> Message {
             format!(
                 "{} was denied by {}: {}",
                 r.image,
-                r.decision.as_ref().map_or("an approver".to_string(), |d| d.by.to_string()),
-                r.decision.as_ref().and_then(|d| d.reason.as_deref()).unwrap_or("no reason given")
+                r.decision
+                    .as_ref()
+                    .map_or("an approver".to_string(), |d| d.by.to_string()),
+                r.decision
+                    .as_ref()
+                    .and_then(|d| d.reason.as_deref())
+                    .unwrap_or("no reason given")
             ),
         ),
-        Status::Expired => (format!("Expired: {}", r.image), format!("Nobody decided on {} in time; submit it again if you still need it.", r.image)),
+        Status::Expired => (
+            format!("Expired: {}", r.image),
+            format!(
+                "Nobody decided on {} in time; submit it again if you still need it.",
+                r.image
+            ),
+        ),
         Status::Failed => (
             format!("Failed: {}", r.image),
-            format!("{} could not be added: {}\nThe approvers have been told.", r.image, r.outcome.as_deref().unwrap_or("unknown error")),
+            format!(
+                "{} could not be added: {}\nThe approvers have been told.",
+                r.image,
+                r.outcome.as_deref().unwrap_or("unknown error")
+            ),
         ),
         other => (format!("{}: {other}", r.image), format!("{} is now {other}.", r.image)),
     };
@@ -103,7 +130,11 @@ pub fn approver_alert(r: &Request, approver: &str, what: &str) -> Message {
         kind: MessageKind::ApproverAlert,
         to: approver.to_string(),
         subject: format!("Needs attention: {} ({})", r.image, r.status),
-        text: format!("{what}\n\nRetry with: cgr-request admin retry {}\n\n{}", r.id, details(r)),
+        text: format!(
+            "{what}\n\nRetry with: cgr-request admin retry {}\n\n{}",
+            r.id,
+            details(r)
+        ),
         request_id: r.id,
         status: r.status,
     }

@@ -80,7 +80,12 @@ impl App {
     /// Applies `change` to the request as last read and commits it with its audit event.
     /// A conflict (someone else moved the request first) is returned as such: the caller
     /// re-reads and decides again.
-    pub async fn apply(&self, request: &Request, change: Change, edit: impl FnOnce(&mut Request)) -> Result<Applied, StoreError> {
+    pub async fn apply(
+        &self,
+        request: &Request,
+        change: Change,
+        edit: impl FnOnce(&mut Request),
+    ) -> Result<Applied, StoreError> {
         match request.apply(change, edit) {
             Err(refused) => Ok(Applied::Refused(request.clone(), refused)),
             Ok(t) => {
@@ -126,7 +131,10 @@ impl App {
     pub async fn sweep(&self, grace: Duration) -> Result<SweepReport, StoreError> {
         let now = self.clock.now();
         let mut report = SweepReport::default();
-        for (status, queue) in [(Status::Received, QueueName::Validate), (Status::Approved, QueueName::Provision)] {
+        for (status, queue) in [
+            (Status::Received, QueueName::Validate),
+            (Status::Approved, QueueName::Provision),
+        ] {
             let stuck = self
                 .store
                 .list(&RequestQuery {
@@ -137,7 +145,11 @@ impl App {
                 })
                 .await?;
             for r in stuck {
-                if self.enqueue(queue, r.id, &format!("sweep-{}", ulid::Ulid::new())).await.is_ok() {
+                if self
+                    .enqueue(queue, r.id, &format!("sweep-{}", ulid::Ulid::new()))
+                    .await
+                    .is_ok()
+                {
                     tracing::warn!(request_id = %r.id, status = %r.status, "requeued a request stuck since {}", r.updated_at);
                     report.requeued += 1;
                 }
@@ -154,7 +166,12 @@ impl App {
             })
             .await?;
         for r in stale {
-            let change = self.change(Action::Expire, Principal::service("sweeper"), Channel::System, Some(format!("no decision within {} hours", self.settings.approval_ttl_hours)));
+            let change = self.change(
+                Action::Expire,
+                Principal::service("sweeper"),
+                Channel::System,
+                Some(format!("no decision within {} hours", self.settings.approval_ttl_hours)),
+            );
             match self.apply(&r, change, |_| {}).await {
                 Ok(Applied::Done(r)) => {
                     report.expired += 1;

@@ -36,7 +36,11 @@ pub async fn start_with(configure: impl FnOnce(&mut Settings), registry: Option<
     start_full(configure, registry, Arc::new(shared::ports::SystemClock)).await
 }
 
-pub async fn start_full(configure: impl FnOnce(&mut Settings), registry: Option<Arc<dyn Registry>>, clock: Arc<dyn shared::ports::Clock>) -> Stack {
+pub async fn start_full(
+    configure: impl FnOnce(&mut Settings),
+    registry: Option<Arc<dyn Registry>>,
+    clock: Arc<dyn shared::ports::Clock>,
+) -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings {
         listen: ([127, 0, 0, 1], 0).into(),
@@ -82,13 +86,21 @@ impl Stack {
         if let Some(e) = env {
             body["environment"] = json!(e);
         }
-        let (status, v) = self.dev.call(Method::POST, "/requests", Some(&body), &[]).await.unwrap();
+        let (status, v) = self
+            .dev
+            .call(Method::POST, "/requests", Some(&body), &[])
+            .await
+            .unwrap();
         assert_eq!(status, 202, "{v}");
         v["id"].as_str().unwrap().to_string()
     }
 
     pub async fn get(&self, id: &str) -> Value {
-        self.admin.call(Method::GET, &format!("/requests/{id}"), None, &[]).await.unwrap().1
+        self.admin
+            .call(Method::GET, &format!("/requests/{id}"), None, &[])
+            .await
+            .unwrap()
+            .1
     }
 
     /// Polls until the request reaches `status` (10 s at most, then fails with what it saw).
@@ -146,7 +158,12 @@ impl Stack {
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-            .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap()))
+            .map(|p| {
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read_to_string(&p).unwrap(),
+                )
+            })
             .collect();
         files.sort();
         files
@@ -157,7 +174,9 @@ impl Stack {
         let (_, text) = self
             .outbox()
             .into_iter()
-            .find(|(name, text)| name.contains(id) && name.contains("approval_request") && text.contains(&format!("To: {approver}")))
+            .find(|(name, text)| {
+                name.contains(id) && name.contains("approval_request") && text.contains(&format!("To: {approver}"))
+            })
             .unwrap_or_else(|| panic!("no approval email for {approver} about {id}"));
         let find = |label: &str| {
             text.lines()
@@ -181,7 +200,14 @@ impl Stack {
     }
 
     /// Headers that sign `body` as the dev client, at `ts`, with `secret`.
-    pub fn signed_headers(&self, method: &str, path: &str, body: &[u8], ts: i64, secret: &str) -> Vec<(&'static str, String)> {
+    pub fn signed_headers(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        ts: i64,
+        secret: &str,
+    ) -> Vec<(&'static str, String)> {
         vec![
             (CLIENT_HEADER, self.dev_client.id.clone()),
             (TIMESTAMP_HEADER, ts.to_string()),

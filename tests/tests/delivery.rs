@@ -15,22 +15,40 @@ async fn duplicate_delivery_of_every_queue_message_changes_nothing_twice() {
     s.wait_for(&auto, "provisioned").await;
     s.wait_for(&manual, "pending_approval").await;
     s.settle().await;
-    let before = (s.counts().await, s.get(&auto).await, s.get(&manual).await, s.outbox().len());
+    let before = (
+        s.counts().await,
+        s.get(&auto).await,
+        s.get(&manual).await,
+        s.outbox().len(),
+    );
     for id in [&auto, &manual] {
         let item = WorkItem {
             request_id: id.parse().unwrap(),
             trace_id: "duplicate".into(),
         };
         for queue in [QueueName::Validate, QueueName::Provision] {
-            s.running.app.enqueue(queue, item.request_id, "duplicate").await.unwrap();
-            s.running.app.enqueue(queue, item.request_id, "duplicate").await.unwrap();
+            s.running
+                .app
+                .enqueue(queue, item.request_id, "duplicate")
+                .await
+                .unwrap();
+            s.running
+                .app
+                .enqueue(queue, item.request_id, "duplicate")
+                .await
+                .unwrap();
         }
         // And straight into the handlers, as a Lambda would see a redelivery.
         validate::validate(&s.running.app, item.clone()).await.unwrap();
         provision::provision(&s.running.app, item, 2).await.unwrap();
     }
     s.settle().await;
-    let after = (s.counts().await, s.get(&auto).await, s.get(&manual).await, s.outbox().len());
+    let after = (
+        s.counts().await,
+        s.get(&auto).await,
+        s.get(&manual).await,
+        s.outbox().len(),
+    );
     assert_eq!(after, before);
 }
 
@@ -40,12 +58,27 @@ async fn a_handler_that_fails_midway_is_redelivered_and_completes_once() {
     let s = start_with(|_| {}, Some(registry.clone())).await;
     let id = s.submit("curl", Some("dev")).await;
     let v = s.wait_for(&id, "provisioned").await;
-    assert_eq!(registry.create_calls.load(Ordering::SeqCst), 3, "two failures, then success");
+    assert_eq!(
+        registry.create_calls.load(Ordering::SeqCst),
+        3,
+        "two failures, then success"
+    );
     assert_eq!(registry.org_repos().await.unwrap().len(), 1);
-    let completions = v["audit"].as_array().unwrap().iter().filter(|e| e["to"] == "provisioned").count();
+    let completions = v["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["to"] == "provisioned")
+        .count();
     assert_eq!(completions, 1);
     s.settle().await;
-    assert!(s.running.db.dead_letters(QueueName::Provision).await.unwrap().is_empty());
+    assert!(s
+        .running
+        .db
+        .dead_letters(QueueName::Provision)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -54,18 +87,35 @@ async fn a_message_that_keeps_failing_reaches_the_dead_letters_and_the_request_f
     let s = start_with(|c| c.max_receives = 3, Some(registry.clone())).await;
     let id = s.submit("curl", Some("dev")).await;
     let v = s.wait_for(&id, "failed").await;
-    assert!(v["outcome"].as_str().unwrap().contains("gave up after 3 attempts"), "{}", v["outcome"]);
+    assert!(
+        v["outcome"].as_str().unwrap().contains("gave up after 3 attempts"),
+        "{}",
+        v["outcome"]
+    );
     assert_eq!(registry.create_calls.load(Ordering::SeqCst), 3);
     for _ in 0..200 {
-        if !s.running.db.dead_letters(QueueName::Provision).await.unwrap().is_empty() {
+        if !s
+            .running
+            .db
+            .dead_letters(QueueName::Provision)
+            .await
+            .unwrap()
+            .is_empty()
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(s.running.db.dead_letters(QueueName::Provision).await.unwrap().len(), 1);
     let outbox = s.outbox();
-    assert_eq!(outbox.iter().filter(|(n, _)| n.contains("approver_alert")).count(), 2, "both approvers told");
-    assert!(outbox.iter().any(|(n, t)| n.contains("outcome") && t.contains("Failed: curl:latest")));
+    assert_eq!(
+        outbox.iter().filter(|(n, _)| n.contains("approver_alert")).count(),
+        2,
+        "both approvers told"
+    );
+    assert!(outbox
+        .iter()
+        .any(|(n, t)| n.contains("outcome") && t.contains("Failed: curl:latest")));
 }
 
 #[tokio::test]
@@ -77,7 +127,12 @@ async fn a_permanent_registry_error_fails_the_request_at_once_and_an_admin_can_r
     assert_eq!(v["outcome"], "400 InvalidArgument: repo name rejected");
     assert_eq!(registry.create_calls.load(Ordering::SeqCst), 1, "not retried");
     s.admin
-        .call(reqwest::Method::POST, &format!("/requests/{id}/retry"), Some(&serde_json::json!({})), &[])
+        .call(
+            reqwest::Method::POST,
+            &format!("/requests/{id}/retry"),
+            Some(&serde_json::json!({})),
+            &[],
+        )
         .await
         .unwrap();
     let v = s.wait_for(&id, "provisioned").await;
@@ -110,7 +165,13 @@ async fn the_sweep_requeues_stranded_requests_and_expires_old_approvals() {
     clock.offset_secs.store(0, Ordering::SeqCst);
     assert_eq!((report.requeued, report.expired), (1, 1));
     let v = s.wait_for(&id, "expired").await;
-    assert_eq!(v["audit"].as_array().unwrap().last().unwrap()["actor"], "service:sweeper");
+    assert_eq!(
+        v["audit"].as_array().unwrap().last().unwrap()["actor"],
+        "service:sweeper"
+    );
     s.wait_for(&stranded.id.to_string(), "provisioned").await;
-    assert!(s.outbox().iter().any(|(n, t)| n.contains(&id) && t.contains("Expired: busybox:latest")));
+    assert!(s
+        .outbox()
+        .iter()
+        .any(|(n, t)| n.contains(&id) && t.contains("Expired: busybox:latest")));
 }

@@ -45,7 +45,14 @@ async fn forged_stale_and_missing_signatures_are_refused_and_store_nothing() {
     assert_eq!(refused(&s, &body, unknown).await.0, 401);
 
     // The same body, signed right, is accepted: the refusals above were about the signature.
-    let ok = s.raw(Method::POST, "/requests", body.clone(), &s.signed_headers("POST", "/requests", &body, now, &secret)).await;
+    let ok = s
+        .raw(
+            Method::POST,
+            "/requests",
+            body.clone(),
+            &s.signed_headers("POST", "/requests", &body, now, &secret),
+        )
+        .await;
     assert_eq!(ok.0, 202);
 }
 
@@ -63,16 +70,32 @@ async fn malformed_json_and_unknown_fields_are_400() {
     for (body, says) in [
         (&b"{\"image\": \"busybox\""[..], "body is not valid"),
         (b"[]", "body is not valid"),
-        (br#"{"image":"busybox","justification":"x","admin":true}"#, "unknown field `admin`"),
+        (
+            br#"{"image":"busybox","justification":"x","admin":true}"#,
+            "unknown field `admin`",
+        ),
         (br#"{"image":"busybox"}"#, "missing field `justification`"),
-        (br#"{"image":"busybox","justification":"   "}"#, "justification is required"),
-        (br#"{"image":"busybox","justification":"x","environment":"production"}"#, "not an environment"),
-        (br#"{"image":"busybox","justification":"x","requester":"email:ceo@example.com"}"#, "on behalf of someone else"),
+        (
+            br#"{"image":"busybox","justification":"   "}"#,
+            "justification is required",
+        ),
+        (
+            br#"{"image":"busybox","justification":"x","environment":"production"}"#,
+            "not an environment",
+        ),
+        (
+            br#"{"image":"busybox","justification":"x","requester":"email:ceo@example.com"}"#,
+            "on behalf of someone else",
+        ),
     ] {
         let headers = s.signed_headers("POST", "/requests", body, Utc::now().timestamp(), &s.dev_client.secret);
         let (code, v) = refused(&s, body, headers).await;
         assert!(code == 400 || code == 403, "{code} {v}");
-        assert!(v["error"].as_str().unwrap().contains(says), "{} does not say {says}", v["error"]);
+        assert!(
+            v["error"].as_str().unwrap().contains(says),
+            "{} does not say {says}",
+            v["error"]
+        );
     }
 }
 
@@ -110,7 +133,11 @@ async fn the_same_idempotency_key_returns_the_same_request_and_creates_nothing()
     assert_eq!(first["id"], again["id"]);
     assert_eq!(s.counts().await.requests, 1);
     let other = json!({"image": "git", "justification": "fetching things"});
-    let err = s.dev.call(Method::POST, "/requests", Some(&other), &key).await.unwrap_err();
+    let err = s
+        .dev
+        .call(Method::POST, "/requests", Some(&other), &key)
+        .await
+        .unwrap_err();
     assert_eq!(pipeline_tests::api_status(err), 422);
     assert_eq!(s.counts().await.requests, 1);
 }
@@ -147,7 +174,12 @@ async fn two_approvers_deciding_at_the_same_moment_exactly_one_wins() {
     codes.sort();
     assert_eq!(codes, [200, 409]);
     let v = s.get(&id).await;
-    let decisions = v["audit"].as_array().unwrap().iter().filter(|e| e["from"] == "pending_approval").count();
+    let decisions = v["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["from"] == "pending_approval")
+        .count();
     assert_eq!(decisions, 1);
     // The loser, and anyone after, is told who decided.
     let late = s.http.post(&approve).send().await.unwrap();
@@ -169,11 +201,23 @@ async fn expired_tampered_and_revoked_links_get_a_clear_page_and_change_nothing(
         approve: true,
         expires,
     };
-    let expired = format!("{}/approvals/{}", s.base, keys.sign(&claims("platform-admin@example.com", Utc::now().timestamp() - 1)));
-    let outsider = format!("{}/approvals/{}", s.base, keys.sign(&claims("mallory@example.com", Utc::now().timestamp() + 60)));
+    let expired = format!(
+        "{}/approvals/{}",
+        s.base,
+        keys.sign(&claims("platform-admin@example.com", Utc::now().timestamp() - 1))
+    );
+    let outsider = format!(
+        "{}/approvals/{}",
+        s.base,
+        keys.sign(&claims("mallory@example.com", Utc::now().timestamp() + 60))
+    );
     let tampered = format!("{}x", approve);
     let before = s.counts().await;
-    for (link, code, says) in [(&expired, 410, "expired"), (&tampered, 403, "not a valid approval link"), (&outsider, 403, "no longer an approver")] {
+    for (link, code, says) in [
+        (&expired, 410, "expired"),
+        (&tampered, 403, "not a valid approval link"),
+        (&outsider, 403, "no longer an approver"),
+    ] {
         for method in [Method::GET, Method::POST] {
             let r = s.http.request(method, link).send().await.unwrap();
             assert_eq!(r.status().as_u16(), code);

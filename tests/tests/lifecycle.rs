@@ -21,12 +21,20 @@ async fn auto_approved_request_is_provisioned_without_an_admin() {
     assert_eq!(v["result"]["pull_string"], "cgr.dev/example.com/go:latest");
     assert_eq!(v["result"]["tags"], json!(["latest", "latest-dev"]));
     assert_eq!(v["decision"]["by"], "service:policy");
-    assert_eq!(transitions(&v), ["received", "validating", "approved", "provisioning", "provisioned"]);
+    assert_eq!(
+        transitions(&v),
+        ["received", "validating", "approved", "provisioning", "provisioned"]
+    );
     verify_chain(&chain_of(&v)).unwrap();
     s.settle().await;
     let outbox = s.outbox();
-    assert!(!outbox.iter().any(|(n, _)| n.contains("approval_request")), "no admin was asked");
-    assert!(outbox.iter().any(|(n, t)| n.contains("outcome") && t.contains("docker pull cgr.dev/example.com/go:latest")));
+    assert!(
+        !outbox.iter().any(|(n, _)| n.contains("approval_request")),
+        "no admin was asked"
+    );
+    assert!(outbox
+        .iter()
+        .any(|(n, t)| n.contains("outcome") && t.contains("docker pull cgr.dev/example.com/go:latest")));
 }
 
 #[tokio::test]
@@ -43,10 +51,24 @@ async fn manually_approved_request_reaches_provisioned_through_the_emailed_link(
     let page = s.http.get(&approve_a).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
-    assert!(html.contains("busybox:latest") && html.contains("needed for the tests") && html.contains("<form method=\"post\""));
-    assert_eq!(s.get(&id).await["status"], "pending_approval", "opening the link changes nothing");
+    assert!(
+        html.contains("busybox:latest")
+            && html.contains("needed for the tests")
+            && html.contains("<form method=\"post\"")
+    );
+    assert_eq!(
+        s.get(&id).await["status"],
+        "pending_approval",
+        "opening the link changes nothing"
+    );
 
-    let done = s.http.post(&approve_a).form(&[("reason", "fine for staging")]).send().await.unwrap();
+    let done = s
+        .http
+        .post(&approve_a)
+        .form(&[("reason", "fine for staging")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(done.status(), 200);
     let v = s.wait_for(&id, "provisioned").await;
     assert_eq!(v["result"]["pull_string"], "cgr.dev/example.com/busybox:latest");
@@ -58,7 +80,10 @@ async fn manually_approved_request_reaches_provisioned_through_the_emailed_link(
     assert_eq!(approval.reason.as_deref(), Some("fine for staging"));
     assert_eq!(events[0].actor.to_string(), "email:developer@example.com");
     s.settle().await;
-    assert!(s.outbox().iter().any(|(n, t)| n.contains(&id) && n.contains("outcome-developer") && t.contains("Ready: busybox:latest")));
+    assert!(s
+        .outbox()
+        .iter()
+        .any(|(n, t)| n.contains(&id) && n.contains("outcome-developer") && t.contains("Ready: busybox:latest")));
 }
 
 #[tokio::test]
@@ -67,11 +92,20 @@ async fn denied_request_tells_the_requester_why() {
     let id = s.submit("nginx", Some("prod")).await;
     s.wait_for(&id, "pending_approval").await;
     let (_, deny) = s.links(&id, "security-lead@example.com");
-    let resp = s.http.post(&deny).form(&[("reason", "use the approved ingress image")]).send().await.unwrap();
+    let resp = s
+        .http
+        .post(&deny)
+        .form(&[("reason", "use the approved ingress image")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let v = s.wait_for(&id, "denied").await;
     assert_eq!(v["decision"]["by"], "email:security-lead@example.com");
-    assert!(s.outbox().iter().any(|(n, t)| n.contains("outcome") && t.contains("use the approved ingress image")));
+    assert!(s
+        .outbox()
+        .iter()
+        .any(|(n, t)| n.contains("outcome") && t.contains("use the approved ingress image")));
     assert_eq!(s.counts().await.repos, 0);
 }
 
@@ -112,7 +146,10 @@ async fn policy_denylist_rejects_with_the_rule() {
     let s = start_with(|c| c.policy.deny_images = vec!["*-fips".into()], None).await;
     let id = s.submit("python-fips", Some("dev")).await;
     let v = s.wait_for(&id, "rejected").await;
-    assert_eq!(v["outcome"], "denied by policy (deny_images: `python-fips` matches `*-fips`)");
+    assert_eq!(
+        v["outcome"],
+        "denied by policy (deny_images: `python-fips` matches `*-fips`)"
+    );
     assert_eq!(s.counts().await.repos, 0);
 }
 
@@ -123,13 +160,31 @@ async fn admin_cli_route_approves_and_lists_pending_oldest_first() {
     let b = s.submit("git", None).await;
     s.wait_for(&b, "pending_approval").await;
     s.wait_for(&a, "pending_approval").await;
-    let (_, v) = s.admin.call(Method::GET, "/requests?status=pending_approval", None, &[]).await.unwrap();
-    let ids: Vec<&str> = v["requests"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let (_, v) = s
+        .admin
+        .call(Method::GET, "/requests?status=pending_approval", None, &[])
+        .await
+        .unwrap();
+    let ids: Vec<&str> = v["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, [a.as_str(), b.as_str()]);
-    let err = s.dev.call(Method::GET, "/requests?status=pending_approval", None, &[]).await.unwrap_err();
+    let err = s
+        .dev
+        .call(Method::GET, "/requests?status=pending_approval", None, &[])
+        .await
+        .unwrap_err();
     assert_eq!(pipeline_tests::api_status(err), 403);
     s.admin
-        .call(Method::POST, &format!("/requests/{a}/decision"), Some(&json!({"decision": "approve"})), &[])
+        .call(
+            Method::POST,
+            &format!("/requests/{a}/decision"),
+            Some(&json!({"decision": "approve"})),
+            &[],
+        )
         .await
         .unwrap();
     let v = s.wait_for(&a, "provisioned").await;
@@ -137,7 +192,12 @@ async fn admin_cli_route_approves_and_lists_pending_oldest_first() {
     assert_eq!(v["decision"]["channel"], "cli");
     let err = s
         .admin
-        .call(Method::POST, &format!("/requests/{b}/decision"), Some(&json!({"decision": "deny"})), &[])
+        .call(
+            Method::POST,
+            &format!("/requests/{b}/decision"),
+            Some(&json!({"decision": "deny"})),
+            &[],
+        )
         .await
         .unwrap_err();
     assert_eq!(pipeline_tests::api_status(err), 400, "a denial needs a reason");

@@ -35,7 +35,11 @@ pub fn router(app: App) -> Router {
 pub enum DecideError {
     NotFound,
     /// The request is no longer waiting for a decision.
-    AlreadyDecided { status: Status, by: Option<Principal>, at: DateTime<Utc> },
+    AlreadyDecided {
+        status: Status,
+        by: Option<Principal>,
+        at: DateTime<Utc>,
+    },
     Unavailable(StoreError),
 }
 
@@ -51,8 +55,18 @@ impl DecideError {
     pub fn message(&self) -> String {
         match self {
             DecideError::NotFound => "no such request".into(),
-            DecideError::AlreadyDecided { status, by: Some(by), at } => format!("already decided by {by} at {} (now {status})", at.format("%Y-%m-%d %H:%M:%S UTC")),
-            DecideError::AlreadyDecided { status, by: None, at } => format!("no longer waiting for a decision: {status} since {}", at.format("%Y-%m-%d %H:%M:%S UTC")),
+            DecideError::AlreadyDecided {
+                status,
+                by: Some(by),
+                at,
+            } => format!(
+                "already decided by {by} at {} (now {status})",
+                at.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+            DecideError::AlreadyDecided { status, by: None, at } => format!(
+                "no longer waiting for a decision: {status} since {}",
+                at.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
             DecideError::Unavailable(_) => "the service is temporarily unavailable; try again shortly".into(),
         }
     }
@@ -69,13 +83,30 @@ impl DecideError {
 /// Records an approver's decision on a pending request: a conditional write, so of two
 /// simultaneous decisions exactly one is stored. Then queues provisioning, or tells the
 /// requester of a denial.
-pub async fn decide(app: &App, id: RequestId, approver: Principal, approve: bool, reason: Option<String>, channel: Channel) -> Result<Request, DecideError> {
-    let mut r = app.store.get(id).await.map_err(DecideError::Unavailable)?.ok_or(DecideError::NotFound)?;
+pub async fn decide(
+    app: &App,
+    id: RequestId,
+    approver: Principal,
+    approve: bool,
+    reason: Option<String>,
+    channel: Channel,
+) -> Result<Request, DecideError> {
+    let mut r = app
+        .store
+        .get(id)
+        .await
+        .map_err(DecideError::Unavailable)?
+        .ok_or(DecideError::NotFound)?;
     loop {
         if r.status != Status::PendingApproval {
             return Err(DecideError::already(&r));
         }
-        let change = app.change(if approve { Action::Approve } else { Action::Deny }, approver.clone(), channel, reason.clone());
+        let change = app.change(
+            if approve { Action::Approve } else { Action::Deny },
+            approver.clone(),
+            channel,
+            reason.clone(),
+        );
         let decision = Decision {
             by: approver.clone(),
             at: change.at,
@@ -96,23 +127,47 @@ pub async fn decide(app: &App, id: RequestId, approver: Principal, approve: bool
             }
             Ok(Applied::Refused(current, _)) => return Err(DecideError::already(&current)),
             // Someone else wrote first: read what they did and report it.
-            Err(StoreError::Conflict) => r = app.store.get(id).await.map_err(DecideError::Unavailable)?.ok_or(DecideError::NotFound)?,
+            Err(StoreError::Conflict) => {
+                r = app
+                    .store
+                    .get(id)
+                    .await
+                    .map_err(DecideError::Unavailable)?
+                    .ok_or(DecideError::NotFound)?
+            }
             Err(e) => return Err(DecideError::Unavailable(e)),
         }
     }
 }
 
+/// Why a link cannot be used, as the page the admin sees.
+struct LinkProblem(StatusCode, String);
+
+impl IntoResponse for LinkProblem {
+    fn into_response(self) -> Response {
+        (self.0, Html(pages::problem("This link cannot be used", &self.1))).into_response()
+    }
+}
+
 /// The token's claims, if it verifies and its approver is still an approver.
-fn check_token(app: &App, token: &str) -> Result<ApprovalClaims, Response> {
+fn check_token(app: &App, token: &str) -> Result<ApprovalClaims, LinkProblem> {
     let claims = app.token_keys().verify(token, app.clock.now()).map_err(|e| {
         let code = match e {
             TokenError::Invalid => StatusCode::FORBIDDEN,
             TokenError::Expired(_) => StatusCode::GONE,
         };
-        (code, Html(pages::problem("This link cannot be used", &e.to_string()))).into_response()
+        LinkProblem(code, e.to_string())
     })?;
-    if !app.settings.approvers.iter().any(|a| a.eq_ignore_ascii_case(&claims.approver)) {
-        return Err((StatusCode::FORBIDDEN, Html(pages::problem("This link cannot be used", "Its approver is no longer an approver."))).into_response());
+    if !app
+        .settings
+        .approvers
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(&claims.approver))
+    {
+        return Err(LinkProblem(
+            StatusCode::FORBIDDEN,
+            "Its approver is no longer an approver.".into(),
+        ));
     }
     Ok(claims)
 }
@@ -120,7 +175,7 @@ fn check_token(app: &App, token: &str) -> Result<ApprovalClaims, Response> {
 async fn confirm_page(State(app): State<App>, Path(token): Path<String>) -> Response {
     let claims = match check_token(&app, &token) {
         Ok(c) => c,
-        Err(page) => return page,
+        Err(problem) => return problem.into_response(),
     };
     match app.store.get(claims.request_id).await {
         Ok(Some(r)) if r.status == Status::PendingApproval => Html(pages::confirm(&r, &claims)).into_response(),
@@ -128,7 +183,11 @@ async fn confirm_page(State(app): State<App>, Path(token): Path<String>) -> Resp
             let e = DecideError::already(&r);
             (e.status_code(), Html(pages::problem("Already decided", &e.message()))).into_response()
         }
-        Ok(None) => (StatusCode::NOT_FOUND, Html(pages::problem("Not found", "This request does not exist."))).into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Html(pages::problem("Not found", "This request does not exist.")),
+        )
+            .into_response(),
         Err(e) => ApiError::internal(e).into_response(),
     }
 }
@@ -144,13 +203,15 @@ fn optional_reason(s: &str) -> Result<Option<String>, String> {
     if s.trim().is_empty() {
         return Ok(None);
     }
-    clean_text("reason", s, MAX_REASON_CHARS).map(Some).map_err(|e| e.to_string())
+    clean_text("reason", s, MAX_REASON_CHARS)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 async fn decide_by_link(State(app): State<App>, Path(token): Path<String>, req: HttpRequest) -> Response {
     let claims = match check_token(&app, &token) {
         Ok(c) => c,
-        Err(page) => return page,
+        Err(problem) => return problem.into_response(),
     };
     let body = match read_body(req, app.settings.max_body_bytes).await {
         Ok((_, b)) => b,
@@ -161,7 +222,16 @@ async fn decide_by_link(State(app): State<App>, Path(token): Path<String>, req: 
         Err(why) => return (StatusCode::BAD_REQUEST, Html(pages::problem("Not recorded", &why))).into_response(),
     };
     let approver = Principal::Email(claims.approver.to_ascii_lowercase());
-    match decide(&app, claims.request_id, approver, claims.approve, reason, Channel::Email).await {
+    match decide(
+        &app,
+        claims.request_id,
+        approver,
+        claims.approve,
+        reason,
+        Channel::Email,
+    )
+    .await
+    {
         Ok(r) => Html(pages::decided(&r)).into_response(),
         Err(e) => (e.status_code(), Html(pages::problem("Not recorded", &e.message()))).into_response(),
     }
@@ -187,10 +257,15 @@ struct DecisionBody {
 }
 
 fn parse_id(id: &str) -> Result<RequestId, ApiError> {
-    id.parse().map_err(|e: shared::domain::BadRequestId| ApiError::bad_request(e.to_string()))
+    id.parse()
+        .map_err(|e: shared::domain::BadRequestId| ApiError::bad_request(e.to_string()))
 }
 
-async fn decide_by_client(State(app): State<App>, Path(id): Path<String>, signed: Signed) -> Result<Json<Request>, ApiError> {
+async fn decide_by_client(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    signed: Signed,
+) -> Result<Json<Request>, ApiError> {
     signed.require_admin()?;
     let id = parse_id(&id)?;
     let body: DecisionBody = signed.json()?;
@@ -209,15 +284,30 @@ async fn decide_by_client(State(app): State<App>, Path(id): Path<String>, signed
 async fn retry(State(app): State<App>, Path(id): Path<String>, signed: Signed) -> Result<Json<Request>, ApiError> {
     signed.require_admin()?;
     let id = parse_id(&id)?;
-    let r = app.store.get(id).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no request {id}")))?;
-    let change = app.change(Action::StartProvisioning, signed.client.principal.clone(), Channel::Cli, Some("retried by an admin".into()));
+    let r = app
+        .store
+        .get(id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no request {id}")))?;
+    let change = app.change(
+        Action::StartProvisioning,
+        signed.client.principal.clone(),
+        Channel::Cli,
+        Some("retried by an admin".into()),
+    );
     match app.apply(&r, change, |r| r.outcome = None).await {
         Ok(Applied::Done(done)) => {
-            app.enqueue(QueueName::Provision, done.id, &done.id.to_string()).await.map_err(ApiError::internal)?;
+            app.enqueue(QueueName::Provision, done.id, &done.id.to_string())
+                .await
+                .map_err(ApiError::internal)?;
             Ok(Json(done))
         }
         Ok(Applied::Refused(_, refused)) => Err(ApiError::new(StatusCode::CONFLICT, refused.to_string())),
-        Err(StoreError::Conflict) => Err(ApiError::new(StatusCode::CONFLICT, "the request changed meanwhile; look at it again")),
+        Err(StoreError::Conflict) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "the request changed meanwhile; look at it again",
+        )),
         Err(e) => Err(ApiError::internal(e)),
     }
 }

@@ -43,7 +43,11 @@ fn details(r: &Request) -> Markup {
 
 /// The page behind an emailed link: the request, and a form that confirms the decision.
 pub fn confirm(r: &Request, claims: &ApprovalClaims) -> String {
-    let (verb, class) = if claims.approve { ("Approve", "approve") } else { ("Deny", "deny") };
+    let (verb, class) = if claims.approve {
+        ("Approve", "approve")
+    } else {
+        ("Deny", "deny")
+    };
     layout(
         &format!("{verb} {}?", r.image),
         html! {
@@ -59,7 +63,11 @@ pub fn confirm(r: &Request, claims: &ApprovalClaims) -> String {
 }
 
 pub fn decided(r: &Request) -> String {
-    let verdict = if r.decision.as_ref().is_some_and(|d| d.approved) { "Approved" } else { "Denied" };
+    let verdict = if r.decision.as_ref().is_some_and(|d| d.approved) {
+        "Approved"
+    } else {
+        "Denied"
+    };
     layout(
         &format!("{verdict}: {}", r.image),
         html! {

@@ -11,7 +11,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use shared::domain::{Channel, Environment, ImageRef, Justification, NewRequest, Principal, Request, RequestId, Status, MAX_IDEMPOTENCY_KEY_LEN};
+use shared::domain::{
+    Channel, Environment, ImageRef, Justification, NewRequest, Principal, Request, RequestId, Status,
+    MAX_IDEMPOTENCY_KEY_LEN,
+};
 use shared::http::{ApiError, Signed};
 use shared::ports::{Created, QueueName, RequestQuery};
 use shared::App;
@@ -43,8 +46,14 @@ pub struct SubmitBody {
 }
 
 /// Every field parsed; the first bad one is refused with what to fix.
-fn parse_submission(body: SubmitBody, signed: &Signed, idempotency_key: Option<String>) -> Result<NewRequest, ApiError> {
-    let field = |name: &str, e: &dyn std::fmt::Display| ApiError::bad_request(format!("{name}: {e}")).with(json!({ "field": name }));
+fn parse_submission(
+    body: SubmitBody,
+    signed: &Signed,
+    idempotency_key: Option<String>,
+) -> Result<NewRequest, ApiError> {
+    let field = |name: &str, e: &dyn std::fmt::Display| {
+        ApiError::bad_request(format!("{name}: {e}")).with(json!({ "field": name }))
+    };
     let image = ImageRef::parse(&body.image).map_err(|e| field("image", &e))?;
     let justification = Justification::parse(&body.justification).map_err(|e| field("justification", &e))?;
     let environment = body
@@ -65,7 +74,10 @@ fn parse_submission(body: SubmitBody, signed: &Signed, idempotency_key: Option<S
         Some(_) => {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                format!("client `{}` may not submit on behalf of someone else: leave out `requester`", signed.client.id),
+                format!(
+                    "client `{}` may not submit on behalf of someone else: leave out `requester`",
+                    signed.client.id
+                ),
             ))
         }
     };
@@ -83,8 +95,15 @@ fn idempotency_key(headers: &HeaderMap, client: &str) -> Result<Option<String>, 
     let Some(v) = headers.get(IDEMPOTENCY_HEADER) else {
         return Ok(None);
     };
-    let key = v.to_str().ok().filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic()));
-    let key = key.ok_or_else(|| ApiError::bad_request(format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters")))?;
+    let key = v
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic()));
+    let key = key.ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
+        ))
+    })?;
     // Scoped per client, so two clients cannot collide on (or probe) each other's keys.
     Ok(Some(format!("{client}:{key}")))
 }
@@ -105,9 +124,15 @@ async fn submit(State(app): State<App>, headers: HeaderMap, signed: Signed) -> R
     let (request, event) = Request::submit(new, RequestId::new(), app.clock.now());
     match app.store.create(&request, &event).await.map_err(ApiError::internal)? {
         Created::Existing(existing) => {
-            if existing.image != request.image || existing.justification != request.justification || existing.environment != request.environment {
-                return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "this Idempotency-Key was used for a different request; use a new key")
-                    .with(json!({ "id": existing.id })));
+            if existing.image != request.image
+                || existing.justification != request.justification
+                || existing.environment != request.environment
+            {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "this Idempotency-Key was used for a different request; use a new key",
+                )
+                .with(json!({ "id": existing.id })));
             }
             Ok((StatusCode::OK, Json(accepted(&app, &existing))).into_response())
         }
@@ -136,9 +161,16 @@ pub async fn request_view(app: &App, r: &Request) -> Result<Value, ApiError> {
 }
 
 async fn status(State(app): State<App>, Path(id): Path<String>, signed: Signed) -> Result<Json<Value>, ApiError> {
-    let id: RequestId = id.parse().map_err(|e: shared::domain::BadRequestId| ApiError::bad_request(e.to_string()))?;
+    let id: RequestId = id
+        .parse()
+        .map_err(|e: shared::domain::BadRequestId| ApiError::bad_request(e.to_string()))?;
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, format!("no request {id}"));
-    let r = app.store.get(id).await.map_err(ApiError::internal)?.ok_or_else(not_found)?;
+    let r = app
+        .store
+        .get(id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(not_found)?;
     if !may_read(&signed, &r) {
         return Err(not_found());
     }
@@ -157,9 +189,25 @@ struct ListParams {
 async fn list(State(app): State<App>, Query(p): Query<ListParams>, signed: Signed) -> Result<Json<Value>, ApiError> {
     signed.require_admin()?;
     let query = RequestQuery {
-        status: p.status.as_deref().map(str::parse::<Status>).transpose().map_err(|e| ApiError::bad_request(e.to_string()))?,
-        requester: p.requester.as_deref().map(str::parse::<Principal>).transpose().map_err(|e| ApiError::bad_request(e.to_string()))?,
-        image: p.image.as_deref().map(ImageRef::parse).transpose().map_err(|e| ApiError::bad_request(e.to_string()))?.map(|i| i.name().to_string()),
+        status: p
+            .status
+            .as_deref()
+            .map(str::parse::<Status>)
+            .transpose()
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        requester: p
+            .requester
+            .as_deref()
+            .map(str::parse::<Principal>)
+            .transpose()
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        image: p
+            .image
+            .as_deref()
+            .map(ImageRef::parse)
+            .transpose()
+            .map_err(|e| ApiError::bad_request(e.to_string()))?
+            .map(|i| i.name().to_string()),
         updated_before: None,
         limit: p.limit.unwrap_or(50).clamp(1, 500),
     };
@@ -174,7 +222,11 @@ struct CatalogParams {
     limit: Option<usize>,
 }
 
-async fn catalog(State(app): State<App>, Query(p): Query<CatalogParams>, _signed: Signed) -> Result<Json<Value>, ApiError> {
+async fn catalog(
+    State(app): State<App>,
+    Query(p): Query<CatalogParams>,
+    _signed: Signed,
+) -> Result<Json<Value>, ApiError> {
     if p.q.trim().is_empty() || p.q.len() > 100 {
         return Err(ApiError::bad_request("q must be 1 to 100 characters"));
     }

@@ -24,7 +24,14 @@ pub async fn provision(app: &App, item: WorkItem, attempt: u32) -> Result<(), St
     let mut r = app.load(item.request_id).await?;
     for _ in 0..8 {
         let applied = match r.status {
-            Status::Approved => app.apply(&r, app.change(Action::StartProvisioning, actor(), Channel::System, None), |_| {}).await,
+            Status::Approved => {
+                app.apply(
+                    &r,
+                    app.change(Action::StartProvisioning, actor(), Channel::System, None),
+                    |_| {},
+                )
+                .await
+            }
             Status::Provisioning => match app.registry.create_repo(r.image.name(), r.image.name()).await {
                 Ok(repo) => {
                     let result = ProvisionResult {
@@ -33,16 +40,30 @@ pub async fn provision(app: &App, item: WorkItem, attempt: u32) -> Result<(), St
                         tags: repo.tags,
                     };
                     let why = format!("repo {} created", result.repo_id);
-                    app.apply(&r, app.change(Action::CompleteProvisioning, actor(), Channel::System, Some(why)), |r| r.result = Some(result))
-                        .await
+                    app.apply(
+                        &r,
+                        app.change(Action::CompleteProvisioning, actor(), Channel::System, Some(why)),
+                        |r| r.result = Some(result),
+                    )
+                    .await
                 }
-                Err(RegistryError::Retryable(why)) if attempt < app.settings.max_receives => return Err(StepError::Retryable(why)),
+                Err(RegistryError::Retryable(why)) if attempt < app.settings.max_receives => {
+                    return Err(StepError::Retryable(why))
+                }
                 Err(e) => {
                     let last_try = matches!(e, RegistryError::Retryable(_));
-                    let why = if last_try { format!("gave up after {attempt} attempts: {e}") } else { e.to_string() };
+                    let why = if last_try {
+                        format!("gave up after {attempt} attempts: {e}")
+                    } else {
+                        e.to_string()
+                    };
                     fail(app, &r, &why).await?;
                     // On the last try, report failure too so the message lands in the dead letters.
-                    return Err(if last_try { StepError::Retryable(why) } else { StepError::Permanent(why) });
+                    return Err(if last_try {
+                        StepError::Retryable(why)
+                    } else {
+                        StepError::Permanent(why)
+                    });
                 }
             },
             _ => return Ok(()),
@@ -59,7 +80,9 @@ pub async fn provision(app: &App, item: WorkItem, attempt: u32) -> Result<(), St
             Err(e) => return Err(e.into()),
         };
     }
-    Err(StepError::Retryable("the request kept changing under provisioning".into()))
+    Err(StepError::Retryable(
+        "the request kept changing under provisioning".into(),
+    ))
 }
 
 async fn fail(app: &App, r: &Request, why: &str) -> Result<(), StepError> {
@@ -67,7 +90,8 @@ async fn fail(app: &App, r: &Request, why: &str) -> Result<(), StepError> {
     match app.apply(r, change, |r| r.outcome = Some(why.to_string())).await {
         Ok(Applied::Done(failed)) => {
             app.tell_requester(&failed).await;
-            app.tell_approvers(&failed, &format!("Provisioning {} failed: {why}", failed.image)).await;
+            app.tell_approvers(&failed, &format!("Provisioning {} failed: {why}", failed.image))
+                .await;
             Ok(())
         }
         Ok(Applied::Refused(..)) => Ok(()),

@@ -90,11 +90,19 @@ pub async fn validate(app: &App, item: WorkItem) -> Result<(), StepError> {
                 }
                 Finding::Available(result) => {
                     let why = format!("already in the org as {}", result.pull_string);
-                    app.apply(&r, change(app, Action::FoundAvailable, Some(why)), |r| r.result = Some(result)).await
+                    app.apply(&r, change(app, Action::FoundAvailable, Some(why)), |r| {
+                        r.result = Some(result)
+                    })
+                    .await
                 }
                 Finding::NeedsApproval => app.apply(&r, change(app, Action::RequireApproval, None), |_| {}).await,
                 Finding::AutoApprove(rule) => {
-                    let c = app.change(Action::Approve, Principal::service("policy"), Channel::System, Some(rule.clone()));
+                    let c = app.change(
+                        Action::Approve,
+                        Principal::service("policy"),
+                        Channel::System,
+                        Some(rule.clone()),
+                    );
                     let decision = Decision {
                         by: c.actor.clone(),
                         at: c.at,
@@ -122,7 +130,9 @@ pub async fn validate(app: &App, item: WorkItem) -> Result<(), StepError> {
             Err(e) => return Err(e.into()),
         };
     }
-    Err(StepError::Retryable("the request kept changing under validation".into()))
+    Err(StepError::Retryable(
+        "the request kept changing under validation".into(),
+    ))
 }
 
 /// What follows a committed finding: approval emails, or the requester's news.

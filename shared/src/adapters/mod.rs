@@ -24,11 +24,32 @@ impl Embedded {
         Self::open_with(settings, None, Arc::new(SystemClock))
     }
 
-    pub fn open_with(settings: Settings, registry: Option<Arc<dyn Registry>>, clock: Arc<dyn Clock>) -> Result<Self, String> {
+    /// Default settings with everything under `dir`: what tests and examples start from.
+    pub fn open_in(dir: &Path) -> Result<Self, String> {
+        let settings = Settings {
+            data_dir: dir.into(),
+            ..Settings::default()
+        };
+        Self::open(settings.with_local_credentials().map_err(|e| e.to_string())?)
+    }
+
+    pub fn open_with(
+        settings: Settings,
+        registry: Option<Arc<dyn Registry>>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, String> {
         let dir: &Path = &settings.data_dir;
-        let db = sqlite::Sqlite::open(&dir.join("image-request.db")).map_err(|e| format!("opening the database in {}: {e}", dir.display()))?;
-        let outbox = outbox::Outbox::new(dir.join("outbox")).map_err(|e| format!("creating the outbox in {}: {e}", dir.display()))?;
-        let registry = registry.unwrap_or_else(|| Arc::new(simulated::SimulatedOrg::new(db.clone(), &settings.org_name, Catalog::embedded())));
+        let db = sqlite::Sqlite::open(&dir.join("image-request.db"))
+            .map_err(|e| format!("opening the database in {}: {e}", dir.display()))?;
+        let outbox = outbox::Outbox::new(dir.join("outbox"))
+            .map_err(|e| format!("creating the outbox in {}: {e}", dir.display()))?;
+        let registry = registry.unwrap_or_else(|| {
+            Arc::new(simulated::SimulatedOrg::new(
+                db.clone(),
+                &settings.org_name,
+                Catalog::embedded(),
+            ))
+        });
         let app = App {
             store: Arc::new(db.clone()),
             audit: Arc::new(db.clone()),

@@ -19,15 +19,35 @@ impl Outbox {
     }
 
     fn file_name(m: &Message) -> String {
-        let to: String = m.to.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
-        let kind = serde_json::to_value(m.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        format!("{}-{}-{kind}-{to}.eml", Utc::now().format("%Y%m%dT%H%M%S%.3f"), m.request_id)
+        let to: String =
+            m.to.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+        let kind = serde_json::to_value(m.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        format!(
+            "{}-{}-{kind}-{to}.eml",
+            Utc::now().format("%Y%m%dT%H%M%S%.3f"),
+            m.request_id
+        )
     }
 }
 
 /// RFC 5322 text: headers, a blank line, the plain-text body.
 pub fn render_eml(m: &Message) -> String {
-    let to = if m.to.contains('@') { m.to.clone() } else { format!("\"{}\" <undisclosed-recipients:;>", m.to) };
+    let to = if m.to.contains('@') {
+        m.to.clone()
+    } else {
+        format!("\"{}\" <undisclosed-recipients:;>", m.to)
+    };
     format!(
         "From: Image Request <image-request@localhost>\r\nTo: {to}\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: <{}.{}@image-request.local>\r\nX-Image-Request-Id: {}\r\nX-Image-Request-Status: {}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}\r\n",
         m.subject.replace(['\r', '\n'], " "),
@@ -47,8 +67,12 @@ impl Notifier for Outbox {
         let tmp = path.with_extension("tmp");
         let text = render_eml(m);
         // Write then rename, so a reader never sees half a message.
-        tokio::fs::write(&tmp, text).await.map_err(|e| NotifyError(e.to_string()))?;
-        tokio::fs::rename(&tmp, &path).await.map_err(|e| NotifyError(e.to_string()))?;
+        tokio::fs::write(&tmp, text)
+            .await
+            .map_err(|e| NotifyError(e.to_string()))?;
+        tokio::fs::rename(&tmp, &path)
+            .await
+            .map_err(|e| NotifyError(e.to_string()))?;
         tracing::info!(request_id = %m.request_id, to = m.to, subject = m.subject, file = %path.display(), "outbox: message written");
         Ok(())
     }

@@ -27,7 +27,11 @@ impl SimulatedOrg {
     pub fn new(db: Sqlite, org_name: &str, catalog: Catalog) -> Self {
         // Stable per org name, so ids survive restarts.
         let org_id = hex::encode(&Sha256::digest(org_name.as_bytes())[..20]);
-        tracing::warn!(org = org_name, org_id, "SIMULATED Chainguard org: no real registry is called; repos are recorded locally");
+        tracing::warn!(
+            org = org_name,
+            org_id,
+            "SIMULATED Chainguard org: no real registry is called; repos are recorded locally"
+        );
         SimulatedOrg {
             db,
             org_name: org_name.into(),
@@ -67,9 +71,14 @@ impl Registry for SimulatedOrg {
     async fn org_repos(&self) -> Result<Vec<Repo>, RegistryError> {
         self.db
             .with(|c| {
-                let mut stmt = c.prepare("SELECT id, name, tags FROM sim_repos ORDER BY name").map_err(|e| StoreError::Unavailable(e.to_string()))?;
-                let rows = stmt.query_map([], row_to_repo).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-                rows.collect::<Result<_, _>>().map_err(|e| StoreError::Unavailable(e.to_string()))
+                let mut stmt = c
+                    .prepare("SELECT id, name, tags FROM sim_repos ORDER BY name")
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                let rows = stmt
+                    .query_map([], row_to_repo)
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                rows.collect::<Result<_, _>>()
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))
             })
             .await
             .map_err(retryable)
@@ -79,9 +88,13 @@ impl Registry for SimulatedOrg {
         let name = name.to_string();
         self.db
             .with(move |c| {
-                c.query_row("SELECT id, name, tags FROM sim_repos WHERE name = ?1", [name], row_to_repo)
-                    .optional()
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))
+                c.query_row(
+                    "SELECT id, name, tags FROM sim_repos WHERE name = ?1",
+                    [name],
+                    row_to_repo,
+                )
+                .optional()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))
             })
             .await
             .map_err(retryable)
@@ -105,7 +118,12 @@ impl Registry for SimulatedOrg {
                     params![name, id, source, NEW_REPO_TAGS.join(","), ts(Utc::now())],
                 )
                 .map_err(map)?;
-                c.query_row("SELECT id, name, tags FROM sim_repos WHERE name = ?1", [name], row_to_repo).map_err(map)
+                c.query_row(
+                    "SELECT id, name, tags FROM sim_repos WHERE name = ?1",
+                    [name],
+                    row_to_repo,
+                )
+                .map_err(map)
             })
             .await
             .map_err(retryable)?;
@@ -129,6 +147,9 @@ mod tests {
         assert!(a.id.chars().all(|c| c == '/' || c.is_ascii_hexdigit()));
         assert_eq!(a.tags, ["latest", "latest-dev"]);
         assert_eq!(org.org_repos().await.unwrap().len(), 1);
-        assert!(matches!(org.create_repo("nope", "nope").await, Err(RegistryError::Permanent(_))));
+        assert!(matches!(
+            org.create_repo("nope", "nope").await,
+            Err(RegistryError::Permanent(_))
+        ));
     }
 }

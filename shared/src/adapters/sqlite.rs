@@ -111,7 +111,8 @@ impl Sqlite {
     fn init(conn: Connection) -> Result<Self, StoreError> {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(unavailable)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(unavailable)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(unavailable)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         Ok(Sqlite {
             conn: Arc::new(Mutex::new(conn)),
@@ -125,7 +126,9 @@ impl Sqlite {
     ) -> Result<R, StoreError> {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| unavailable("a previous database call panicked"))?;
+            let mut guard = conn
+                .lock()
+                .map_err(|_| unavailable("a previous database call panicked"))?;
             f(&mut guard)
         })
         .await
@@ -144,7 +147,13 @@ fn read_request(body: String) -> Result<Request, StoreError> {
 fn insert_event(tx: &rusqlite::Transaction<'_>, e: &AuditEvent) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO audit (request_id, seq, at, actor, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![e.request_id.to_string(), e.seq as i64, ts(e.at), e.actor.to_string(), to_json(e)],
+        params![
+            e.request_id.to_string(),
+            e.seq as i64,
+            ts(e.at),
+            e.actor.to_string(),
+            to_json(e)
+        ],
     )
     .map_err(|err| match err.sqlite_error_code() {
         // The event's sequence number is taken: someone else's transition won.
@@ -194,11 +203,13 @@ impl RequestStore for Sqlite {
 
     async fn get(&self, id: RequestId) -> Result<Option<Request>, StoreError> {
         self.with(move |c| {
-            c.query_row("SELECT body FROM requests WHERE id = ?1", [id.to_string()], |r| r.get::<_, String>(0))
-                .optional()
-                .map_err(unavailable)?
-                .map(read_request)
-                .transpose()
+            c.query_row("SELECT body FROM requests WHERE id = ?1", [id.to_string()], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()
+            .map_err(unavailable)?
+            .map(read_request)
+            .transpose()
         })
         .await
     }
@@ -206,7 +217,9 @@ impl RequestStore for Sqlite {
     async fn commit(&self, t: &Transition) -> Result<(), StoreError> {
         let t = t.clone();
         self.with(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
             let r = &t.request;
             let n = tx
                 .execute(
@@ -254,7 +267,11 @@ impl RequestStore for Sqlite {
                 sql += &format!(" AND updated_at < ?{}", args.len());
             }
             let oldest_first = q.status == Some(Status::PendingApproval) || q.updated_before.is_some();
-            sql += if oldest_first { " ORDER BY created_at ASC, id ASC" } else { " ORDER BY created_at DESC, id DESC" };
+            sql += if oldest_first {
+                " ORDER BY created_at ASC, id ASC"
+            } else {
+                " ORDER BY created_at DESC, id DESC"
+            };
             sql += &format!(" LIMIT {}", if q.limit == 0 { 100 } else { q.limit.min(1000) });
             let mut stmt = c.prepare(&sql).map_err(unavailable)?;
             let rows = stmt
@@ -270,9 +287,14 @@ impl RequestStore for Sqlite {
 impl AuditLog for Sqlite {
     async fn timeline(&self, id: RequestId) -> Result<Vec<AuditEvent>, StoreError> {
         self.with(move |c| {
-            let mut stmt = c.prepare("SELECT body FROM audit WHERE request_id = ?1 ORDER BY seq").map_err(unavailable)?;
-            let rows = stmt.query_map([id.to_string()], |r| r.get::<_, String>(0)).map_err(unavailable)?;
-            rows.map(|b| serde_json::from_str(&b.map_err(unavailable)?).map_err(corrupt)).collect()
+            let mut stmt = c
+                .prepare("SELECT body FROM audit WHERE request_id = ?1 ORDER BY seq")
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([id.to_string()], |r| r.get::<_, String>(0))
+                .map_err(unavailable)?;
+            rows.map(|b| serde_json::from_str(&b.map_err(unavailable)?).map_err(corrupt))
+                .collect()
         })
         .await
     }
@@ -311,7 +333,13 @@ impl Sqlite {
     /// Receives up to `max` visible messages and hides them for `visibility_ms`. Messages
     /// already delivered `max_receives` times move to the dead letters instead, as SQS's
     /// redrive policy does.
-    pub async fn receive(&self, queue: QueueName, max: usize, visibility_ms: i64, max_receives: u32) -> Result<Vec<Delivery>, StoreError> {
+    pub async fn receive(
+        &self,
+        queue: QueueName,
+        max: usize,
+        visibility_ms: i64,
+        max_receives: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
         self.with(move |c| {
             let now = now_ms();
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
@@ -359,8 +387,12 @@ impl Sqlite {
 
     /// Deletes a delivered message; a stale receipt (the message was delivered again since) deletes nothing.
     pub async fn delete(&self, receipt: String) -> Result<bool, StoreError> {
-        self.with(move |c| Ok(c.execute("DELETE FROM queue WHERE receipt = ?1", [receipt]).map_err(unavailable)? == 1))
-            .await
+        self.with(move |c| {
+            Ok(c.execute("DELETE FROM queue WHERE receipt = ?1", [receipt])
+                .map_err(unavailable)?
+                == 1)
+        })
+        .await
     }
 
     pub async fn dead_letters(&self, queue: QueueName) -> Result<Vec<DeadLetter>, StoreError> {
@@ -385,9 +417,11 @@ impl Sqlite {
     /// Messages waiting or in flight.
     pub async fn queue_depth(&self, queue: QueueName) -> Result<usize, StoreError> {
         self.with(move |c| {
-            c.query_row("SELECT COUNT(*) FROM queue WHERE queue = ?1", [queue.as_str()], |r| r.get::<_, i64>(0))
-                .map(|n| n as usize)
-                .map_err(unavailable)
+            c.query_row("SELECT COUNT(*) FROM queue WHERE queue = ?1", [queue.as_str()], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as usize)
+            .map_err(unavailable)
         })
         .await
     }
@@ -396,7 +430,9 @@ impl Sqlite {
 #[async_trait]
 impl Queue for Sqlite {
     async fn send(&self, queue: QueueName, item: &WorkItem) -> Result<(), QueueError> {
-        self.send_raw(queue, to_json(item)).await.map_err(|e| QueueError(e.to_string()))
+        self.send_raw(queue, to_json(item))
+            .await
+            .map_err(|e| QueueError(e.to_string()))
     }
 }
 
@@ -420,7 +456,10 @@ mod tests {
         assert_eq!(first[0].receive_count, 1);
         let second = db.receive(QueueName::Validate, 10, 0, 2).await.unwrap();
         assert_eq!(second[0].receive_count, 2);
-        assert!(!db.delete(first[0].receipt.clone()).await.unwrap(), "a stale receipt deletes nothing");
+        assert!(
+            !db.delete(first[0].receipt.clone()).await.unwrap(),
+            "a stale receipt deletes nothing"
+        );
         assert!(db.receive(QueueName::Validate, 10, 0, 2).await.unwrap().is_empty());
         assert_eq!(db.dead_letters(QueueName::Validate).await.unwrap().len(), 1);
         assert_eq!(db.queue_depth(QueueName::Validate).await.unwrap(), 0);
@@ -431,8 +470,15 @@ mod tests {
         let db = Sqlite::in_memory().unwrap();
         db.send(QueueName::Provision, &item()).await.unwrap();
         let got = db.receive(QueueName::Provision, 10, 60_000, 5).await.unwrap();
-        assert!(db.receive(QueueName::Provision, 10, 60_000, 5).await.unwrap().is_empty());
-        assert!(db.receive(QueueName::Validate, 10, 0, 5).await.unwrap().is_empty(), "queues are separate");
+        assert!(db
+            .receive(QueueName::Provision, 10, 60_000, 5)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(
+            db.receive(QueueName::Validate, 10, 0, 5).await.unwrap().is_empty(),
+            "queues are separate"
+        );
         assert!(db.delete(got[0].receipt.clone()).await.unwrap());
         assert_eq!(db.queue_depth(QueueName::Provision).await.unwrap(), 0);
     }
@@ -442,13 +488,17 @@ mod tests {
         let db = Sqlite::in_memory().unwrap();
         let err = db
             .with(|c| {
-                c.execute("INSERT INTO audit VALUES ('r', 1, 't', 'a', '{}')", []).map_err(unavailable)?;
+                c.execute("INSERT INTO audit VALUES ('r', 1, 't', 'a', '{}')", [])
+                    .map_err(unavailable)?;
                 c.execute("UPDATE audit SET body = 'x'", []).map_err(unavailable)
             })
             .await
             .unwrap_err();
         assert!(err.to_string().contains("append-only"));
-        let err = db.with(|c| c.execute("DELETE FROM audit", []).map_err(unavailable)).await.unwrap_err();
+        let err = db
+            .with(|c| c.execute("DELETE FROM audit", []).map_err(unavailable))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("append-only"));
     }
 }

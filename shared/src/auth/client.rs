@@ -39,12 +39,22 @@ fn mac(secret: &[u8], timestamp: &str, method: &str, path: &str, body: &[u8]) ->
 
 /// The `X-Signature` value for a request.
 pub fn sign(secret: &[u8], timestamp: i64, method: &str, path: &str, body: &[u8]) -> String {
-    let tag = mac(secret, &timestamp.to_string(), method, path, body).finalize().into_bytes();
+    let tag = mac(secret, &timestamp.to_string(), method, path, body)
+        .finalize()
+        .into_bytes();
     format!("v1={}", hex::encode(tag))
 }
 
 /// Checks the timestamp window, then the MAC in constant time.
-pub fn verify(secret: &[u8], timestamp: &str, signature: &str, method: &str, path: &str, body: &[u8], now: i64) -> Result<(), SignatureError> {
+pub fn verify(
+    secret: &[u8],
+    timestamp: &str,
+    signature: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<(), SignatureError> {
     let ts: i64 = timestamp.parse().map_err(|_| SignatureError::BadTimestamp)?;
     let skew = now - ts;
     if skew.abs() > REPLAY_WINDOW_SECS {
@@ -66,17 +76,36 @@ mod tests {
     #[test]
     fn a_signed_request_verifies_and_a_changed_one_does_not() {
         let sig = sign(b"s3cret", 1_700_000_000, "POST", "/requests", b"{}");
-        assert_eq!(verify(b"s3cret", "1700000000", &sig, "POST", "/requests", b"{}", 1_700_000_010), Ok(()));
-        for (secret, path, body) in [(&b"other"[..], "/requests", &b"{}"[..]), (b"s3cret", "/catalog", b"{}"), (b"s3cret", "/requests", b"{ }")] {
-            assert_eq!(verify(secret, "1700000000", &sig, "POST", path, body, 1_700_000_010), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(b"s3cret", "1700000000", &sig, "POST", "/requests", b"{}", 1_700_000_010),
+            Ok(())
+        );
+        for (secret, path, body) in [
+            (&b"other"[..], "/requests", &b"{}"[..]),
+            (b"s3cret", "/catalog", b"{}"),
+            (b"s3cret", "/requests", b"{ }"),
+        ] {
+            assert_eq!(
+                verify(secret, "1700000000", &sig, "POST", path, body, 1_700_000_010),
+                Err(SignatureError::Mismatch)
+            );
         }
     }
 
     #[test]
     fn stale_and_future_timestamps_are_refused() {
         let sig = sign(b"k", 1_000, "GET", "/x", b"");
-        assert_eq!(verify(b"k", "1000", &sig, "GET", "/x", b"", 1_301), Err(SignatureError::Stale(301)));
-        assert_eq!(verify(b"k", "1000", &sig, "GET", "/x", b"", 699), Err(SignatureError::Stale(-301)));
-        assert_eq!(verify(b"k", "soon", &sig, "GET", "/x", b"", 1_000), Err(SignatureError::BadTimestamp));
+        assert_eq!(
+            verify(b"k", "1000", &sig, "GET", "/x", b"", 1_301),
+            Err(SignatureError::Stale(301))
+        );
+        assert_eq!(
+            verify(b"k", "1000", &sig, "GET", "/x", b"", 699),
+            Err(SignatureError::Stale(-301))
+        );
+        assert_eq!(
+            verify(b"k", "soon", &sig, "GET", "/x", b"", 1_000),
+            Err(SignatureError::BadTimestamp)
+        );
     }
 }

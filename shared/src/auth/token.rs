@@ -48,7 +48,10 @@ pub struct TokenKeys {
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print key material.
-        f.debug_struct("TokenKeys").field("active", &self.active).field("kids", &self.keys.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("TokenKeys")
+            .field("active", &self.active)
+            .field("kids", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -65,7 +68,10 @@ fn mac(key: &str, kid: &str, payload: &str) -> HmacSha256 {
 
 impl TokenKeys {
     pub fn sign(&self, claims: &ApprovalClaims) -> String {
-        let key = self.keys.get(&self.active).expect("the active key id names a key (checked when configuration loads)");
+        let key = self
+            .keys
+            .get(&self.active)
+            .expect("the active key id names a key (checked when configuration loads)");
         let payload = B64.encode(serde_json::to_vec(claims).expect("claims serialise"));
         let tag = B64.encode(mac(key, &self.active, &payload).finalize().into_bytes());
         format!("{}.{payload}.{tag}", self.active)
@@ -77,19 +83,24 @@ impl TokenKeys {
             return Err(TokenError::Invalid);
         }
         let mut parts = token.split('.');
-        let (Some(kid), Some(payload), Some(tag), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(kid), Some(payload), Some(tag), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(TokenError::Invalid);
         };
         let key = self.keys.get(kid).ok_or(TokenError::Invalid)?;
         let tag = B64.decode(tag).map_err(|_| TokenError::Invalid)?;
-        mac(key, kid, payload).verify_slice(&tag).map_err(|_| TokenError::Invalid)?;
+        mac(key, kid, payload)
+            .verify_slice(&tag)
+            .map_err(|_| TokenError::Invalid)?;
         let claims: ApprovalClaims = B64
             .decode(payload)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or(TokenError::Invalid)?;
         if now.timestamp() >= claims.expires {
-            return Err(TokenError::Expired(DateTime::from_timestamp(claims.expires, 0).unwrap_or_default()));
+            return Err(TokenError::Expired(
+                DateTime::from_timestamp(claims.expires, 0).unwrap_or_default(),
+            ));
         }
         Ok(claims)
     }
@@ -102,7 +113,11 @@ mod tests {
     fn keys(active: &str) -> TokenKeys {
         TokenKeys {
             active: active.into(),
-            keys: [("k1".to_string(), "first-secret".to_string()), ("k2".to_string(), "second-secret".to_string())].into(),
+            keys: [
+                ("k1".to_string(), "first-secret".to_string()),
+                ("k2".to_string(), "second-secret".to_string()),
+            ]
+            .into(),
         }
     }
 
@@ -121,7 +136,10 @@ mod tests {
         let c = claims(now.timestamp() + 60);
         let t = keys("k1").sign(&c);
         assert_eq!(keys("k1").verify(&t, now), Ok(c.clone()));
-        assert!(matches!(keys("k1").verify(&t, now + chrono::Duration::seconds(61)), Err(TokenError::Expired(_))));
+        assert!(matches!(
+            keys("k1").verify(&t, now + chrono::Duration::seconds(61)),
+            Err(TokenError::Expired(_))
+        ));
     }
 
     #[test]
@@ -138,7 +156,13 @@ mod tests {
         let t = keys("k1").sign(&claims(now.timestamp() + 60));
         let (kid, rest) = t.split_once('.').unwrap();
         let (payload, tag) = rest.split_once('.').unwrap();
-        let other = B64.encode(serde_json::to_vec(&ApprovalClaims { approve: false, ..claims(now.timestamp() + 60) }).unwrap());
+        let other = B64.encode(
+            serde_json::to_vec(&ApprovalClaims {
+                approve: false,
+                ..claims(now.timestamp() + 60)
+            })
+            .unwrap(),
+        );
         for bad in [
             format!("{kid}.{other}.{tag}"),
             format!("k2.{payload}.{tag}"),

@@ -43,7 +43,13 @@ struct Hashed<'a> {
 }
 
 impl AuditEvent {
-    pub(super) fn first(id: RequestId, at: DateTime<Utc>, actor: Principal, channel: Channel, reason: Option<String>) -> Self {
+    pub(super) fn first(
+        id: RequestId,
+        at: DateTime<Utc>,
+        actor: Principal,
+        channel: Channel,
+        reason: Option<String>,
+    ) -> Self {
         Self::sealed(AuditEvent {
             request_id: id,
             seq: 1,

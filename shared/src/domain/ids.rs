@@ -75,7 +75,13 @@ mod tests {
 
     #[test]
     fn refuses_other_shapes() {
-        for bad in ["", "req-", "01JD3XQ4Z8K9M2N5P7R8S0T1V2", "req-../../etc", "req-01JD3XQ4Z8K9M2N5P7R8S0T1V2X"] {
+        for bad in [
+            "",
+            "req-",
+            "01JD3XQ4Z8K9M2N5P7R8S0T1V2",
+            "req-../../etc",
+            "req-01JD3XQ4Z8K9M2N5P7R8S0T1V2X",
+        ] {
             assert!(bad.parse::<RequestId>().is_err(), "{bad}");
         }
     }

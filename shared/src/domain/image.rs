@@ -29,7 +29,9 @@ pub enum ImageRefError {
     BadChar(char, u32, usize),
     #[error("`{0}` is not a valid path component: each part between `/` must start and end with a lowercase letter or digit, with single `.`, `_`/`__` or dashes between")]
     BadComponent(String),
-    #[error("tag `{0}` is not valid: a tag is 1 to 128 of letters, digits, `_`, `.`, `-` and may not start with `.` or `-`")]
+    #[error(
+        "tag `{0}` is not valid: a tag is 1 to 128 of letters, digits, `_`, `.`, `-` and may not start with `.` or `-`"
+    )]
     BadTag(String),
     #[error("digests and registry hosts are not accepted: ask for a catalog name such as `busybox:latest`")]
     NotAName,

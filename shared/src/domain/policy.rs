@@ -101,9 +101,18 @@ mod tests {
             deny_images: vec!["*-fips".into()],
             ..Policy::default()
         };
-        assert!(matches!(p.evaluate(&img("go-fips"), Some(Environment::Dev), &dev()), Verdict::Deny { .. }));
-        assert!(matches!(p.evaluate(&img("go"), Some(Environment::Dev), &dev()), Verdict::AutoApprove { .. }));
-        assert_eq!(p.evaluate(&img("go"), Some(Environment::Prod), &dev()), Verdict::NeedsApproval);
+        assert!(matches!(
+            p.evaluate(&img("go-fips"), Some(Environment::Dev), &dev()),
+            Verdict::Deny { .. }
+        ));
+        assert!(matches!(
+            p.evaluate(&img("go"), Some(Environment::Dev), &dev()),
+            Verdict::AutoApprove { .. }
+        ));
+        assert_eq!(
+            p.evaluate(&img("go"), Some(Environment::Prod), &dev()),
+            Verdict::NeedsApproval
+        );
     }
 
     #[test]
@@ -113,8 +122,14 @@ mod tests {
             auto_approve_requesters: vec!["github:*".into()],
             ..Policy::default()
         };
-        assert!(matches!(p.evaluate(&img("busybox"), None, &dev()), Verdict::AutoApprove { .. }));
-        assert!(matches!(p.evaluate(&img("nginx"), None, &"github:octo".parse().unwrap()), Verdict::AutoApprove { .. }));
+        assert!(matches!(
+            p.evaluate(&img("busybox"), None, &dev()),
+            Verdict::AutoApprove { .. }
+        ));
+        assert!(matches!(
+            p.evaluate(&img("nginx"), None, &"github:octo".parse().unwrap()),
+            Verdict::AutoApprove { .. }
+        ));
         assert_eq!(p.evaluate(&img("nginx"), None, &dev()), Verdict::NeedsApproval);
     }
 }

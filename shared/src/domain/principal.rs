@@ -53,7 +53,8 @@ fn is_email(s: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && s.bytes().filter(|&b| b == b'@').count() == 1
-        && s.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b',' | b';' | b'\\'))
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b',' | b';' | b'\\'))
 }
 
 fn is_github_login(s: &str) -> bool {
@@ -77,7 +78,9 @@ impl FromStr for Principal {
         let (kind, value) = s.split_once(':').ok_or_else(|| bad("no `kind:` prefix"))?;
         match kind {
             "slack" => {
-                let (team, user) = value.split_once('/').ok_or_else(|| bad("slack principals are <team>/<user>"))?;
+                let (team, user) = value
+                    .split_once('/')
+                    .ok_or_else(|| bad("slack principals are <team>/<user>"))?;
                 if is_slack_id(team) && is_slack_id(user) {
                     Ok(Principal::Slack {
                         team: team.into(),
@@ -145,7 +148,16 @@ mod tests {
 
     #[test]
     fn malformed_principals_are_refused() {
-        for s in ["dev@example.com", "email:nobody", "email:a@b@c.com", "email:<x>@y.com", "slack:T1", "github:-x", "iam:nope", "root:me"] {
+        for s in [
+            "dev@example.com",
+            "email:nobody",
+            "email:a@b@c.com",
+            "email:<x>@y.com",
+            "slack:T1",
+            "github:-x",
+            "iam:nope",
+            "root:me",
+        ] {
             assert!(s.parse::<Principal>().is_err(), "{s}");
         }
     }

@@ -214,7 +214,12 @@ impl Request {
             at,
             new.requester.clone(),
             new.channel,
-            Some(format!("{} for {}: {}", new.image, new.environment.map_or("any environment".into(), |e| e.to_string()), new.justification)),
+            Some(format!(
+                "{} for {}: {}",
+                new.image,
+                new.environment.map_or("any environment".into(), |e| e.to_string()),
+                new.justification
+            )),
         );
         let req = Request {
             id,
@@ -270,7 +275,10 @@ mod tests {
     fn justification_is_trimmed_and_bounded() {
         assert_eq!(Justification::parse("  Debug shell ").unwrap().as_str(), "Debug shell");
         assert!(matches!(Justification::parse("   "), Err(TextError::Blank(_))));
-        assert!(matches!(Justification::parse(&"x".repeat(1001)), Err(TextError::TooLong(_, 1001, 1000))));
+        assert!(matches!(
+            Justification::parse(&"x".repeat(1001)),
+            Err(TextError::TooLong(_, 1001, 1000))
+        ));
         assert!(matches!(Justification::parse("a\u{7}b"), Err(TextError::Control(_))));
     }
 

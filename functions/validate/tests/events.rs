@@ -1,0 +1,71 @@
+//! The validate handler on the SQS events in `events/`.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use shared::adapters::Embedded;
+use shared::domain::{Channel, Environment, ImageRef, Justification, NewRequest, Request, Status};
+use shared::ports::QueueName;
+
+fn event(name: &str) -> SqsEvent {
+    let text = std::fs::read_to_string(format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+async fn stored(e: &Embedded, id: &str, image: &str, env: Option<Environment>) {
+    let new = NewRequest {
+        image: ImageRef::parse(image).unwrap(),
+        requester: "email:developer@example.com".parse().unwrap(),
+        justification: Justification::parse("needed").unwrap(),
+        environment: env,
+        channel: Channel::Api,
+        idempotency_key: None,
+    };
+    let (r, first) = Request::submit(new, id.parse().unwrap(), e.app.clock.now());
+    e.app.store.create(&r, &first).await.unwrap();
+}
+
+async fn status(e: &Embedded, id: &str) -> Status {
+    e.app.store.get(id.parse().unwrap()).await.unwrap().unwrap().status
+}
+
+#[tokio::test]
+async fn a_batch_is_validated_record_by_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Embedded::open_in(dir.path()).unwrap();
+    stored(&e, "req-01JD3XQ4Z8K9M2N5P7R8S0T1V2", "busybox", None).await;
+    stored(&e, "req-01JD3XQ4Z8K9M2N5P7R8S0T1V3", "go", Some(Environment::Dev)).await;
+    // The third record names a request that does not exist: permanent, so not bounced.
+    let resp = validate::handle(&e.app, event("validate-sqs-batch.json")).await;
+    assert!(resp.batch_item_failures.is_empty());
+    assert_eq!(
+        status(&e, "req-01JD3XQ4Z8K9M2N5P7R8S0T1V2").await,
+        Status::PendingApproval
+    );
+    assert_eq!(status(&e, "req-01JD3XQ4Z8K9M2N5P7R8S0T1V3").await, Status::Approved);
+    assert_eq!(e.db.queue_depth(QueueName::Provision).await.unwrap(), 1);
+    let emails = std::fs::read_dir(dir.path().join("outbox")).unwrap().count();
+    assert_eq!(emails, 2, "one approval email per approver");
+}
+
+#[tokio::test]
+async fn a_record_that_is_not_a_work_item_is_reported_failed_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Embedded::open_in(dir.path()).unwrap();
+    stored(&e, "req-01JD3XQ4Z8K9M2N5P7R8S0T1V2", "busybox", None).await;
+    let mut ev = event("validate-sqs-batch.json");
+    ev.records[1].body = Some("not json".into());
+    let resp = validate::handle(&e.app, ev).await;
+    let failed: Vec<_> = resp
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(failed, [ev_id(1)]);
+    assert_eq!(
+        status(&e, "req-01JD3XQ4Z8K9M2N5P7R8S0T1V2").await,
+        Status::PendingApproval
+    );
+}
+
+fn ev_id(i: usize) -> String {
+    format!("0b4d5f3c-7a3e-4a8e-9c1e-00000000000{i}")
+}
