@@ -1,0 +1,104 @@
+//! The `cgr-request` binary as a user runs it, against a local stack.
+
+use std::process::{Command, Output};
+
+use cgr_request::server::{start, Options};
+use shared::config::Settings;
+
+fn cli(url: &str, dir: &std::path::Path, args: &[String]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cgr-request"))
+        .args(["--url", url, "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .env_remove("CGR_REQUEST_CLIENT")
+        .env_remove("CGR_REQUEST_SECRET")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn add_approve_and_follow_a_request_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        listen: ([127, 0, 0, 1], 0).into(),
+        data_dir: dir.path().into(),
+        ..Settings::default()
+    };
+    let running = start(settings, Options::default()).await.unwrap();
+    let url = format!("http://{}", running.addr);
+    let d = dir.path().to_path_buf();
+    let u = url.clone();
+    let run = move |args: &[&str]| {
+        let (u, d) = (u.clone(), d.clone());
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        tokio::task::spawn_blocking(move || cli(&u, &d, &args))
+    };
+
+    let out = run(&[
+        "-o",
+        "json",
+        "add",
+        "busybox",
+        "--justification",
+        "Debug shell for staging",
+    ])
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = v["id"].as_str().unwrap().to_string();
+    assert_eq!(v["status"], "received");
+
+    // Pending shows up for the admin, then the admin approves from the CLI.
+    let mut pending = String::new();
+    for _ in 0..200 {
+        pending = text(&run(&["admin", "pending"]).await.unwrap());
+        if pending.contains(&id) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(pending.contains(&id) && pending.contains("busybox:latest"), "{pending}");
+    let id_s = id.as_str();
+    let out = run(&["admin", "approve", id_s, "--reason", "ok"]).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    let out = run(&["status", id_s, "--wait", "--timeout-secs", "20"]).await.unwrap();
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("provisioned") && shown.contains("cgr.dev/example.com/busybox:latest"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Audit timeline") && shown.contains("email:platform-admin@example.com"),
+        "{shown}"
+    );
+
+    // A rejected request exits 2 under --wait, and says what was meant.
+    let out = run(&["add", "busybx", "-j", "typo", "--wait", "--timeout-secs", "20"])
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("Did you mean  busybox"), "{}", text(&out));
+
+    // Errors say what to do next.
+    let out = run(&["--client", "dev", "--secret", "wrong", "status", id_s])
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("did not accept this client's signature"),
+        "{}",
+        text(&out)
+    );
+    drop(running);
+}
