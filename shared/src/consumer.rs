@@ -2,13 +2,81 @@
 //! only the records whose work failed retryably are reported back, so SQS redelivers
 //! exactly those (`ReportBatchItemFailures`).
 
+use std::collections::HashSet;
 use std::future::Future;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use tracing::Instrument;
 
-use crate::ports::WorkItem;
+use crate::ports::{QueueName, WorkItem};
 use crate::workflow::StepError;
+
+/// A message handed to a consumer; `receipt` deletes it, and only this delivery of it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub message_id: String,
+    pub receipt: String,
+    pub body: String,
+    pub receive_count: u32,
+    pub sent_at_ms: i64,
+}
+
+/// Where the local server (and the tests) pull messages from when no Lambda event
+/// source mapping does it for them: the embedded queue, or SQS.
+#[async_trait]
+pub trait MessageSource: Send + Sync {
+    async fn receive(&self, queue: QueueName, max: usize) -> Result<Vec<Delivery>, String>;
+    async fn delete(&self, queue: QueueName, receipt: &str) -> Result<(), String>;
+    /// Messages in the queue's dead letters.
+    async fn dead_letters(&self, queue: QueueName) -> Result<usize, String>;
+    /// Messages waiting or in flight.
+    async fn depth(&self, queue: QueueName) -> Result<usize, String>;
+}
+
+/// Deliveries as the `SqsEvent` Lambda would receive.
+pub fn to_sqs_event(deliveries: &[Delivery]) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    for d in deliveries {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(d.message_id.clone());
+        m.receipt_handle = Some(d.receipt.clone());
+        m.body = Some(d.body.clone());
+        m.attributes
+            .insert("ApproximateReceiveCount".into(), d.receive_count.to_string());
+        m.attributes.insert("SentTimestamp".into(), d.sent_at_ms.to_string());
+        event.records.push(m);
+    }
+    event
+}
+
+/// One turn of an event source mapping: receive a batch, hand it to the handler, delete
+/// what it did not report failed (the rest comes back after the visibility timeout).
+/// Returns how many messages were handled.
+pub async fn pump<F, Fut>(source: &dyn MessageSource, queue: QueueName, handler: F) -> Result<usize, String>
+where
+    F: FnOnce(SqsEvent) -> Fut,
+    Fut: Future<Output = SqsBatchResponse>,
+{
+    let deliveries = source.receive(queue, 10).await?;
+    if deliveries.is_empty() {
+        return Ok(0);
+    }
+    let response = handler(to_sqs_event(&deliveries)).await;
+    let failed: HashSet<String> = response
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
+    for d in &deliveries {
+        if !failed.contains(&d.message_id) {
+            if let Err(e) = source.delete(queue, &d.receipt).await {
+                tracing::error!(queue = queue.as_str(), error = %e, "delete failed; the message will be delivered again");
+            }
+        }
+    }
+    Ok(deliveries.len())
+}
 
 /// The delivery's attempt number, from SQS's `ApproximateReceiveCount`.
 pub fn receive_count(m: &aws_lambda_events::event::sqs::SqsMessage) -> u32 {

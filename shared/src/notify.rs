@@ -40,6 +40,7 @@ pub fn approval_request(
         ),
         request_id: r.id,
         status: r.status,
+        channel: r.channel,
     }
 }
 
@@ -121,6 +122,7 @@ pub fn outcome(r: &Request) -> Message {
         text: format!("{lead}\n\n{}", details(r)),
         request_id: r.id,
         status: r.status,
+        channel: r.channel,
     }
 }
 
@@ -137,5 +139,6 @@ pub fn approver_alert(r: &Request, approver: &str, what: &str) -> Message {
         ),
         request_id: r.id,
         status: r.status,
+        channel: r.channel,
     }
 }

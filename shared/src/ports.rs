@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
-use crate::domain::{AuditEvent, Principal, Request, RequestId, Status, Transition};
+use crate::domain::{AuditEvent, Channel, Principal, Request, RequestId, Status, Transition};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -34,7 +34,12 @@ pub struct RequestQuery {
     pub status: Option<Status>,
     pub requester: Option<Principal>,
     pub image: Option<String>,
-    /// Only requests last updated before this time (stuck requests).
+    /// Requests decided by this approver.
+    pub decided_by: Option<Principal>,
+    /// Created at or after / before these times.
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    /// Only requests not in a terminal status, last updated before this time (stuck requests).
     pub updated_before: Option<DateTime<Utc>>,
     pub limit: usize,
 }
@@ -49,13 +54,34 @@ pub trait RequestStore: Send + Sync {
     /// request is still at the transition's expected status and version.
     async fn commit(&self, transition: &Transition) -> Result<(), StoreError>;
     /// Newest first, except pending approvals and stuck requests: oldest first.
+    /// `limit` 0 means 100; at most 1,000 are returned.
     async fn list(&self, query: &RequestQuery) -> Result<Vec<Request>, StoreError>;
+}
+
+/// Audit events by actor and/or time, newest first.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AuditQuery {
+    pub actor: Option<Principal>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: usize,
 }
 
 #[async_trait]
 pub trait AuditLog: Send + Sync {
     /// A request's events in sequence order.
     async fn timeline(&self, id: RequestId) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Events across requests, newest first; `limit` 0 means 100.
+    async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
+}
+
+/// The effective page size of a query.
+pub fn effective_limit(limit: usize) -> usize {
+    if limit == 0 {
+        100
+    } else {
+        limit.min(1000)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,6 +92,8 @@ pub enum QueueName {
 }
 
 impl QueueName {
+    pub const ALL: [QueueName; 2] = [QueueName::Validate, QueueName::Provision];
+
     pub fn as_str(self) -> &'static str {
         match self {
             QueueName::Validate => "validate",
@@ -101,6 +129,8 @@ pub struct Message {
     pub text: String,
     pub request_id: RequestId,
     pub status: Status,
+    /// The channel the request came through (where a subscriber may answer the requester).
+    pub channel: Channel,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -208,8 +208,8 @@ async fn list(State(app): State<App>, Query(p): Query<ListParams>, signed: Signe
             .transpose()
             .map_err(|e| ApiError::bad_request(e.to_string()))?
             .map(|i| i.name().to_string()),
-        updated_before: None,
         limit: p.limit.unwrap_or(50).clamp(1, 500),
+        ..RequestQuery::default()
     };
     let requests = app.store.list(&query).await.map_err(ApiError::internal)?;
     Ok(Json(json!({ "requests": requests })))

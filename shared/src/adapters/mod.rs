@@ -1,5 +1,6 @@
 //! Adapters of the embedded backend (the local default). The AWS adapters join them here.
 
+pub mod aws;
 pub mod outbox;
 pub mod simulated;
 pub mod sqlite;

@@ -10,8 +10,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
+use crate::consumer::{Delivery, MessageSource};
 use crate::domain::{AuditEvent, Request, RequestId, Status, Transition};
-use crate::ports::{AuditLog, Created, Queue, QueueError, QueueName, RequestQuery, RequestStore, StoreError, WorkItem};
+use crate::ports::{
+    effective_limit, AuditLog, AuditQuery, Created, Queue, QueueError, QueueName, RequestQuery, RequestStore,
+    StoreError, WorkItem,
+};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS requests (
@@ -262,9 +266,21 @@ impl RequestStore for Sqlite {
                 args.push(i.clone());
                 sql += &format!(" AND image = ?{}", args.len());
             }
+            if let Some(p) = &q.decided_by {
+                args.push(p.to_string());
+                sql += &format!(" AND json_extract(body, '$.decision.by') = ?{}", args.len());
+            }
+            if let Some(t) = q.created_after {
+                args.push(ts(t));
+                sql += &format!(" AND created_at >= ?{}", args.len());
+            }
+            if let Some(t) = q.created_before {
+                args.push(ts(t));
+                sql += &format!(" AND created_at < ?{}", args.len());
+            }
             if let Some(t) = q.updated_before {
                 args.push(ts(t));
-                sql += &format!(" AND updated_at < ?{}", args.len());
+                sql += &format!(" AND updated_at < ?{} AND status IN ({OPEN_STATUSES})", args.len());
             }
             let oldest_first = q.status == Some(Status::PendingApproval) || q.updated_before.is_some();
             sql += if oldest_first {
@@ -272,7 +288,7 @@ impl RequestStore for Sqlite {
             } else {
                 " ORDER BY created_at DESC, id DESC"
             };
-            sql += &format!(" LIMIT {}", if q.limit == 0 { 100 } else { q.limit.min(1000) });
+            sql += &format!(" LIMIT {}", effective_limit(q.limit));
             let mut stmt = c.prepare(&sql).map_err(unavailable)?;
             let rows = stmt
                 .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get::<_, String>(0))
@@ -283,8 +299,42 @@ impl RequestStore for Sqlite {
     }
 }
 
+/// The non-terminal statuses, as an SQL list.
+const OPEN_STATUSES: &str = "'received', 'validating', 'pending_approval', 'approved', 'provisioning'";
+
 #[async_trait]
 impl AuditLog for Sqlite {
+    async fn query(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        let q = q.clone();
+        self.with(move |c| {
+            let mut sql = String::from("SELECT body FROM audit WHERE 1 = 1");
+            let mut args: Vec<String> = vec![];
+            if let Some(a) = &q.actor {
+                args.push(a.to_string());
+                sql += &format!(" AND actor = ?{}", args.len());
+            }
+            if let Some(t) = q.since {
+                args.push(ts(t));
+                sql += &format!(" AND at >= ?{}", args.len());
+            }
+            if let Some(t) = q.until {
+                args.push(ts(t));
+                sql += &format!(" AND at < ?{}", args.len());
+            }
+            sql += &format!(
+                " ORDER BY at DESC, request_id DESC, seq DESC LIMIT {}",
+                effective_limit(q.limit)
+            );
+            let mut stmt = c.prepare(&sql).map_err(unavailable)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get::<_, String>(0))
+                .map_err(unavailable)?;
+            rows.map(|b| serde_json::from_str(&b.map_err(unavailable)?).map_err(corrupt))
+                .collect()
+        })
+        .await
+    }
+
     async fn timeline(&self, id: RequestId) -> Result<Vec<AuditEvent>, StoreError> {
         self.with(move |c| {
             let mut stmt = c
@@ -298,15 +348,6 @@ impl AuditLog for Sqlite {
         })
         .await
     }
-}
-
-/// A message handed to a consumer; `receipt` deletes it, and only this delivery of it.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    pub receipt: String,
-    pub body: String,
-    pub receive_count: u32,
-    pub sent_at_ms: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -373,6 +414,7 @@ impl Sqlite {
                 )
                 .map_err(unavailable)?;
                 out.push(Delivery {
+                    message_id: id.to_string(),
                     receipt,
                     body,
                     receive_count: count + 1,
@@ -424,6 +466,43 @@ impl Sqlite {
             .map_err(unavailable)
         })
         .await
+    }
+}
+
+/// The embedded queue as a consumer sees it, with SQS's visibility timeout and redrive.
+pub struct SqliteSource {
+    pub db: Sqlite,
+    pub visibility_ms: i64,
+    pub max_receives: u32,
+}
+
+#[async_trait]
+impl MessageSource for SqliteSource {
+    async fn receive(&self, queue: QueueName, max: usize) -> Result<Vec<Delivery>, String> {
+        self.db
+            .receive(queue, max, self.visibility_ms, self.max_receives)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn delete(&self, _queue: QueueName, receipt: &str) -> Result<(), String> {
+        self.db
+            .delete(receipt.to_string())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn dead_letters(&self, queue: QueueName) -> Result<usize, String> {
+        self.db
+            .dead_letters(queue)
+            .await
+            .map(|d| d.len())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn depth(&self, queue: QueueName) -> Result<usize, String> {
+        self.db.queue_depth(queue).await.map_err(|e| e.to_string())
     }
 }
 

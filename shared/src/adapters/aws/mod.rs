@@ -1,0 +1,114 @@
+//! The AWS adapters: DynamoDB (requests and audit), SQS (work queues), SNS (approval and
+//! outcome messages), SSM Parameter Store (secrets). Every client is built from one
+//! `SdkConfig`, so `AWS_ENDPOINT_URL` points them all at an emulator without code changes.
+
+pub mod dynamo;
+pub mod setup;
+pub mod sns;
+pub mod sqs;
+
+use std::sync::Arc;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+
+use crate::app::App;
+use crate::config::{ConfigError, LocalCredentials, Settings};
+use crate::ports::{Clock, Registry};
+
+/// Where this deployment's resources are, from the functions' environment.
+#[derive(Debug, Clone)]
+pub struct AwsNames {
+    pub requests_table: String,
+    pub audit_table: String,
+    pub queues: sqs::QueueUrls,
+    pub approvals_topic: String,
+    pub notifications_topic: String,
+}
+
+fn var(name: &'static str) -> Result<String, ConfigError> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or(ConfigError::Env(
+            name,
+            String::new(),
+            "is required when running on AWS".into(),
+        ))
+}
+
+impl AwsNames {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(AwsNames {
+            requests_table: var("REQUESTS_TABLE")?,
+            audit_table: var("AUDIT_TABLE")?,
+            queues: sqs::QueueUrls {
+                validate: var("VALIDATE_QUEUE_URL")?,
+                provision: var("PROVISION_QUEUE_URL")?,
+                validate_dlq: var("VALIDATE_DLQ_URL").ok(),
+                provision_dlq: var("PROVISION_DLQ_URL").ok(),
+            },
+            approvals_topic: var("APPROVALS_TOPIC_ARN")?,
+            notifications_topic: var("NOTIFICATIONS_TOPIC_ARN")?,
+        })
+    }
+}
+
+/// The SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`).
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// Reads client secrets and link-signing keys from an SSM SecureString parameter holding
+/// the JSON of `credentials.json`, into settings that lack them.
+pub async fn load_secrets(sdk: &SdkConfig, parameter: &str, mut settings: Settings) -> Result<Settings, ConfigError> {
+    let ssm = aws_sdk_ssm::Client::new(sdk);
+    let out = ssm
+        .get_parameter()
+        .name(parameter)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| ConfigError::Invalid(format!("reading SSM parameter {parameter}: {}", e.into_service_error())))?;
+    let text = out.parameter.and_then(|p| p.value).unwrap_or_default();
+    let creds: LocalCredentials = serde_json::from_str(&text)
+        .map_err(|e| ConfigError::Invalid(format!("SSM parameter {parameter} is not credentials JSON: {e}")))?;
+    if settings.clients.is_empty() {
+        settings.clients = creds.clients;
+    }
+    if settings.approval_keys.is_none() {
+        settings.approval_keys = Some(creds.approval_keys);
+    }
+    settings.check()?;
+    Ok(settings)
+}
+
+/// The application on AWS, and the queue adapter (a message source for local consumers).
+pub fn app(
+    sdk: &SdkConfig,
+    names: &AwsNames,
+    settings: Settings,
+    registry: Arc<dyn Registry>,
+    clock: Arc<dyn Clock>,
+) -> (App, sqs::SqsQueue) {
+    let store = dynamo::DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        &names.requests_table,
+        &names.audit_table,
+    );
+    let queue = sqs::SqsQueue::new(aws_sdk_sqs::Client::new(sdk), names.queues.clone());
+    let notifier = sns::SnsNotifier::new(
+        aws_sdk_sns::Client::new(sdk),
+        &names.approvals_topic,
+        &names.notifications_topic,
+    );
+    let app = App {
+        store: Arc::new(store.clone()),
+        audit: Arc::new(store),
+        queue: Arc::new(queue.clone()),
+        notifier: Arc::new(notifier),
+        registry,
+        clock,
+        settings: Arc::new(settings),
+    };
+    (app, queue)
+}

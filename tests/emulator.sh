@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Sourced by run.sh: makes sure the local AWS emulator (moto's server) and the AWS CLI
+# are installed in the project's venv, starts moto on a free loopback port, exports
+# MOTO_URL for the tests, and stops it when the calling shell exits.
+
+venv="$PWD/.venv"
+if ! "$venv/bin/python" -c 'import moto, boto3' 2>/dev/null || [ ! -x "$venv/bin/aws" ]; then
+  echo "== installing moto[server] and awscli into .venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' 'awscli>=1.32,<2'
+fi
+export PATH="$venv/bin:$PATH"
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p target
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
+moto_pid=$!
+trap 'kill $moto_pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  if curl -fs "http://127.0.0.1:$port/moto-api/" > /dev/null 2>&1; then break; fi
+  sleep 0.1
+done
+curl -fs "http://127.0.0.1:$port/moto-api/" > /dev/null || { echo "moto did not start; see target/moto.log"; exit 1; }
+export MOTO_URL="http://127.0.0.1:$port"
+echo "== moto listening at $MOTO_URL"
