@@ -202,3 +202,61 @@ async fn admin_cli_route_approves_and_lists_pending_oldest_first() {
         .unwrap_err();
     assert_eq!(pipeline_tests::api_status(err), 400, "a denial needs a reason");
 }
+
+#[tokio::test]
+async fn ops_queries_find_decisions_by_approver_and_events_by_actor_and_time() {
+    use shared::ports::{AuditQuery, RequestQuery};
+    let s = start().await;
+    let a = s.submit("curl", None).await;
+    let b = s.submit("git", Some("dev")).await;
+    s.wait_for(&a, "pending_approval").await;
+    s.wait_for(&b, "provisioned").await;
+    let (approve, _) = s.links(&a, "security-lead@example.com");
+    s.http.post(&approve).send().await.unwrap();
+    s.wait_for(&a, "provisioned").await;
+    let app = &s.running.app;
+    let approver: shared::domain::Principal = "email:security-lead@example.com".parse().unwrap();
+    let decided = app
+        .store
+        .list(&RequestQuery {
+            decided_by: Some(approver.clone()),
+            ..RequestQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        decided.iter().map(|r| r.id.to_string()).collect::<Vec<_>>(),
+        [a.clone()]
+    );
+    let events = app
+        .audit
+        .query(&AuditQuery {
+            actor: Some(approver),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].to.to_string(), "approved");
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let none = app
+        .store
+        .list(&RequestQuery {
+            created_after: Some(later),
+            ..RequestQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    let recent = app
+        .audit
+        .query(&AuditQuery {
+            until: Some(later),
+            limit: 3,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(recent.len(), 3);
+    assert!(recent.windows(2).all(|w| w[0].at >= w[1].at), "newest first");
+}
