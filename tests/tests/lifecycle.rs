@@ -226,7 +226,7 @@ async fn ops_queries_find_decisions_by_approver_and_events_by_actor_and_time() {
         .unwrap();
     assert_eq!(
         decided.iter().map(|r| r.id.to_string()).collect::<Vec<_>>(),
-        [a.clone()]
+        [a.as_str()]
     );
     let events = app
         .audit
