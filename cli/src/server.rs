@@ -2,19 +2,18 @@
 //! provision consumers polling the embedded queues through the very handlers the
 //! Lambdas run, and the sweep that recovers stranded requests and expires approvals.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use axum::http::StatusCode;
 use axum::Router;
 use tokio::task::JoinHandle;
 
-use shared::adapters::sqlite::Sqlite;
+use shared::adapters::sqlite::{Sqlite, SqliteSource};
 use shared::adapters::Embedded;
 use shared::config::Settings;
+use shared::consumer::pump;
 use shared::http::ApiError;
 use shared::ports::{Clock, QueueName, Registry};
 use shared::App;
@@ -118,48 +117,28 @@ pub async fn start(settings: Settings, opts: Options) -> Result<Running, String>
     Ok(Running { addr, app, db, tasks })
 }
 
-/// Plays SQS's event source mapping against the embedded queue: receive a batch, hand it
-/// to the function's handler as an `SqsEvent`, delete what it did not report failed.
+/// Plays SQS's event source mapping against the embedded queue, through the very
+/// handlers the Lambdas run.
 async fn consume(app: App, db: Sqlite, queue: QueueName, poll: Duration) {
-    let visibility_ms = (app.settings.visibility_timeout_secs * 1000) as i64;
+    let source = SqliteSource {
+        db,
+        visibility_ms: (app.settings.visibility_timeout_secs * 1000) as i64,
+        max_receives: app.settings.max_receives,
+    };
     loop {
-        let deliveries = match db.receive(queue, 10, visibility_ms, app.settings.max_receives).await {
-            Ok(d) => d,
+        let handled = pump(&source, queue, |event| async {
+            match queue {
+                QueueName::Validate => validate::handle(&app, event).await,
+                QueueName::Provision => provision::handle(&app, event).await,
+            }
+        })
+        .await;
+        match handled {
+            Ok(0) => tokio::time::sleep(poll).await,
+            Ok(_) => {}
             Err(e) => {
                 tracing::error!(queue = queue.as_str(), error = %e, "receive failed");
                 tokio::time::sleep(poll * 10).await;
-                continue;
-            }
-        };
-        if deliveries.is_empty() {
-            tokio::time::sleep(poll).await;
-            continue;
-        }
-        let mut event = SqsEvent::default();
-        for d in &deliveries {
-            let mut m = SqsMessage::default();
-            m.message_id = Some(d.receipt.clone());
-            m.receipt_handle = Some(d.receipt.clone());
-            m.body = Some(d.body.clone());
-            m.attributes
-                .insert("ApproximateReceiveCount".into(), d.receive_count.to_string());
-            m.attributes.insert("SentTimestamp".into(), d.sent_at_ms.to_string());
-            event.records.push(m);
-        }
-        let response = match queue {
-            QueueName::Validate => validate::handle(&app, event).await,
-            QueueName::Provision => provision::handle(&app, event).await,
-        };
-        let failed: HashSet<String> = response
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect();
-        for d in deliveries {
-            if !failed.contains(&d.receipt) {
-                if let Err(e) = db.delete(d.receipt).await {
-                    tracing::error!(queue = queue.as_str(), error = %e, "delete failed; the message will be delivered again");
-                }
             }
         }
     }
