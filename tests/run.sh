@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project: the README's test command, and what CI runs.
+# The AWS adapters are tested against moto's server, which this script installs into
+# .venv when missing, starts on a free loopback port and stops on exit.
 set -euo pipefail
 shopt -s inherit_errexit 2>/dev/null || true
 cd "$(dirname "$0")/.."
@@ -8,9 +10,14 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo test"
+
+source tests/emulator.sh
+
 log=target/test-output.log
+echo "== cargo test (embedded backend, and the emulator tests)"
 cargo test --workspace --all-targets --locked 2>&1 | tee "$log"
+echo "== cargo test -p pipeline-tests, again on the AWS backend (moto at $MOTO_URL)"
+IMAGE_REQUEST_TEST_BACKEND=aws cargo test -p pipeline-tests --all-targets --locked 2>&1 | tee -a "$log"
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"

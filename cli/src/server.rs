@@ -10,10 +10,13 @@ use axum::http::StatusCode;
 use axum::Router;
 use tokio::task::JoinHandle;
 
+use shared::adapters::aws::{self, AwsNames};
+use shared::adapters::simulated::SimulatedOrg;
 use shared::adapters::sqlite::{Sqlite, SqliteSource};
 use shared::adapters::Embedded;
+use shared::catalog::Catalog;
 use shared::config::Settings;
-use shared::consumer::pump;
+use shared::consumer::{pump, MessageSource};
 use shared::http::ApiError;
 use shared::ports::{Clock, QueueName, Registry};
 use shared::App;
@@ -34,6 +37,17 @@ pub struct Options {
     pub sweep_grace: Duration,
     pub registry: Option<Arc<dyn Registry>>,
     pub clock: Arc<dyn Clock>,
+    pub backend: Backend,
+}
+
+/// Where requests, the audit trail, the queues and the messages live.
+#[derive(Clone, Default)]
+pub enum Backend {
+    /// SQLite and the outbox folder under the data folder.
+    #[default]
+    Embedded,
+    /// DynamoDB, SQS and SNS (or an emulator speaking their protocol, via `AWS_ENDPOINT_URL`).
+    Aws { sdk: aws_config::SdkConfig, names: AwsNames },
 }
 
 impl Default for Options {
@@ -44,6 +58,7 @@ impl Default for Options {
             sweep_grace: Duration::from_secs(60),
             registry: None,
             clock: Arc::new(shared::ports::SystemClock),
+            backend: Backend::Embedded,
         }
     }
 }
@@ -52,7 +67,10 @@ impl Default for Options {
 pub struct Running {
     pub addr: SocketAddr,
     pub app: App,
+    /// The embedded database (on AWS, it holds only the simulated org).
     pub db: Sqlite,
+    /// Where the consumers receive from: the embedded queue or SQS.
+    pub source: Arc<dyn MessageSource>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -83,12 +101,32 @@ pub async fn start(settings: Settings, opts: Options) -> Result<Running, String>
     })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     settings.listen = addr;
-    let Embedded { app, db } = Embedded::open_with(settings, opts.registry.clone(), opts.clock.clone())?;
+    let (app, db, source): (App, Sqlite, Arc<dyn MessageSource>) = match &opts.backend {
+        Backend::Embedded => {
+            let Embedded { app, db } = Embedded::open_with(settings, opts.registry.clone(), opts.clock.clone())?;
+            let source = SqliteSource {
+                db: db.clone(),
+                visibility_ms: (app.settings.visibility_timeout_secs * 1000) as i64,
+                max_receives: app.settings.max_receives,
+            };
+            (app, db, Arc::new(source))
+        }
+        Backend::Aws { sdk, names } => {
+            let dir = &settings.data_dir;
+            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            let db = Sqlite::open(&dir.join("simulated-org.db")).map_err(|e| e.to_string())?;
+            let registry = opts.registry.clone().unwrap_or_else(|| {
+                Arc::new(SimulatedOrg::new(db.clone(), &settings.org_name, Catalog::embedded()))
+            });
+            let (app, queue) = aws::app(sdk, names, settings, registry, opts.clock.clone());
+            (app, db, Arc::new(queue))
+        }
+    };
     let mut tasks = vec![];
     for queue in [QueueName::Validate, QueueName::Provision] {
         tasks.push(tokio::spawn(consume(
             app.clone(),
-            db.clone(),
+            source.clone(),
             queue,
             opts.poll_interval,
         )));
@@ -114,19 +152,19 @@ pub async fn start(settings: Settings, opts: Options) -> Result<Running, String>
         }
     }));
     tracing::info!(%addr, data_dir = %app.settings.data_dir.display(), "image-request is serving");
-    Ok(Running { addr, app, db, tasks })
+    Ok(Running {
+        addr,
+        app,
+        db,
+        source,
+        tasks,
+    })
 }
 
-/// Plays SQS's event source mapping against the embedded queue, through the very
-/// handlers the Lambdas run.
-async fn consume(app: App, db: Sqlite, queue: QueueName, poll: Duration) {
-    let source = SqliteSource {
-        db,
-        visibility_ms: (app.settings.visibility_timeout_secs * 1000) as i64,
-        max_receives: app.settings.max_receives,
-    };
+/// Plays SQS's event source mapping, through the very handlers the Lambdas run.
+async fn consume(app: App, source: Arc<dyn MessageSource>, queue: QueueName, poll: Duration) {
     loop {
-        let handled = pump(&source, queue, |event| async {
+        let handled = pump(source.as_ref(), queue, |event| async {
             match queue {
                 QueueName::Validate => validate::handle(&app, event).await,
                 QueueName::Provision => provision::handle(&app, event).await,

@@ -1,5 +1,10 @@
 //! The harness of the cross-function tests: a whole local stack per test, on a free
 //! loopback port and a fresh data folder, with clients that sign like the CLI does.
+//!
+//! The backend is the embedded one, or, with `IMAGE_REQUEST_TEST_BACKEND=aws`, the AWS
+//! adapters on the local emulator: the same tests prove both.
+
+pub mod aws;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -8,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cgr_request::client::{ApiClient, CallError};
-use cgr_request::server::{self, Options, Running};
+use cgr_request::server::{self, Backend, Options, Running};
 use reqwest::Method;
 use serde_json::{json, Value};
 use shared::adapters::simulated::SimulatedOrg;
@@ -16,7 +21,8 @@ use shared::adapters::sqlite::Sqlite;
 use shared::auth::client::{sign, CLIENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use shared::catalog::Catalog;
 use shared::config::{ClientConfig, Settings};
-use shared::ports::{Registry, RegistryError, Repo};
+use shared::adapters::aws::AwsNames;
+use shared::ports::{QueueName, Registry, RegistryError, Repo};
 
 pub struct Stack {
     pub running: Running,
@@ -26,6 +32,8 @@ pub struct Stack {
     pub admin: ApiClient,
     pub dev_client: ClientConfig,
     pub http: reqwest::Client,
+    /// On the AWS backend: the test's resources and the mailboxes SNS delivers to.
+    pub aws: Option<(AwsNames, aws::Mailboxes)>,
 }
 
 pub async fn start() -> Stack {
@@ -49,12 +57,28 @@ pub async fn start_full(
         ..Settings::default()
     };
     configure(&mut settings);
-    let opts = Options {
+    let mut opts = Options {
         poll_interval: Duration::from_millis(10),
         registry,
         clock,
         ..Options::default()
     };
+    let mut aws_parts = None;
+    if aws::wanted() {
+        let prefix = format!("t{}", ulid::Ulid::new().to_string().to_lowercase());
+        let (names, mail) = aws::create(
+            &prefix,
+            settings.max_receives,
+            settings.visibility_timeout_secs,
+            &settings.approvers,
+        )
+        .await;
+        opts.backend = Backend::Aws {
+            sdk: aws::sdk().await.clone(),
+            names: names.clone(),
+        };
+        aws_parts = Some((names, mail));
+    }
     let running = server::start(settings, opts).await.unwrap();
     let base = format!("http://{}", running.addr);
     let creds = &running.app.settings.clients;
@@ -68,6 +92,7 @@ pub async fn start_full(
         dir,
         running,
         http: reqwest::Client::new(),
+        aws: aws_parts,
     }
 }
 
@@ -131,28 +156,52 @@ impl Stack {
     }
 
     pub async fn counts(&self) -> Counts {
-        self.running
+        let (requests, audit) = match &self.aws {
+            Some((names, _)) => aws::count(names).await,
+            None => self
+                .running
+                .db
+                .with(|c| {
+                    c.query_row(
+                        "SELECT (SELECT COUNT(*) FROM requests), (SELECT COUNT(*) FROM audit)",
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .map_err(|e| shared::ports::StoreError::Unavailable(e.to_string()))
+                })
+                .await
+                .unwrap(),
+        };
+        let mut queued = 0;
+        for q in QueueName::ALL {
+            queued += self.running.source.depth(q).await.unwrap() as i64;
+        }
+        let repos = self
+            .running
             .db
             .with(|c| {
-                c.query_row(
-                    "SELECT (SELECT COUNT(*) FROM requests), (SELECT COUNT(*) FROM audit), (SELECT COUNT(*) FROM queue), (SELECT COUNT(*) FROM sim_repos)",
-                    [],
-                    |r| {
-                        Ok(Counts {
-                            requests: r.get(0)?,
-                            audit: r.get(1)?,
-                            queued: r.get(2)?,
-                            repos: r.get(3)?,
-                        })
-                    },
-                )
-                .map_err(|e| shared::ports::StoreError::Unavailable(e.to_string()))
+                c.query_row("SELECT COUNT(*) FROM sim_repos", [], |r| r.get(0))
+                    .map_err(|e| shared::ports::StoreError::Unavailable(e.to_string()))
             })
             .await
-            .unwrap()
+            .unwrap();
+        Counts {
+            requests,
+            audit,
+            queued,
+            repos,
+        }
     }
 
-    pub fn outbox(&self) -> Vec<(String, String)> {
+    pub async fn dead_letters(&self, queue: QueueName) -> usize {
+        self.running.source.dead_letters(queue).await.unwrap()
+    }
+
+    /// Every message sent to a person so far: (a name with the request id and kind, the text).
+    pub async fn outbox(&self) -> Vec<(String, String)> {
+        if let Some((_, mail)) = &self.aws {
+            return mail.all().await;
+        }
         let dir: PathBuf = self.dir.path().join("outbox");
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
@@ -170,14 +219,18 @@ impl Stack {
     }
 
     /// The (approve, deny) links of `approver`'s email about request `id`.
-    pub fn links(&self, id: &str, approver: &str) -> (String, String) {
-        let (_, text) = self
-            .outbox()
-            .into_iter()
-            .find(|(name, text)| {
+    pub async fn links(&self, id: &str, approver: &str) -> (String, String) {
+        let mut found = None;
+        for _ in 0..100 {
+            found = self.outbox().await.into_iter().find(|(name, text)| {
                 name.contains(id) && name.contains("approval_request") && text.contains(&format!("To: {approver}"))
-            })
-            .unwrap_or_else(|| panic!("no approval email for {approver} about {id}"));
+            });
+            if found.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (_, text) = found.unwrap_or_else(|| panic!("no approval email for {approver} about {id}"));
         let find = |label: &str| {
             text.lines()
                 .find_map(|l| l.strip_prefix(label))

@@ -19,7 +19,7 @@ async fn duplicate_delivery_of_every_queue_message_changes_nothing_twice() {
         s.counts().await,
         s.get(&auto).await,
         s.get(&manual).await,
-        s.outbox().len(),
+        s.outbox().await.len(),
     );
     for id in [&auto, &manual] {
         let item = WorkItem {
@@ -47,7 +47,7 @@ async fn duplicate_delivery_of_every_queue_message_changes_nothing_twice() {
         s.counts().await,
         s.get(&auto).await,
         s.get(&manual).await,
-        s.outbox().len(),
+        s.outbox().await.len(),
     );
     assert_eq!(after, before);
 }
@@ -72,13 +72,7 @@ async fn a_handler_that_fails_midway_is_redelivered_and_completes_once() {
         .count();
     assert_eq!(completions, 1);
     s.settle().await;
-    assert!(s
-        .running
-        .db
-        .dead_letters(QueueName::Provision)
-        .await
-        .unwrap()
-        .is_empty());
+    assert_eq!(s.dead_letters(QueueName::Provision).await, 0);
 }
 
 #[tokio::test]
@@ -94,20 +88,13 @@ async fn a_message_that_keeps_failing_reaches_the_dead_letters_and_the_request_f
     );
     assert_eq!(registry.create_calls.load(Ordering::SeqCst), 3);
     for _ in 0..200 {
-        if !s
-            .running
-            .db
-            .dead_letters(QueueName::Provision)
-            .await
-            .unwrap()
-            .is_empty()
-        {
+        if s.dead_letters(QueueName::Provision).await > 0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert_eq!(s.running.db.dead_letters(QueueName::Provision).await.unwrap().len(), 1);
-    let outbox = s.outbox();
+    assert_eq!(s.dead_letters(QueueName::Provision).await, 1);
+    let outbox = s.outbox().await;
     assert_eq!(
         outbox.iter().filter(|(n, _)| n.contains("approver_alert")).count(),
         2,
@@ -171,7 +158,7 @@ async fn the_sweep_requeues_stranded_requests_and_expires_old_approvals() {
     );
     s.wait_for(&stranded.id.to_string(), "provisioned").await;
     assert!(s
-        .outbox()
+        .outbox().await
         .iter()
         .any(|(n, t)| n.contains(&id) && t.contains("Expired: busybox:latest")));
 }

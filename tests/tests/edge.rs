@@ -148,7 +148,7 @@ async fn opening_an_approval_link_any_number_of_times_changes_nothing() {
     let id = s.submit("busybox", None).await;
     s.wait_for(&id, "pending_approval").await;
     s.settle().await;
-    let (approve, deny) = s.links(&id, "platform-admin@example.com");
+    let (approve, deny) = s.links(&id, "platform-admin@example.com").await;
     let before = (s.counts().await, s.get(&id).await);
     for _ in 0..5 {
         for link in [&approve, &deny] {
@@ -164,8 +164,8 @@ async fn two_approvers_deciding_at_the_same_moment_exactly_one_wins() {
     let s = start().await;
     let id = s.submit("nginx", None).await;
     s.wait_for(&id, "pending_approval").await;
-    let (approve, _) = s.links(&id, "platform-admin@example.com");
-    let (_, deny) = s.links(&id, "security-lead@example.com");
+    let (approve, _) = s.links(&id, "platform-admin@example.com").await;
+    let (_, deny) = s.links(&id, "security-lead@example.com").await;
     let (a, b) = tokio::join!(
         s.http.post(&approve).form(&[("reason", "yes")]).send(),
         s.http.post(&deny).form(&[("reason", "no")]).send()
@@ -193,7 +193,7 @@ async fn expired_tampered_and_revoked_links_get_a_clear_page_and_change_nothing(
     let id = s.submit("busybox", None).await;
     s.wait_for(&id, "pending_approval").await;
     s.settle().await;
-    let (approve, _) = s.links(&id, "platform-admin@example.com");
+    let (approve, _) = s.links(&id, "platform-admin@example.com").await;
     let keys = s.running.app.token_keys();
     let claims = |approver: &str, expires| ApprovalClaims {
         request_id: id.parse().unwrap(),

@@ -27,7 +27,7 @@ async fn auto_approved_request_is_provisioned_without_an_admin() {
     );
     verify_chain(&chain_of(&v)).unwrap();
     s.settle().await;
-    let outbox = s.outbox();
+    let outbox = s.outbox().await;
     assert!(
         !outbox.iter().any(|(n, _)| n.contains("approval_request")),
         "no admin was asked"
@@ -43,8 +43,8 @@ async fn manually_approved_request_reaches_provisioned_through_the_emailed_link(
     let id = s.submit("busybox", None).await;
     s.wait_for(&id, "pending_approval").await;
     // One email per approver, each with its own links.
-    let (approve_a, deny_a) = s.links(&id, "platform-admin@example.com");
-    let (approve_b, _) = s.links(&id, "security-lead@example.com");
+    let (approve_a, deny_a) = s.links(&id, "platform-admin@example.com").await;
+    let (approve_b, _) = s.links(&id, "security-lead@example.com").await;
     assert_ne!(approve_a, approve_b);
     assert_ne!(approve_a, deny_a);
 
@@ -81,7 +81,7 @@ async fn manually_approved_request_reaches_provisioned_through_the_emailed_link(
     assert_eq!(events[0].actor.to_string(), "email:developer@example.com");
     s.settle().await;
     assert!(s
-        .outbox()
+        .outbox().await
         .iter()
         .any(|(n, t)| n.contains(&id) && n.contains("outcome-developer") && t.contains("Ready: busybox:latest")));
 }
@@ -91,7 +91,7 @@ async fn denied_request_tells_the_requester_why() {
     let s = start().await;
     let id = s.submit("nginx", Some("prod")).await;
     s.wait_for(&id, "pending_approval").await;
-    let (_, deny) = s.links(&id, "security-lead@example.com");
+    let (_, deny) = s.links(&id, "security-lead@example.com").await;
     let resp = s
         .http
         .post(&deny)
@@ -103,7 +103,7 @@ async fn denied_request_tells_the_requester_why() {
     let v = s.wait_for(&id, "denied").await;
     assert_eq!(v["decision"]["by"], "email:security-lead@example.com");
     assert!(s
-        .outbox()
+        .outbox().await
         .iter()
         .any(|(n, t)| n.contains("outcome") && t.contains("use the approved ingress image")));
     assert_eq!(s.counts().await.repos, 0);
@@ -211,7 +211,7 @@ async fn ops_queries_find_decisions_by_approver_and_events_by_actor_and_time() {
     let b = s.submit("git", Some("dev")).await;
     s.wait_for(&a, "pending_approval").await;
     s.wait_for(&b, "provisioned").await;
-    let (approve, _) = s.links(&a, "security-lead@example.com");
+    let (approve, _) = s.links(&a, "security-lead@example.com").await;
     s.http.post(&approve).send().await.unwrap();
     s.wait_for(&a, "provisioned").await;
     let app = &s.running.app;

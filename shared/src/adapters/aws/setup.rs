@@ -155,3 +155,16 @@ pub async fn create(
         notifications_topic: topics[1].clone(),
     })
 }
+
+/// SDK configuration for a local emulator: its endpoint, a fixed region and dummy keys
+/// (emulators accept any), so nothing on the machine's AWS profile is read or needed.
+pub async fn emulator_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "emulator",
+        ))
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}

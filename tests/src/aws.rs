@@ -1,0 +1,178 @@
+//! The AWS backend of the harness: every test gets its own tables, queues and topics on
+//! the local emulator (moto's server at `MOTO_URL`), and mailboxes that catch what SNS
+//! delivers, through the same subscriptions and filter policies a deployment uses.
+
+use std::sync::Mutex;
+
+use aws_config::SdkConfig;
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::Value;
+use shared::adapters::aws::{setup, AwsNames};
+use tokio::sync::OnceCell;
+
+/// Set to `aws` to run the suite against the AWS adapters on the emulator.
+pub const BACKEND_VAR: &str = "IMAGE_REQUEST_TEST_BACKEND";
+
+pub fn wanted() -> bool {
+    match std::env::var(BACKEND_VAR).as_deref() {
+        Ok("aws") => true,
+        Ok("embedded") | Ok("") | Err(_) => false,
+        Ok(other) => panic!("{BACKEND_VAR}={other}: expected `aws` or `embedded`"),
+    }
+}
+
+pub async fn sdk() -> &'static SdkConfig {
+    static SDK: OnceCell<SdkConfig> = OnceCell::const_new();
+    SDK.get_or_init(|| async {
+        let url = std::env::var("MOTO_URL").unwrap_or_else(|_| {
+            panic!("{BACKEND_VAR}=aws needs MOTO_URL: run tests/run.sh, or `source tests/emulator.sh` first")
+        });
+        setup::emulator_config(&url).await
+    })
+    .await
+}
+
+/// A queue per approver subscribed to the approvals topic with that approver's filter
+/// policy, and one on the notifications topic: what email subscriptions would receive.
+pub struct Mailboxes {
+    sqs: aws_sdk_sqs::Client,
+    queues: Vec<String>,
+    approvers: Vec<String>,
+    seen: Mutex<Vec<(String, String)>>,
+}
+
+pub async fn create(prefix: &str, max_receives: u32, visibility: u64, approvers: &[String]) -> (AwsNames, Mailboxes) {
+    let sdk = sdk().await;
+    let names = setup::create(sdk, prefix, max_receives, visibility).await.unwrap();
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let sns = aws_sdk_sns::Client::new(sdk);
+    let mut queues = vec![];
+    let mut subscriptions: Vec<(String, Option<String>)> = approvers
+        .iter()
+        .map(|a| {
+            (
+                names.approvals_topic.clone(),
+                Some(serde_json::json!({ "approver": [a] }).to_string()),
+            )
+        })
+        .collect();
+    subscriptions.push((names.notifications_topic.clone(), None));
+    for (i, (topic, filter)) in subscriptions.into_iter().enumerate() {
+        let url = sqs
+            .create_queue()
+            .queue_name(format!("{prefix}-mail-{i}"))
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap()[&QueueAttributeName::QueueArn]
+            .clone();
+        let mut sub = sns.subscribe().topic_arn(topic).protocol("sqs").endpoint(arn);
+        if let Some(f) = filter {
+            sub = sub.attributes("FilterPolicy", f);
+        }
+        sub.send().await.unwrap();
+        queues.push(url);
+    }
+    (
+        names,
+        Mailboxes {
+            sqs,
+            queues,
+            approvers: approvers.to_vec(),
+            seen: Mutex::new(vec![]),
+        },
+    )
+}
+
+fn attr<'a>(envelope: &'a Value, name: &str) -> &'a str {
+    envelope["MessageAttributes"][name]["Value"].as_str().unwrap_or("")
+}
+
+impl Mailboxes {
+    /// Every message delivered so far, named like the outbox's files
+    /// (`<n>-<request id>-<kind>-<to>`), as RFC 5322-ish text.
+    pub async fn all(&self) -> Vec<(String, String)> {
+        for (i, url) in self.queues.iter().enumerate() {
+            let approver_box = i + 1 < self.queues.len();
+            loop {
+                let got = self
+                    .sqs
+                    .receive_message()
+                    .queue_url(url)
+                    .max_number_of_messages(10)
+                    .send()
+                    .await
+                    .unwrap()
+                    .messages
+                    .unwrap_or_default();
+                if got.is_empty() {
+                    break;
+                }
+                for m in got {
+                    let envelope: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+                    let kind = attr(&envelope, "kind");
+                    let to = if approver_box {
+                        attr(&envelope, "approver")
+                    } else {
+                        attr(&envelope, "requester")
+                    };
+                    assert!(!to.is_empty(), "SNS message without its recipient attribute: {envelope}");
+                    if approver_box {
+                        assert_eq!(to, self.approvers[i], "the filter policy let another approver's message through");
+                    }
+                    let text = format!(
+                        "To: {to}\r\nSubject: {}\r\nX-Image-Request-Status: {}\r\n\r\n{}\r\n",
+                        envelope["Subject"].as_str().unwrap_or(""),
+                        attr(&envelope, "status"),
+                        envelope["Message"].as_str().unwrap_or(""),
+                    );
+                    let mut seen = self.seen.lock().unwrap();
+                    let name = format!("{:06}-{}-{kind}-{to}", seen.len(), attr(&envelope, "request_id"));
+                    seen.push((name, text));
+                    self.sqs
+                        .delete_message()
+                        .queue_url(url)
+                        .receipt_handle(m.receipt_handle().unwrap())
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Rows in the test's tables. A scan is fine here: the tables hold one test's data.
+pub async fn count(names: &AwsNames) -> (i64, i64) {
+    let ddb = aws_sdk_dynamodb::Client::new(sdk().await);
+    let requests = ddb
+        .scan()
+        .table_name(&names.requests_table)
+        .select(aws_sdk_dynamodb::types::Select::Count)
+        .filter_expression("begins_with(pk, :req)")
+        .expression_attribute_values(":req", aws_sdk_dynamodb::types::AttributeValue::S("req-".into()))
+        .send()
+        .await
+        .unwrap()
+        .count as i64;
+    let audit = ddb
+        .scan()
+        .table_name(&names.audit_table)
+        .select(aws_sdk_dynamodb::types::Select::Count)
+        .send()
+        .await
+        .unwrap()
+        .count as i64;
+    (requests, audit)
+}
