@@ -41,13 +41,18 @@ pub struct Options {
 }
 
 /// Where requests, the audit trail, the queues and the messages live.
+// Built once per process: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Default)]
 pub enum Backend {
     /// SQLite and the outbox folder under the data folder.
     #[default]
     Embedded,
     /// DynamoDB, SQS and SNS (or an emulator speaking their protocol, via `AWS_ENDPOINT_URL`).
-    Aws { sdk: aws_config::SdkConfig, names: AwsNames },
+    Aws {
+        sdk: aws_config::SdkConfig,
+        names: AwsNames,
+    },
 }
 
 impl Default for Options {
@@ -115,9 +120,10 @@ pub async fn start(settings: Settings, opts: Options) -> Result<Running, String>
             let dir = &settings.data_dir;
             std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
             let db = Sqlite::open(&dir.join("simulated-org.db")).map_err(|e| e.to_string())?;
-            let registry = opts.registry.clone().unwrap_or_else(|| {
-                Arc::new(SimulatedOrg::new(db.clone(), &settings.org_name, Catalog::embedded()))
-            });
+            let registry = opts
+                .registry
+                .clone()
+                .unwrap_or_else(|| Arc::new(SimulatedOrg::new(db.clone(), &settings.org_name, Catalog::embedded())));
             let (app, queue) = aws::app(sdk, names, settings, registry, opts.clock.clone());
             (app, db, Arc::new(queue))
         }

@@ -143,6 +143,19 @@ impl Settings {
         if let Some(v) = env("IMAGE_REQUEST_ORG") {
             s.org_name = v;
         }
+        // What a deployment template sets from its parameters.
+        if let Some(v) = env("IMAGE_REQUEST_APPROVERS") {
+            s.approvers = v
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(String::from)
+                .collect();
+        }
+        if let Some(v) = env("IMAGE_REQUEST_POLICY") {
+            s.policy = serde_json::from_str(&v)
+                .map_err(|e| ConfigError::Env("IMAGE_REQUEST_POLICY", v.clone(), e.to_string()))?;
+        }
         s.check()?;
         Ok(s)
     }

@@ -8,7 +8,6 @@ use aws_config::SdkConfig;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
 use shared::adapters::aws::{setup, AwsNames};
-use tokio::sync::OnceCell;
 
 /// Set to `aws` to run the suite against the AWS adapters on the emulator.
 pub const BACKEND_VAR: &str = "IMAGE_REQUEST_TEST_BACKEND";
@@ -21,15 +20,16 @@ pub fn wanted() -> bool {
     }
 }
 
-pub async fn sdk() -> &'static SdkConfig {
-    static SDK: OnceCell<SdkConfig> = OnceCell::const_new();
-    SDK.get_or_init(|| async {
-        let url = std::env::var("MOTO_URL").unwrap_or_else(|_| {
-            panic!("{BACKEND_VAR}=aws needs MOTO_URL: run tests/run.sh, or `source tests/emulator.sh` first")
-        });
-        setup::emulator_config(&url).await
+pub fn moto_url() -> String {
+    std::env::var("MOTO_URL").unwrap_or_else(|_| {
+        panic!("the AWS tests need MOTO_URL: run tests/run.sh, or `source tests/emulator.sh` first")
     })
-    .await
+}
+
+/// A fresh SDK configuration per test: clients hold connection pools bound to the
+/// runtime that made them, and every `#[tokio::test]` has its own runtime.
+pub async fn sdk() -> SdkConfig {
+    setup::emulator_config(&moto_url()).await
 }
 
 /// A queue per approver subscribed to the approvals topic with that approver's filter
@@ -41,8 +41,13 @@ pub struct Mailboxes {
     seen: Mutex<Vec<(String, String)>>,
 }
 
-pub async fn create(prefix: &str, max_receives: u32, visibility: u64, approvers: &[String]) -> (AwsNames, Mailboxes) {
-    let sdk = sdk().await;
+pub async fn create(
+    sdk: &SdkConfig,
+    prefix: &str,
+    max_receives: u32,
+    visibility: u64,
+    approvers: &[String],
+) -> (AwsNames, Mailboxes) {
     let names = setup::create(sdk, prefix, max_receives, visibility).await.unwrap();
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let sns = aws_sdk_sns::Client::new(sdk);
@@ -126,9 +131,15 @@ impl Mailboxes {
                     } else {
                         attr(&envelope, "requester")
                     };
-                    assert!(!to.is_empty(), "SNS message without its recipient attribute: {envelope}");
+                    assert!(
+                        !to.is_empty(),
+                        "SNS message without its recipient attribute: {envelope}"
+                    );
                     if approver_box {
-                        assert_eq!(to, self.approvers[i], "the filter policy let another approver's message through");
+                        assert_eq!(
+                            to, self.approvers[i],
+                            "the filter policy let another approver's message through"
+                        );
                     }
                     let text = format!(
                         "To: {to}\r\nSubject: {}\r\nX-Image-Request-Status: {}\r\n\r\n{}\r\n",
@@ -136,9 +147,11 @@ impl Mailboxes {
                         attr(&envelope, "status"),
                         envelope["Message"].as_str().unwrap_or(""),
                     );
-                    let mut seen = self.seen.lock().unwrap();
-                    let name = format!("{:06}-{}-{kind}-{to}", seen.len(), attr(&envelope, "request_id"));
-                    seen.push((name, text));
+                    {
+                        let mut seen = self.seen.lock().unwrap();
+                        let name = format!("{:06}-{}-{kind}-{to}", seen.len(), attr(&envelope, "request_id"));
+                        seen.push((name, text));
+                    }
                     self.sqs
                         .delete_message()
                         .queue_url(url)
@@ -154,8 +167,8 @@ impl Mailboxes {
 }
 
 /// Rows in the test's tables. A scan is fine here: the tables hold one test's data.
-pub async fn count(names: &AwsNames) -> (i64, i64) {
-    let ddb = aws_sdk_dynamodb::Client::new(sdk().await);
+pub async fn count(sdk: &SdkConfig, names: &AwsNames) -> (i64, i64) {
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
     let requests = ddb
         .scan()
         .table_name(&names.requests_table)
@@ -175,4 +188,9 @@ pub async fn count(names: &AwsNames) -> (i64, i64) {
         .unwrap()
         .count as i64;
     (requests, audit)
+}
+
+/// Names no other test uses, so tests share one emulator in parallel.
+pub fn unique_prefix() -> String {
+    format!("t{}", ulid::Ulid::new().to_string().to_lowercase())
 }

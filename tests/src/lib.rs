@@ -16,12 +16,12 @@ use cgr_request::client::{ApiClient, CallError};
 use cgr_request::server::{self, Backend, Options, Running};
 use reqwest::Method;
 use serde_json::{json, Value};
+use shared::adapters::aws::AwsNames;
 use shared::adapters::simulated::SimulatedOrg;
 use shared::adapters::sqlite::Sqlite;
 use shared::auth::client::{sign, CLIENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use shared::catalog::Catalog;
 use shared::config::{ClientConfig, Settings};
-use shared::adapters::aws::AwsNames;
 use shared::ports::{QueueName, Registry, RegistryError, Repo};
 
 pub struct Stack {
@@ -33,7 +33,7 @@ pub struct Stack {
     pub dev_client: ClientConfig,
     pub http: reqwest::Client,
     /// On the AWS backend: the test's resources and the mailboxes SNS delivers to.
-    pub aws: Option<(AwsNames, aws::Mailboxes)>,
+    pub aws: Option<(aws_config::SdkConfig, AwsNames, aws::Mailboxes)>,
 }
 
 pub async fn start() -> Stack {
@@ -65,19 +65,20 @@ pub async fn start_full(
     };
     let mut aws_parts = None;
     if aws::wanted() {
-        let prefix = format!("t{}", ulid::Ulid::new().to_string().to_lowercase());
+        let sdk = aws::sdk().await;
         let (names, mail) = aws::create(
-            &prefix,
+            &sdk,
+            &aws::unique_prefix(),
             settings.max_receives,
             settings.visibility_timeout_secs,
             &settings.approvers,
         )
         .await;
         opts.backend = Backend::Aws {
-            sdk: aws::sdk().await.clone(),
+            sdk: sdk.clone(),
             names: names.clone(),
         };
-        aws_parts = Some((names, mail));
+        aws_parts = Some((sdk, names, mail));
     }
     let running = server::start(settings, opts).await.unwrap();
     let base = format!("http://{}", running.addr);
@@ -157,7 +158,7 @@ impl Stack {
 
     pub async fn counts(&self) -> Counts {
         let (requests, audit) = match &self.aws {
-            Some((names, _)) => aws::count(names).await,
+            Some((sdk, names, _)) => aws::count(sdk, names).await,
             None => self
                 .running
                 .db
@@ -199,7 +200,7 @@ impl Stack {
 
     /// Every message sent to a person so far: (a name with the request id and kind, the text).
     pub async fn outbox(&self) -> Vec<(String, String)> {
-        if let Some((_, mail)) = &self.aws {
+        if let Some((_, _, mail)) = &self.aws {
             return mail.all().await;
         }
         let dir: PathBuf = self.dir.path().join("outbox");

@@ -158,7 +158,8 @@ async fn the_sweep_requeues_stranded_requests_and_expires_old_approvals() {
     );
     s.wait_for(&stranded.id.to_string(), "provisioned").await;
     assert!(s
-        .outbox().await
+        .outbox()
+        .await
         .iter()
         .any(|(n, t)| n.contains(&id) && t.contains("Expired: busybox:latest")));
 }

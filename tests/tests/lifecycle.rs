@@ -81,7 +81,8 @@ async fn manually_approved_request_reaches_provisioned_through_the_emailed_link(
     assert_eq!(events[0].actor.to_string(), "email:developer@example.com");
     s.settle().await;
     assert!(s
-        .outbox().await
+        .outbox()
+        .await
         .iter()
         .any(|(n, t)| n.contains(&id) && n.contains("outcome-developer") && t.contains("Ready: busybox:latest")));
 }
@@ -103,7 +104,8 @@ async fn denied_request_tells_the_requester_why() {
     let v = s.wait_for(&id, "denied").await;
     assert_eq!(v["decision"]["by"], "email:security-lead@example.com");
     assert!(s
-        .outbox().await
+        .outbox()
+        .await
         .iter()
         .any(|(n, t)| n.contains("outcome") && t.contains("use the approved ingress image")));
     assert_eq!(s.counts().await.repos, 0);

@@ -2,15 +2,11 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, LambdaEvent};
-use shared::adapters::Embedded;
-use shared::config::Settings;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    // The embedded backend until the AWS adapters land ("Run on AWS").
-    let settings = Settings::load()?.with_local_credentials()?;
-    let app = Embedded::open(settings)?.app;
+    let app = shared::adapters::aws::lambda_app().await?;
     let app = &app;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<SqsBatchResponse, lambda_runtime::Error>(validate::handle(app, event.payload).await)

@@ -11,9 +11,13 @@ use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 
+use crate::adapters::simulated::SimulatedOrg;
+use crate::adapters::sqlite::Sqlite;
+use crate::adapters::Embedded;
 use crate::app::App;
+use crate::catalog::Catalog;
 use crate::config::{ConfigError, LocalCredentials, Settings};
-use crate::ports::{Clock, Registry};
+use crate::ports::{Clock, Registry, SystemClock};
 
 /// Where this deployment's resources are, from the functions' environment.
 #[derive(Debug, Clone)]
@@ -111,4 +115,23 @@ pub fn app(
         settings: Arc::new(settings),
     };
     (app, queue)
+}
+
+/// What each Lambda's `main` does once per cold start: settings from the environment,
+/// secrets from SSM (`SECRETS_PARAMETER`), one set of clients. Without `REQUESTS_TABLE`
+/// it runs on the embedded backend, for `cargo lambda watch` on a laptop.
+pub async fn lambda_app() -> Result<App, ConfigError> {
+    let settings = Settings::load()?;
+    if std::env::var_os("REQUESTS_TABLE").is_none() {
+        let settings = settings.with_local_credentials()?;
+        tracing::warn!("REQUESTS_TABLE is not set: running on the embedded backend");
+        return Embedded::open(settings).map(|e| e.app).map_err(ConfigError::Invalid);
+    }
+    let sdk = sdk_config().await;
+    let names = AwsNames::from_env()?;
+    let settings = load_secrets(&sdk, &var("SECRETS_PARAMETER")?, settings).await?;
+    // Until the Chainguard client lands, provisioning runs against the simulated org.
+    let db = Sqlite::in_memory().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let registry = Arc::new(SimulatedOrg::new(db, &settings.org_name, Catalog::embedded()));
+    Ok(app(&sdk, &names, settings, registry, Arc::new(SystemClock)).0)
 }

@@ -1,0 +1,446 @@
+//! The whole pipeline through the Lambda handlers on the AWS adapters, on the local
+//! emulator: API Gateway v2 events into the intake and approval routers, and SQS events
+//! built from messages really received from the emulator's queues into validate and
+//! provision. The test plays the event source mapping: receive a batch, invoke, delete
+//! what the handler did not report failed, leave the rest to be delivered again.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::SqsBatchResponse;
+use axum::body::to_bytes;
+use base64::Engine;
+use pipeline_tests::aws::{self, Mailboxes};
+use serde_json::{json, Value};
+use shared::adapters::aws::sqs::SqsQueue;
+use shared::adapters::aws::AwsNames;
+use shared::adapters::simulated::SimulatedOrg;
+use shared::adapters::sqlite::Sqlite;
+use shared::auth::client::{sign, CLIENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use shared::catalog::Catalog;
+use shared::config::{ClientConfig, Settings};
+use shared::consumer::{to_sqs_event, MessageSource};
+use shared::domain::{verify_chain, Status};
+use shared::ports::{QueueName, Registry, RegistryError, Repo, SystemClock};
+use shared::App;
+use tower::ServiceExt;
+
+const APPROVERS: [&str; 2] = ["platform-admin@example.com", "security-lead@example.com"];
+const PUBLIC_URL: &str = "https://abc123.execute-api.us-east-1.amazonaws.com";
+
+struct Deployment {
+    sdk: aws_config::SdkConfig,
+    names: AwsNames,
+    mail: Mailboxes,
+    app: App,
+    queues: SqsQueue,
+    dev: ClientConfig,
+    _dir: tempfile::TempDir,
+}
+
+/// Fresh resources, and the credentials a deployment keeps in SSM.
+async fn resources(max_receives: u32) -> (aws_config::SdkConfig, AwsNames, Mailboxes, tempfile::TempDir, String) {
+    let sdk = aws::sdk().await;
+    let approvers: Vec<String> = APPROVERS.iter().map(|a| a.to_string()).collect();
+    let (names, mail) = aws::create(&sdk, &aws::unique_prefix(), max_receives, 0, &approvers).await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        data_dir: dir.path().into(),
+        ..Settings::default()
+    };
+    settings.with_local_credentials().unwrap();
+    let credentials = std::fs::read_to_string(dir.path().join("credentials.json")).unwrap();
+    (sdk, names, mail, dir, credentials)
+}
+
+/// The app wired as each Lambda wires it, with the registry the test chooses.
+async fn deployment(registry: Option<Arc<dyn Registry>>, max_receives: u32) -> Deployment {
+    let (sdk, names, mail, dir, credentials) = resources(max_receives).await;
+    let creds: shared::config::LocalCredentials = serde_json::from_str(&credentials).unwrap();
+    let settings = Settings {
+        public_url: Some(PUBLIC_URL.into()),
+        max_receives,
+        clients: creds.clients,
+        approval_keys: Some(creds.approval_keys),
+        ..Settings::default()
+    };
+    let registry = registry.unwrap_or_else(|| {
+        Arc::new(SimulatedOrg::new(
+            Sqlite::in_memory().unwrap(),
+            "example.com",
+            Catalog::embedded(),
+        ))
+    });
+    let (app, queues) = shared::adapters::aws::app(&sdk, &names, settings, registry, Arc::new(SystemClock));
+    finish(sdk, names, mail, app, queues, dir)
+}
+
+fn finish(
+    sdk: aws_config::SdkConfig,
+    names: AwsNames,
+    mail: Mailboxes,
+    app: App,
+    queues: SqsQueue,
+    dir: tempfile::TempDir,
+) -> Deployment {
+    let dev = app.settings.clients.iter().find(|c| !c.admin).unwrap().clone();
+    Deployment {
+        sdk,
+        names,
+        mail,
+        app,
+        queues,
+        dev,
+        _dir: dir,
+    }
+}
+
+/// An API Gateway HTTP API (payload 2.0) event, from the fixture's shape.
+fn api_event(method: &str, path: &str, body: &[u8], headers: &[(&str, String)], base64: bool) -> lambda_http::Request {
+    let text = std::fs::read_to_string(format!(
+        "{}/../events/intake-post-request.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let mut e: Value = serde_json::from_str(&text).unwrap();
+    e["rawPath"] = json!(path);
+    e["routeKey"] = json!(format!("{method} {path}"));
+    e["requestContext"]["http"]["method"] = json!(method);
+    e["requestContext"]["http"]["path"] = json!(path);
+    let mut h = serde_json::Map::new();
+    h.insert("host".into(), json!("abc123.execute-api.us-east-1.amazonaws.com"));
+    for (k, v) in headers {
+        h.insert(k.to_string(), json!(v));
+    }
+    e["headers"] = Value::Object(h);
+    e["isBase64Encoded"] = json!(base64);
+    e["body"] = if base64 {
+        json!(base64::engine::general_purpose::STANDARD.encode(body))
+    } else {
+        json!(String::from_utf8(body.to_vec()).unwrap())
+    };
+    lambda_http::request::from_str(&e.to_string()).unwrap()
+}
+
+impl Deployment {
+    fn signed(&self, method: &str, path: &str, body: &[u8]) -> Vec<(&'static str, String)> {
+        let ts = chrono::Utc::now().timestamp();
+        vec![
+            (CLIENT_HEADER, self.dev.id.clone()),
+            (TIMESTAMP_HEADER, ts.to_string()),
+            (
+                SIGNATURE_HEADER,
+                sign(self.dev.secret.as_bytes(), ts, method, path, body),
+            ),
+            ("content-type", "application/json".into()),
+        ]
+    }
+
+    async fn intake(&self, req: lambda_http::Request) -> (u16, Value) {
+        respond(intake::router(self.app.clone()).oneshot(req).await.unwrap()).await
+    }
+
+    async fn approval(&self, req: lambda_http::Request) -> (u16, Value) {
+        respond(approval::router(self.app.clone()).oneshot(req).await.unwrap()).await
+    }
+
+    async fn submit(&self, image: &str, env: Option<&str>) -> String {
+        let mut body = json!({ "image": image, "justification": "needed on AWS" });
+        if let Some(e) = env {
+            body["environment"] = json!(e);
+        }
+        let body = body.to_string().into_bytes();
+        let headers = self.signed("POST", "/requests", &body);
+        let (status, v) = self
+            .intake(api_event("POST", "/requests", &body, &headers, false))
+            .await;
+        assert_eq!(status, 202, "{v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    async fn status(&self, id: &str) -> Status {
+        self.app.store.get(id.parse().unwrap()).await.unwrap().unwrap().status
+    }
+
+    /// One turn of the event source mapping; returns the handler's answer and the
+    /// request id of each record in the batch, by message id.
+    async fn deliver(&self, queue: QueueName) -> (SqsBatchResponse, HashMap<String, String>) {
+        let deliveries = self.queues.receive(queue, 10).await.unwrap();
+        let ids = deliveries
+            .iter()
+            .map(|d| {
+                let id = serde_json::from_str::<Value>(&d.body)
+                    .ok()
+                    .and_then(|v| v["request_id"].as_str().map(String::from))
+                    .unwrap_or_else(|| "unreadable".into());
+                (d.message_id.clone(), id)
+            })
+            .collect();
+        let event = to_sqs_event(&deliveries);
+        let response = match queue {
+            QueueName::Validate => validate::handle(&self.app, event).await,
+            QueueName::Provision => provision::handle(&self.app, event).await,
+        };
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        for d in &deliveries {
+            if !failed.contains(&d.message_id.as_str()) {
+                self.queues.delete(queue, &d.receipt).await.unwrap();
+            }
+        }
+        (response, ids)
+    }
+
+    async fn depth(&self, queue: QueueName) -> usize {
+        self.queues.depth(queue).await.unwrap()
+    }
+}
+
+async fn respond(resp: axum::response::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let bytes = to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    let v = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, v)
+}
+
+fn set_env(pairs: &[(&str, &str)]) {
+    for (k, v) in pairs {
+        std::env::set_var(k, v);
+    }
+}
+
+#[tokio::test]
+async fn happy_path_through_every_lambda_handler_with_the_lambda_bootstrap() {
+    let (sdk, names, mail, dir, credentials) = resources(3).await;
+    // What the template gives each function: names in the environment, secrets in SSM.
+    let parameter = format!("/{}/secrets", aws::unique_prefix());
+    aws_sdk_ssm::Client::new(&sdk)
+        .put_parameter()
+        .name(&parameter)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .value(&credentials)
+        .send()
+        .await
+        .unwrap();
+    // Only this test in this binary touches the environment.
+    set_env(&[
+        ("AWS_ENDPOINT_URL", &aws::moto_url()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("REQUESTS_TABLE", &names.requests_table),
+        ("AUDIT_TABLE", &names.audit_table),
+        ("VALIDATE_QUEUE_URL", &names.queues.validate),
+        ("PROVISION_QUEUE_URL", &names.queues.provision),
+        ("APPROVALS_TOPIC_ARN", &names.approvals_topic),
+        ("NOTIFICATIONS_TOPIC_ARN", &names.notifications_topic),
+        ("SECRETS_PARAMETER", &parameter),
+        ("IMAGE_REQUEST_PUBLIC_URL", PUBLIC_URL),
+        ("IMAGE_REQUEST_APPROVERS", &APPROVERS.join(",")),
+        ("IMAGE_REQUEST_DATA_DIR", dir.path().to_str().unwrap()),
+    ]);
+    let app = shared::adapters::aws::lambda_app().await.unwrap();
+    let stored: shared::config::LocalCredentials = serde_json::from_str(&credentials).unwrap();
+    assert_eq!(
+        app.settings.clients.iter().map(|c| &c.secret).collect::<Vec<_>>(),
+        stored.clients.iter().map(|c| &c.secret).collect::<Vec<_>>(),
+        "client secrets come from SSM"
+    );
+    assert_eq!(app.settings.public_url.as_deref(), Some(PUBLIC_URL));
+    let queues = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), names.queues.clone());
+    let d = finish(sdk, names, mail, app, queues, dir);
+
+    let auto = d.submit("go", Some("dev")).await;
+    let manual = d.submit("busybox", None).await;
+    let (resp, ids) = d.deliver(QueueName::Validate).await;
+    assert!(resp.batch_item_failures.is_empty());
+    assert_eq!(ids.len(), 2, "both requests were queued for validation");
+    assert_eq!(d.status(&auto).await, Status::Approved);
+    assert_eq!(d.status(&manual).await, Status::PendingApproval);
+
+    // Each approver's email carries their own links; the admin clicks Approve.
+    let mail = d.mail.all().await;
+    let email = &mail
+        .iter()
+        .find(|(n, t)| n.contains(&manual) && n.contains("approval_request") && t.contains(APPROVERS[0]))
+        .expect("approval email for the first approver")
+        .1;
+    let link = email.lines().find_map(|l| l.strip_prefix("Approve: ")).unwrap().trim();
+    let path = link.strip_prefix(PUBLIC_URL).unwrap();
+    let form = b"reason=fine+for+staging";
+    let (status, page) = d
+        .approval(api_event(
+            "POST",
+            path,
+            form,
+            &[("content-type", "application/x-www-form-urlencoded".into())],
+            true,
+        ))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(d.status(&manual).await, Status::Approved);
+
+    let (resp, ids) = d.deliver(QueueName::Provision).await;
+    assert!(resp.batch_item_failures.is_empty());
+    assert_eq!(ids.len(), 2);
+    for id in [&auto, &manual] {
+        let path = format!("/requests/{id}");
+        let headers = d.signed("GET", &path, b"");
+        let (status, v) = d.intake(api_event("GET", &path, b"", &headers, false)).await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["status"], "provisioned");
+        assert!(v["result"]["pull_string"]
+            .as_str()
+            .unwrap()
+            .starts_with("cgr.dev/example.com/"));
+        let chain = d.app.audit.timeline(id.parse().unwrap()).await.unwrap();
+        assert_eq!(chain.last().unwrap().to, Status::Provisioned);
+        verify_chain(&chain).unwrap();
+    }
+    assert_eq!(
+        (d.depth(QueueName::Validate).await, d.depth(QueueName::Provision).await),
+        (0, 0)
+    );
+    // Outcomes reach the notifications topic, with attributes a subscriber filters on.
+    let outcomes: Vec<_> = d
+        .mail
+        .all()
+        .await
+        .into_iter()
+        .filter(|(n, _)| n.contains("-outcome-"))
+        .collect();
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    assert!(outcomes
+        .iter()
+        .all(|(_, t)| t.contains("X-Image-Request-Status: provisioned")));
+}
+
+#[tokio::test]
+async fn a_duplicated_delivery_changes_nothing() {
+    let d = deployment(None, 3).await;
+    let id = d.submit("go", Some("dev")).await;
+    d.deliver(QueueName::Validate).await;
+    d.deliver(QueueName::Provision).await;
+    assert_eq!(d.status(&id).await, Status::Provisioned);
+    let before = (
+        d.app.store.get(id.parse().unwrap()).await.unwrap(),
+        d.app.audit.timeline(id.parse().unwrap()).await.unwrap().len(),
+        aws::count(&d.sdk, &d.names).await,
+        d.mail.all().await.len(),
+    );
+    // SQS delivers at least once: the same message twice, to both consumers.
+    for queue in QueueName::ALL {
+        for _ in 0..2 {
+            d.app.enqueue(queue, id.parse().unwrap(), "dup").await.unwrap();
+        }
+        let (resp, ids) = d.deliver(queue).await;
+        assert_eq!(ids.len(), 2);
+        assert!(
+            resp.batch_item_failures.is_empty(),
+            "a duplicate is success, not a failure"
+        );
+    }
+    let after = (
+        d.app.store.get(id.parse().unwrap()).await.unwrap(),
+        d.app.audit.timeline(id.parse().unwrap()).await.unwrap().len(),
+        aws::count(&d.sdk, &d.names).await,
+        d.mail.all().await.len(),
+    );
+    assert_eq!(format!("{after:?}"), format!("{before:?}"));
+}
+
+/// The simulated org, except that creating one named image fails (retryably) once.
+struct FailsOnce {
+    inner: SimulatedOrg,
+    image: &'static str,
+    left: AtomicU32,
+}
+
+#[async_trait]
+impl Registry for FailsOnce {
+    fn org_name(&self) -> &str {
+        self.inner.org_name()
+    }
+    async fn catalog(&self) -> Result<Arc<Catalog>, RegistryError> {
+        self.inner.catalog().await
+    }
+    async fn org_repos(&self) -> Result<Vec<Repo>, RegistryError> {
+        self.inner.org_repos().await
+    }
+    async fn find_repo(&self, name: &str) -> Result<Option<Repo>, RegistryError> {
+        self.inner.find_repo(name).await
+    }
+    async fn create_repo(&self, name: &str, source: &str) -> Result<Repo, RegistryError> {
+        if name == self.image && self.left.load(Ordering::SeqCst) > 0 {
+            self.left.fetch_sub(1, Ordering::SeqCst);
+            return Err(RegistryError::Retryable("503 Unavailable".into()));
+        }
+        self.inner.create_repo(name, source).await
+    }
+}
+
+#[tokio::test]
+async fn a_failure_mid_batch_redelivers_only_that_message() {
+    let registry = Arc::new(FailsOnce {
+        inner: SimulatedOrg::new(Sqlite::in_memory().unwrap(), "example.com", Catalog::embedded()),
+        image: "curl",
+        left: AtomicU32::new(1),
+    });
+    let d = deployment(Some(registry), 3).await;
+    let ids = [
+        d.submit("go", Some("dev")).await,
+        d.submit("curl", Some("dev")).await,
+        d.submit("git", Some("dev")).await,
+    ];
+    d.deliver(QueueName::Validate).await;
+    let (resp, batch) = d.deliver(QueueName::Provision).await;
+    assert_eq!(batch.len(), 3, "one batch of three");
+    let failed: Vec<&String> = resp
+        .batch_item_failures
+        .iter()
+        .map(|f| &batch[&f.item_identifier])
+        .collect();
+    assert_eq!(failed, [&ids[1]], "only curl's record is reported");
+    assert_eq!(d.status(&ids[0]).await, Status::Provisioned);
+    assert_eq!(d.status(&ids[2]).await, Status::Provisioned);
+    assert_eq!(d.status(&ids[1]).await, Status::Provisioning);
+    assert_eq!(d.depth(QueueName::Provision).await, 1, "the others were deleted");
+
+    let (resp, batch) = d.deliver(QueueName::Provision).await;
+    assert_eq!(batch.values().collect::<Vec<_>>(), [&ids[1]], "redelivered alone");
+    assert!(resp.batch_item_failures.is_empty());
+    assert_eq!(d.status(&ids[1]).await, Status::Provisioned);
+    assert_eq!(d.depth(QueueName::Provision).await, 0);
+}
+
+#[tokio::test]
+async fn a_message_that_keeps_failing_reaches_the_dead_letter_queue() {
+    let d = deployment(None, 2).await;
+    let id = d.submit("go", Some("dev")).await;
+    // A message no consumer can read, in the same batch as a good one.
+    aws_sdk_sqs::Client::new(&d.sdk)
+        .send_message()
+        .queue_url(&d.names.queues.validate)
+        .message_body("{\"request_id\": 42}")
+        .send()
+        .await
+        .unwrap();
+    let (resp, batch) = d.deliver(QueueName::Validate).await;
+    assert_eq!(batch.len(), 2);
+    assert_eq!(resp.batch_item_failures.len(), 1);
+    assert_eq!(batch[&resp.batch_item_failures[0].item_identifier], "unreadable");
+    assert_eq!(d.status(&id).await, Status::Approved, "the good record went on");
+
+    let (resp, _) = d.deliver(QueueName::Validate).await;
+    assert_eq!(resp.batch_item_failures.len(), 1, "second and last delivery fails too");
+    // The redrive policy moves it on the next receive: nothing left to deliver.
+    let (_, batch) = d.deliver(QueueName::Validate).await;
+    assert!(batch.is_empty(), "{batch:?}");
+    assert_eq!(d.queues.dead_letters(QueueName::Validate).await.unwrap(), 1);
+    assert_eq!(d.depth(QueueName::Validate).await, 0);
+}
