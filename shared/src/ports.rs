@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
-use crate::domain::{AuditEvent, Channel, Principal, Request, RequestId, Status, Transition};
+use crate::domain::{AuditEvent, Channel, Principal, Refusal, Request, RequestId, Status, Transition};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -73,6 +73,10 @@ pub trait AuditLog: Send + Sync {
     async fn timeline(&self, id: RequestId) -> Result<Vec<AuditEvent>, StoreError>;
     /// Events across requests, newest first; `limit` 0 means 100.
     async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Records an attempt the status machine refused (append-only, like the events).
+    async fn refused(&self, refusal: &Refusal) -> Result<(), StoreError>;
+    /// A request's refused attempts, oldest first.
+    async fn refusals(&self, id: RequestId) -> Result<Vec<Refusal>, StoreError>;
 }
 
 /// The effective page size of a query.

@@ -5,7 +5,7 @@
 use chrono::Duration;
 
 use crate::app::App;
-use crate::domain::{Action, Change, Channel, Principal, Refused, Request, RequestId, Status};
+use crate::domain::{Action, Change, Channel, Principal, Refusal, Refused, Request, RequestId, Status};
 use crate::notify;
 use crate::ports::{NotifyError, QueueError, QueueName, RegistryError, RequestQuery, StoreError, WorkItem};
 
@@ -93,6 +93,24 @@ impl App {
                 tracing::info!(request_id = %t.request.id, from = %t.expected_status, to = %t.request.status, actor = %t.event.actor, "transition");
                 Ok(Applied::Done(t.request))
             }
+        }
+    }
+
+    /// Records that `change` was refused where `current` stands. A refusal that cannot be
+    /// recorded is logged: the caller's answer (a 409) must not turn into a 500.
+    pub async fn refuse(&self, current: &Request, change: &Change, why: &str) {
+        let refusal = Refusal {
+            request_id: current.id,
+            at: change.at,
+            actor: change.actor.clone(),
+            action: change.action,
+            status: current.status,
+            why: why.to_string(),
+            channel: change.channel,
+        };
+        tracing::warn!(request_id = %current.id, actor = %change.actor, action = ?change.action, status = %current.status, "refused: {why}");
+        if let Err(e) = self.audit.refused(&refusal).await {
+            tracing::error!(request_id = %current.id, error = %e, "could not record a refused attempt");
         }
     }
 

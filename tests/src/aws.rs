@@ -183,6 +183,8 @@ pub async fn count(sdk: &SdkConfig, names: &AwsNames) -> (i64, i64) {
         .scan()
         .table_name(&names.audit_table)
         .select(aws_sdk_dynamodb::types::Select::Count)
+        .filter_expression("begins_with(request_id, :req)")
+        .expression_attribute_values(":req", aws_sdk_dynamodb::types::AttributeValue::S("req-".into()))
         .send()
         .await
         .unwrap()

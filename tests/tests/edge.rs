@@ -5,6 +5,7 @@ use pipeline_tests::{start, Counts, Stack};
 use reqwest::Method;
 use serde_json::json;
 use shared::auth::token::ApprovalClaims;
+use shared::domain::verify_chain;
 
 async fn refused(s: &Stack, body: &[u8], headers: Vec<(&'static str, String)>) -> (u16, serde_json::Value) {
     let before: Counts = s.counts().await;
@@ -185,6 +186,16 @@ async fn two_approvers_deciding_at_the_same_moment_exactly_one_wins() {
     let late = s.http.post(&approve).send().await.unwrap();
     assert_eq!(late.status(), 409);
     assert!(late.text().await.unwrap().contains("already decided by email:"));
+    // Refused attempts are audited beside the chain, which they leave alone.
+    let v = s.get(&id).await;
+    let refused = v["refused_attempts"].as_array().unwrap();
+    assert_eq!(refused.len(), 2, "{v:#}");
+    let last = &refused[1];
+    assert_eq!(last["actor"], "email:platform-admin@example.com");
+    assert_eq!(last["action"], "approve");
+    assert_eq!(last["status"], v["status"]);
+    assert!(last["why"].as_str().unwrap().contains("already decided"));
+    verify_chain(&serde_json::from_value::<Vec<_>>(v["audit"].clone()).unwrap()).unwrap();
 }
 
 #[tokio::test]

@@ -98,15 +98,17 @@ pub async fn decide(
         .map_err(DecideError::Unavailable)?
         .ok_or(DecideError::NotFound)?;
     loop {
-        if r.status != Status::PendingApproval {
-            return Err(DecideError::already(&r));
-        }
         let change = app.change(
             if approve { Action::Approve } else { Action::Deny },
             approver.clone(),
             channel,
             reason.clone(),
         );
+        if r.status != Status::PendingApproval {
+            let e = DecideError::already(&r);
+            app.refuse(&r, &change, &e.message()).await;
+            return Err(e);
+        }
         let decision = Decision {
             by: approver.clone(),
             at: change.at,
@@ -114,7 +116,7 @@ pub async fn decide(
             reason: reason.clone(),
             channel,
         };
-        match app.apply(&r, change, |r| r.decision = Some(decision)).await {
+        match app.apply(&r, change.clone(), |r| r.decision = Some(decision)).await {
             Ok(Applied::Done(done)) => {
                 if approve {
                     if let Err(e) = app.enqueue(QueueName::Provision, done.id, &done.id.to_string()).await {
@@ -125,7 +127,11 @@ pub async fn decide(
                 }
                 return Ok(done);
             }
-            Ok(Applied::Refused(current, _)) => return Err(DecideError::already(&current)),
+            Ok(Applied::Refused(current, _)) => {
+                let e = DecideError::already(&current);
+                app.refuse(&current, &change, &e.message()).await;
+                return Err(e);
+            }
             // Someone else wrote first: read what they did and report it.
             Err(StoreError::Conflict) => {
                 r = app
@@ -296,14 +302,17 @@ async fn retry(State(app): State<App>, Path(id): Path<String>, signed: Signed) -
         Channel::Cli,
         Some("retried by an admin".into()),
     );
-    match app.apply(&r, change, |r| r.outcome = None).await {
+    match app.apply(&r, change.clone(), |r| r.outcome = None).await {
         Ok(Applied::Done(done)) => {
             app.enqueue(QueueName::Provision, done.id, &done.id.to_string())
                 .await
                 .map_err(ApiError::internal)?;
             Ok(Json(done))
         }
-        Ok(Applied::Refused(_, refused)) => Err(ApiError::new(StatusCode::CONFLICT, refused.to_string())),
+        Ok(Applied::Refused(current, refused)) => {
+            app.refuse(&current, &change, &refused.to_string()).await;
+            Err(ApiError::new(StatusCode::CONFLICT, refused.to_string()))
+        }
         Err(StoreError::Conflict) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "the request changed meanwhile; look at it again",

@@ -157,6 +157,8 @@ pub async fn request_view(app: &App, r: &Request) -> Result<Value, ApiError> {
     let events = app.audit.timeline(r.id).await.map_err(ApiError::internal)?;
     let mut v = serde_json::to_value(r).map_err(ApiError::internal)?;
     v["audit"] = serde_json::to_value(events).map_err(ApiError::internal)?;
+    let refused = app.audit.refusals(r.id).await.map_err(ApiError::internal)?;
+    v["refused_attempts"] = serde_json::to_value(refused).map_err(ApiError::internal)?;
     Ok(v)
 }
 

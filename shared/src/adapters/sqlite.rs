@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 use crate::consumer::{Delivery, MessageSource};
-use crate::domain::{AuditEvent, Request, RequestId, Status, Transition};
+use crate::domain::{AuditEvent, Refusal, Request, RequestId, Status, Transition};
 use crate::ports::{
     effective_limit, AuditLog, AuditQuery, Created, Queue, QueueError, QueueName, RequestQuery, RequestStore,
     StoreError, WorkItem,
@@ -45,6 +45,17 @@ CREATE INDEX IF NOT EXISTS audit_by_actor ON audit (actor, at);
 CREATE TRIGGER IF NOT EXISTS audit_is_append_only_u BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_is_append_only_d BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+
+CREATE TABLE IF NOT EXISTS refusals (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS refusals_by_request ON refusals (request_id, id);
+CREATE TRIGGER IF NOT EXISTS refusals_are_append_only_u BEFORE UPDATE ON refusals
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS refusals_are_append_only_d BEFORE DELETE ON refusals
     BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 
 CREATE TABLE IF NOT EXISTS queue (
@@ -304,6 +315,33 @@ const OPEN_STATUSES: &str = "'received', 'validating', 'pending_approval', 'appr
 
 #[async_trait]
 impl AuditLog for Sqlite {
+    async fn refused(&self, r: &Refusal) -> Result<(), StoreError> {
+        let (id, body) = (r.request_id.to_string(), to_json(r));
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO refusals (request_id, body) VALUES (?1, ?2)",
+                params![id, body],
+            )
+            .map(|_| ())
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn refusals(&self, id: RequestId) -> Result<Vec<Refusal>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare("SELECT body FROM refusals WHERE request_id = ?1 ORDER BY id")
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([id.to_string()], |r| r.get::<_, String>(0))
+                .map_err(unavailable)?;
+            rows.map(|b| serde_json::from_str(&b.map_err(unavailable)?).map_err(corrupt))
+                .collect()
+        })
+        .await
+    }
+
     async fn query(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
         let q = q.clone();
         self.with(move |c| {

@@ -27,6 +27,21 @@ pub struct AuditEvent {
     pub hash: String,
 }
 
+/// An attempt the status machine refused (a second decision, a retry of a request that
+/// has not failed). Kept beside the chain, not in it: a refusal changes nothing, so it
+/// must not move the request's version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub request_id: RequestId,
+    pub at: DateTime<Utc>,
+    pub actor: Principal,
+    pub action: Action,
+    /// Where the request stood.
+    pub status: Status,
+    pub why: String,
+    pub channel: Channel,
+}
+
 /// The hashed part of an event: every field but `hash`, in a fixed order.
 #[derive(Serialize)]
 struct Hashed<'a> {

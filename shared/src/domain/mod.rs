@@ -8,7 +8,7 @@ mod principal;
 mod request;
 mod status;
 
-pub use audit::{verify_chain, AuditEvent, ChainBreak};
+pub use audit::{verify_chain, AuditEvent, ChainBreak, Refusal};
 pub use ids::{BadRequestId, RequestId};
 pub use image::{ImageRef, ImageRefError};
 pub use policy::{Policy, Verdict};

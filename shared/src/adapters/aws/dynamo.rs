@@ -14,6 +14,9 @@
 //! Audit table, key `request_id` + `seq`, append-only (the code only puts and queries):
 //! `by_actor` (`actor`, `at_key`) and `by_day` (`day`, `at_key`).
 //!
+//! Refused attempts are kept beside the chain, under `request_id = refused#<id>` (no
+//! `at_key`, so the indexes, which hold chain events only, leave them out).
+//!
 //! Idempotency keys live in the requests table as `pk = idem#<client>:<key>` with a `ttl`.
 
 use std::collections::HashMap;
@@ -28,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_dynamo::{from_item, to_item};
 
 use crate::adapters::sqlite::ts;
-use crate::domain::{AuditEvent, Request, RequestId, Status, Transition};
+use crate::domain::{AuditEvent, Refusal, Request, RequestId, Status, Transition};
 use crate::ports::{effective_limit, AuditLog, AuditQuery, Created, RequestQuery, RequestStore, StoreError};
 
 /// How long an idempotency key holds.
@@ -175,6 +178,28 @@ impl DynamoStore {
             .parse()
             .map(Some)
             .map_err(|e: crate::domain::BadRequestId| corrupt(e))
+    }
+
+    /// Every item a query matches, page by page.
+    async fn all_pages(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut out = vec![];
+        let mut start: Option<Item> = None;
+        loop {
+            let page = query
+                .clone()
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(e.into_service_error()))?;
+            out.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
     }
 
     /// Runs a query page by page until `limit` items are collected.
@@ -388,31 +413,67 @@ impl RequestStore for DynamoStore {
     }
 }
 
+/// A refused attempt as stored in the audit table.
+#[derive(Serialize, Deserialize)]
+struct RefusalItem {
+    request_id: String,
+    /// Milliseconds, times 1,000, plus a random tail: unique without a counter to contend on.
+    seq: u64,
+    refusal: Refusal,
+}
+
+fn refusals_key(id: RequestId) -> String {
+    format!("refused#{id}")
+}
+
 #[async_trait]
 impl AuditLog for DynamoStore {
+    async fn refused(&self, r: &Refusal) -> Result<(), StoreError> {
+        let item = RefusalItem {
+            request_id: refusals_key(r.request_id),
+            seq: r.at.timestamp_millis().max(0) as u64 * 1000 + u64::from(rand::random::<u16>() % 1000),
+            refusal: r.clone(),
+        };
+        self.client
+            .put_item()
+            .table_name(&self.audit)
+            .set_item(Some(to_item(item).map_err(corrupt)?))
+            .condition_expression("attribute_not_exists(request_id)")
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn refusals(&self, id: RequestId) -> Result<Vec<Refusal>, StoreError> {
+        let items = self
+            .all_pages(
+                self.client
+                    .query()
+                    .table_name(&self.audit)
+                    .key_condition_expression("request_id = :id")
+                    .expression_attribute_values(":id", s(refusals_key(id)))
+                    .consistent_read(true),
+            )
+            .await?;
+        items
+            .into_iter()
+            .map(|i| from_item::<_, RefusalItem>(i).map(|r| r.refusal).map_err(corrupt))
+            .collect()
+    }
+
     async fn timeline(&self, id: RequestId) -> Result<Vec<AuditEvent>, StoreError> {
-        let mut out = vec![];
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.audit)
-                .key_condition_expression("request_id = :id")
-                .expression_attribute_values(":id", s(id.to_string()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable(e.into_service_error()))?;
-            for item in page.items.unwrap_or_default() {
-                out.push(from_item(item).map_err(corrupt)?);
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        let items = self
+            .all_pages(
+                self.client
+                    .query()
+                    .table_name(&self.audit)
+                    .key_condition_expression("request_id = :id")
+                    .expression_attribute_values(":id", s(id.to_string()))
+                    .consistent_read(true),
+            )
+            .await?;
+        items.into_iter().map(|i| from_item(i).map_err(corrupt)).collect()
     }
 
     async fn query(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
