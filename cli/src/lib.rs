@@ -1,5 +1,6 @@
 //! `cgr-request`: the command-line client of the HTTP API, and the local server that
 //! runs the whole system in one process on the embedded backend.
 
+pub mod audit;
 pub mod client;
 pub mod server;

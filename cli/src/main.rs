@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use cgr_request::audit::{self, AuditArgs};
 use cgr_request::client::{ApiClient, CallError};
 use cgr_request::server;
 use shared::config::{read_credentials, Settings, DEFAULT_DATA_DIR};
@@ -91,6 +92,21 @@ enum Command {
     /// Look through the Chainguard catalog.
     #[command(subcommand)]
     Catalog(CatalogCmd),
+    /// Answer ops questions from the audit trail: DynamoDB when REQUESTS_TABLE and
+    /// AUDIT_TABLE are set (with the usual AWS environment), else the local state.
+    #[command(args_conflicts_with_subcommands = true)]
+    Audit {
+        #[command(subcommand)]
+        verify: Option<AuditCmd>,
+        #[command(flatten)]
+        args: AuditArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Recompute a request's hash chain; names the first broken event and exits 1.
+    Verify { id: String },
 }
 
 #[derive(Subcommand)]
@@ -155,11 +171,31 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Audit { verify, args } = &cli.command {
+        let stores = audit::open(&cli.data_dir).await?;
+        if let Some(AuditCmd::Verify { id }) = verify {
+            let verified = audit::verify(&stores, id).await?;
+            match cli.output {
+                Output::Json => println!("{:#}", json!(verified)),
+                Output::Table => println!(
+                    "{}: the audit chain holds ({} events, head {})",
+                    verified.request_id, verified.events, verified.head
+                ),
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let report = audit::query(&stores, args, chrono::Utc::now()).await?;
+        match cli.output {
+            Output::Json => println!("{:#}", json!(report)),
+            Output::Table => audit::print(&report),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let admin = matches!(cli.command, Command::Admin(_));
     let api = client_for(&cli, admin)?;
     let out = cli.output;
     match cli.command {
-        Command::Serve { .. } => unreachable!("handled above"),
+        Command::Serve { .. } | Command::Audit { .. } => unreachable!("handled above"),
         Command::Add {
             image,
             justification,

@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-use cgr_request::server::{start, Options};
+use cgr_request::server::{start, Backend, Options};
 use shared::config::Settings;
 
 fn cli(url: &str, dir: &std::path::Path, args: &[String]) -> Output {
@@ -12,6 +12,8 @@ fn cli(url: &str, dir: &std::path::Path, args: &[String]) -> Output {
         .args(args)
         .env_remove("CGR_REQUEST_CLIENT")
         .env_remove("CGR_REQUEST_SECRET")
+        .env_remove("REQUESTS_TABLE")
+        .env_remove("AUDIT_TABLE")
         .output()
         .unwrap()
 }
@@ -100,5 +102,98 @@ async fn add_approve_and_follow_a_request_from_the_command_line() {
         "{}",
         text(&out)
     );
+
+    // Ops read the trail straight from the store.
+    let out = run(&["audit", "--request", id_s]).await.unwrap();
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("pending_approval -> approved") && shown.contains("email:platform-admin@example.com"),
+        "{shown}"
+    );
+    let out = run(&["-o", "json", "audit", "--approver", "platform-admin@example.com"])
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "events");
+    assert_eq!(v["events"][0]["request_id"], id);
+    let out = run(&["audit", "verify", id_s]).await.unwrap();
+    assert!(
+        out.status.success() && text(&out).contains("the audit chain holds (6 events"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&["audit", "--stuck-for", "soon"]).await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("not a duration"), "{}", text(&out));
+    drop(running);
+}
+
+/// With REQUESTS_TABLE and AUDIT_TABLE set, `audit` reads DynamoDB (here, the emulator).
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_reads_dynamodb_when_the_tables_are_named() {
+    let moto = std::env::var("MOTO_URL").expect("this test needs MOTO_URL: run tests/run.sh");
+    let sdk = shared::adapters::aws::setup::emulator_config(&moto).await;
+    let prefix = format!("cli{}", std::process::id());
+    let names = shared::adapters::aws::setup::create(&sdk, &prefix, 3, 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        listen: ([127, 0, 0, 1], 0).into(),
+        data_dir: dir.path().into(),
+        ..Settings::default()
+    };
+    let opts = Options {
+        poll_interval: std::time::Duration::from_millis(10),
+        backend: Backend::Aws {
+            sdk,
+            names: names.clone(),
+        },
+        ..Options::default()
+    };
+    let running = start(settings, opts).await.unwrap();
+    let url = format!("http://{}", running.addr);
+    let d = dir.path().to_path_buf();
+    let audit = move |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cgr-request"))
+            .arg("--data-dir")
+            .arg(&d)
+            .args(args)
+            .env("REQUESTS_TABLE", &names.requests_table)
+            .env("AUDIT_TABLE", &names.audit_table)
+            .env("AWS_ENDPOINT_URL", &moto)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .output()
+            .unwrap()
+    };
+    let (u, d) = (url.clone(), dir.path().to_path_buf());
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<String> = ["-o", "json", "add", "go", "-j", "builds", "--env", "dev", "--wait"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        cli(&u, &d, &args)
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = v["id"].as_str().unwrap().to_string();
+    let out = tokio::task::spawn_blocking({
+        let audit = audit.clone();
+        move || audit(&["-o", "json", "audit", "--requester", "developer@example.com"])
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["requests"][0]["id"], id.as_str());
+    assert_eq!(v["requests"][0]["status"], "provisioned");
+    let out = tokio::task::spawn_blocking(move || audit(&["audit", "verify", &id]))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("the audit chain holds (5 events"), "{}", text(&out));
     drop(running);
 }

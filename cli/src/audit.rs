@@ -1,0 +1,297 @@
+//! `cgr-request audit`: the ops questions, answered straight from the stores (DynamoDB
+//! when `REQUESTS_TABLE` and `AUDIT_TABLE` name the tables, the local SQLite otherwise),
+//! each one Query on an index, never a Scan.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use clap::Args;
+use serde::Serialize;
+
+use shared::adapters::aws::dynamo::DynamoStore;
+use shared::adapters::sqlite::Sqlite;
+use shared::domain::{verify_chain, AuditEvent, Principal, Refusal, Request, RequestId, Status};
+use shared::ports::{AuditLog, AuditQuery, RequestQuery, RequestStore};
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct AuditArgs {
+    /// One request's full timeline (and its refused attempts).
+    #[arg(long, conflicts_with_all = ["approver", "stuck_for"])]
+    pub request: Option<String>,
+    /// Requests by this requester, newest first (`email:dev@example.com`, or just the address).
+    #[arg(long)]
+    pub requester: Option<String>,
+    /// Every audit event this approver caused, newest first: their decisions and retries.
+    #[arg(long, conflicts_with = "stuck_for")]
+    pub approver: Option<String>,
+    /// Requests for this image name, newest first.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Requests in this status (`pending_approval` lists oldest first).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Non-terminal requests not updated for this long (`90m`, `6h`, `2d`), oldest first.
+    #[arg(long)]
+    pub stuck_for: Option<String>,
+    /// From this time on (RFC 3339, or a date: `2026-11-28`).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Before this time (RFC 3339, or a date: the start of that day).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// At most this many rows (default 100, at most 1,000).
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+}
+
+/// What an audit query found.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Report {
+    Timeline {
+        request: Box<Request>,
+        events: Vec<AuditEvent>,
+        refused_attempts: Vec<Refusal>,
+    },
+    Requests {
+        requests: Vec<Request>,
+    },
+    Events {
+        events: Vec<AuditEvent>,
+    },
+}
+
+/// The stores the audit commands read.
+#[derive(Clone)]
+pub struct Stores {
+    pub requests: Arc<dyn RequestStore>,
+    pub audit: Arc<dyn AuditLog>,
+    /// Where they are, for messages.
+    pub place: String,
+}
+
+/// DynamoDB where the environment names the tables (the AWS SDK's usual environment,
+/// `AWS_ENDPOINT_URL` included); otherwise the local server's database.
+pub async fn open(data_dir: &Path) -> Result<Stores, String> {
+    let env = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
+    if let (Some(requests), Some(audit)) = (env("REQUESTS_TABLE"), env("AUDIT_TABLE")) {
+        let sdk = shared::adapters::aws::sdk_config().await;
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &requests, &audit);
+        return Ok(Stores {
+            requests: Arc::new(store.clone()),
+            audit: Arc::new(store),
+            place: format!("DynamoDB tables {requests} and {audit}"),
+        });
+    }
+    let path = data_dir.join("image-request.db");
+    if !path.exists() {
+        return Err(format!(
+            "no local state at {}: start `cgr-request serve` there, or set REQUESTS_TABLE and AUDIT_TABLE to read DynamoDB",
+            path.display()
+        ));
+    }
+    let db = Sqlite::open(&path).map_err(|e| e.to_string())?;
+    Ok(Stores {
+        requests: Arc::new(db.clone()),
+        audit: Arc::new(db),
+        place: path.display().to_string(),
+    })
+}
+
+fn principal(s: &str) -> Result<Principal, String> {
+    let s = if !s.contains(':') && s.contains('@') {
+        format!("email:{s}")
+    } else {
+        s.to_string()
+    };
+    s.parse().map_err(|e| format!("{e}"))
+}
+
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+        .map_err(|_| format!("`{s}` is neither an RFC 3339 time nor a YYYY-MM-DD date"))
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("`{s}` is not a duration like 45s, 90m, 6h or 2d");
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let n: i64 = n.parse().map_err(|_| bad())?;
+    match unit {
+        "s" => Ok(Duration::seconds(n)),
+        "m" => Ok(Duration::minutes(n)),
+        "h" => Ok(Duration::hours(n)),
+        "d" => Ok(Duration::days(n)),
+        _ => Err(bad()),
+    }
+}
+
+/// Answers the question the arguments ask.
+pub async fn query(stores: &Stores, a: &AuditArgs, now: DateTime<Utc>) -> Result<Report, String> {
+    let since = a.since.as_deref().map(parse_time).transpose()?;
+    let until = a.until.as_deref().map(parse_time).transpose()?;
+    let err = |e: shared::ports::StoreError| e.to_string();
+    if let Some(id) = &a.request {
+        let id: RequestId = id.parse().map_err(|e| format!("{e}"))?;
+        let request = stores
+            .requests
+            .get(id)
+            .await
+            .map_err(err)?
+            .ok_or_else(|| format!("no request {id} in {}", stores.place))?;
+        return Ok(Report::Timeline {
+            request: Box::new(request),
+            events: stores.audit.timeline(id).await.map_err(err)?,
+            refused_attempts: stores.audit.refusals(id).await.map_err(err)?,
+        });
+    }
+    if let Some(who) = &a.approver {
+        let events = stores
+            .audit
+            .query(&AuditQuery {
+                actor: Some(principal(who)?),
+                since,
+                until,
+                limit: a.limit,
+            })
+            .await
+            .map_err(err)?;
+        return Ok(Report::Events { events });
+    }
+    let status: Option<Status> = a
+        .status
+        .as_deref()
+        .map(|s| s.parse().map_err(|e| format!("{e}")))
+        .transpose()?;
+    let q = RequestQuery {
+        status,
+        requester: a.requester.as_deref().map(principal).transpose()?,
+        image: a.image.clone(),
+        decided_by: None,
+        created_after: since,
+        created_before: until,
+        updated_before: a.stuck_for.as_deref().map(parse_duration).transpose()?.map(|d| now - d),
+        limit: a.limit,
+    };
+    let requests = stores.requests.list(&q).await.map_err(err)?;
+    Ok(Report::Requests { requests })
+}
+
+/// The result of `audit verify`.
+#[derive(Debug, Serialize)]
+pub struct Verified {
+    pub request_id: RequestId,
+    pub events: usize,
+    pub head: String,
+}
+
+/// Recomputes the request's hash chain, and checks that it ends where the request says
+/// its trail ends (so a trail cut short is caught too). The error names the first bad event.
+pub async fn verify(stores: &Stores, id: &str) -> Result<Verified, String> {
+    let id: RequestId = id.parse().map_err(|e| format!("{e}"))?;
+    let request = stores
+        .requests
+        .get(id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no request {id} in {}", stores.place))?;
+    let events = stores.audit.timeline(id).await.map_err(|e| e.to_string())?;
+    verify_chain(&events).map_err(|b| b.to_string())?;
+    let head = events.last().map(|e| e.hash.clone()).unwrap_or_default();
+    if events.len() as u64 != request.version || head != request.audit_head {
+        return Err(format!(
+            "audit chain broken at event {}: the request is at version {} with head {}, the trail has {} events ending in {}",
+            events.len() + 1,
+            request.version,
+            request.audit_head,
+            events.len(),
+            if head.is_empty() { "nothing" } else { &head },
+        ));
+    }
+    Ok(Verified {
+        request_id: id,
+        events: events.len(),
+        head,
+    })
+}
+
+fn short(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+pub fn print_events(events: &[AuditEvent]) {
+    println!(
+        "{:<19}  {:<30}  {:>3}  {:<34}  {:<22}  {:<36}  {:<7}  REASON",
+        "TIME", "REQUEST", "#", "ACTOR", "ACTION", "FROM -> TO", "CHANNEL"
+    );
+    for e in events {
+        let from = e.from.map_or("-".to_string(), |f| f.to_string());
+        println!(
+            "{:<19}  {:<30}  {:>3}  {:<34}  {:<22}  {:<36}  {:<7}  {}",
+            short(&e.at),
+            e.request_id,
+            e.seq,
+            e.actor,
+            e.action.to_string(),
+            format!("{from} -> {}", e.to),
+            e.channel,
+            e.reason.as_deref().unwrap_or("")
+        );
+    }
+}
+
+pub fn print(report: &Report) {
+    match report {
+        Report::Timeline {
+            request,
+            events,
+            refused_attempts,
+        } => {
+            println!(
+                "{}  {}  {}  requested by {} at {}",
+                request.id,
+                request.image,
+                request.status,
+                request.requester,
+                short(&request.created_at)
+            );
+            print_events(events);
+            if !refused_attempts.is_empty() {
+                println!("\nRefused attempts");
+                for r in refused_attempts {
+                    println!(
+                        "{:<19}  {:<34}  {:<10}  while {}: {}",
+                        short(&r.at),
+                        r.actor,
+                        r.action.to_string(),
+                        r.status,
+                        r.why
+                    );
+                }
+            }
+        }
+        Report::Events { events } => print_events(events),
+        Report::Requests { requests } => {
+            println!(
+                "{:<30}  {:<20}  {:<24}  {:<34}  {:<19}  {:<19}  DECIDED BY",
+                "REQUEST", "STATUS", "IMAGE", "REQUESTED BY", "CREATED", "UPDATED"
+            );
+            for r in requests {
+                println!(
+                    "{:<30}  {:<20}  {:<24}  {:<34}  {:<19}  {:<19}  {}",
+                    r.id,
+                    r.status,
+                    r.image,
+                    r.requester,
+                    short(&r.created_at),
+                    short(&r.updated_at),
+                    r.decision.as_ref().map(|d| d.by.to_string()).unwrap_or_default()
+                );
+            }
+        }
+    }
+}
