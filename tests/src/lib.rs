@@ -49,6 +49,20 @@ pub async fn start_full(
     registry: Option<Arc<dyn Registry>>,
     clock: Arc<dyn shared::ports::Clock>,
 ) -> Stack {
+    start_on(aws::wanted(), configure, registry, clock).await
+}
+
+/// A stack on the AWS adapters whatever the suite's backend: for tests of AWS-only tools.
+pub async fn start_aws() -> Stack {
+    start_on(true, |_| {}, None, Arc::new(shared::ports::SystemClock)).await
+}
+
+async fn start_on(
+    on_aws: bool,
+    configure: impl FnOnce(&mut Settings),
+    registry: Option<Arc<dyn Registry>>,
+    clock: Arc<dyn shared::ports::Clock>,
+) -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings {
         listen: ([127, 0, 0, 1], 0).into(),
@@ -64,7 +78,7 @@ pub async fn start_full(
         ..Options::default()
     };
     let mut aws_parts = None;
-    if aws::wanted() {
+    if on_aws {
         let sdk = aws::sdk().await;
         let (names, mail) = aws::create(
             &sdk,
