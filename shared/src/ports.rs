@@ -53,6 +53,11 @@ pub trait RequestStore: Send + Sync {
     /// Writes the new request and appends its audit event together, only if the stored
     /// request is still at the transition's expected status and version.
     async fn commit(&self, transition: &Transition) -> Result<(), StoreError>;
+    /// Takes `key` for one use until `until` (an approval link's use): true the first
+    /// time, false while an earlier claim holds. Expired claims count as absent.
+    async fn claim_once(&self, key: &str, until: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Gives a claim back, when what it guarded could not be done.
+    async fn release(&self, key: &str) -> Result<(), StoreError>;
     /// Newest first, except pending approvals and stuck requests: oldest first.
     /// `limit` 0 means 100; at most 1,000 are returned.
     async fn list(&self, query: &RequestQuery) -> Result<Vec<Request>, StoreError>;

@@ -238,3 +238,24 @@ async fn expired_tampered_and_revoked_links_get_a_clear_page_and_change_nothing(
     assert_eq!(s.counts().await, before);
     assert_eq!(s.get(&id).await["status"], "pending_approval");
 }
+
+#[tokio::test]
+async fn a_link_is_used_once_and_a_use_lasts_as_long_as_the_link() {
+    let s = start().await;
+    let store = &s.running.app.store;
+    let now = Utc::now();
+    let key = shared::auth::token::use_key("some.token.value");
+    assert!(!key.contains("some.token"), "the stored key is a digest, not the token");
+    assert!(store.claim_once(&key, now + chrono::Duration::hours(1)).await.unwrap());
+    assert!(!store.claim_once(&key, now + chrono::Duration::hours(1)).await.unwrap());
+    // A use recorded until a time now past no longer holds (TTL deletion lags: reads check).
+    let old = shared::auth::token::use_key("an.expired.link");
+    assert!(store
+        .claim_once(&old, now - chrono::Duration::seconds(5))
+        .await
+        .unwrap());
+    assert!(store.claim_once(&old, now + chrono::Duration::hours(1)).await.unwrap());
+    // Released (the decision could not be stored): the link works again.
+    store.release(&key).await.unwrap();
+    assert!(store.claim_once(&key, now + chrono::Duration::hours(1)).await.unwrap());
+}

@@ -228,6 +228,14 @@ async fn decide_by_link(State(app): State<App>, Path(token): Path<String>, req: 
         Err(why) => return (StatusCode::BAD_REQUEST, Html(pages::problem("Not recorded", &why))).into_response(),
     };
     let approver = Principal::Email(claims.approver.to_ascii_lowercase());
+    // A link works once: its use is a conditional item that lives as long as the link.
+    let key = shared::auth::token::use_key(&token);
+    let until = DateTime::from_timestamp(claims.expires, 0).unwrap_or_else(|| app.clock.now());
+    match app.store.claim_once(&key, until).await {
+        Ok(true) => {}
+        Ok(false) => return used_link(&app, &claims, approver, reason).await,
+        Err(e) => return ApiError::internal(e).into_response(),
+    }
     match decide(
         &app,
         claims.request_id,
@@ -239,8 +247,40 @@ async fn decide_by_link(State(app): State<App>, Path(token): Path<String>, req: 
     .await
     {
         Ok(r) => Html(pages::decided(&r)).into_response(),
-        Err(e) => (e.status_code(), Html(pages::problem("Not recorded", &e.message()))).into_response(),
+        Err(e) => {
+            if matches!(e, DecideError::Unavailable(_)) {
+                // Nothing was decided: let the admin click again.
+                if let Err(e) = app.store.release(&key).await {
+                    tracing::error!(request_id = %claims.request_id, error = %e, "could not release a link's use");
+                }
+            }
+            (e.status_code(), Html(pages::problem("Not recorded", &e.message()))).into_response()
+        }
     }
+}
+
+/// A second use of a link: refused, recorded, and answered with where the request stands.
+async fn used_link(app: &App, claims: &ApprovalClaims, approver: Principal, reason: Option<String>) -> Response {
+    let r = match app.store.get(claims.request_id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return (
+                StatusCode::NOT_FOUND,
+                Html(pages::problem("Not found", "This request does not exist.")),
+            )
+                .into_response()
+        }
+        Err(e) => return ApiError::internal(e).into_response(),
+    };
+    let action = if claims.approve { Action::Approve } else { Action::Deny };
+    let change = app.change(action, approver, Channel::Email, reason);
+    let why = if r.status == Status::PendingApproval {
+        "this link has already been used".to_string()
+    } else {
+        DecideError::already(&r).message()
+    };
+    app.refuse(&r, &change, &why).await;
+    (StatusCode::CONFLICT, Html(pages::problem("Not recorded", &why))).into_response()
 }
 
 fn serde_urlencoded_form(body: &[u8]) -> Result<LinkForm, String> {

@@ -58,6 +58,11 @@ CREATE TRIGGER IF NOT EXISTS refusals_are_append_only_u BEFORE UPDATE ON refusal
 CREATE TRIGGER IF NOT EXISTS refusals_are_append_only_d BEFORE DELETE ON refusals
     BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    until_ms INTEGER NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS queue (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     queue TEXT NOT NULL,
@@ -180,6 +185,31 @@ fn insert_event(tx: &rusqlite::Transaction<'_>, e: &AuditEvent) -> Result<(), St
 
 #[async_trait]
 impl RequestStore for Sqlite {
+    async fn claim_once(&self, key: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
+        let (key, until) = (key.to_string(), until.timestamp_millis());
+        self.with(move |c| {
+            let changed = c
+                .execute(
+                    "INSERT INTO claims (key, until_ms) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET until_ms = excluded.until_ms WHERE claims.until_ms <= ?3",
+                    params![key, until, now_ms()],
+                )
+                .map_err(unavailable)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_string();
+        self.with(move |c| {
+            c.execute("DELETE FROM claims WHERE key = ?1", [key])
+                .map(|_| ())
+                .map_err(unavailable)
+        })
+        .await
+    }
+
     async fn create(&self, request: &Request, event: &AuditEvent) -> Result<Created, StoreError> {
         let (request, event) = (request.clone(), event.clone());
         self.with(move |c| {

@@ -176,3 +176,10 @@ mod tests {
         }
     }
 }
+
+/// The key under which a link's use is recorded: a digest, so the stored key can never
+/// be turned back into a working link.
+pub fn use_key(token: &str) -> String {
+    use sha2::Digest;
+    format!("link:{}", hex::encode(Sha256::digest(token.as_bytes())))
+}

@@ -17,16 +17,19 @@
 //! Refused attempts are kept beside the chain, under `request_id = refused#<id>` (no
 //! `at_key`, so the indexes, which hold chain events only, leave them out).
 //!
-//! Idempotency keys live in the requests table as `pk = idem#<client>:<key>` with a `ttl`.
+//! Idempotency keys live in the requests table as `pk = idem#<client>:<key>` with a `ttl`,
+//! and approval-link uses as `pk = claim#<key>` with a `ttl`; reads and conditions treat
+//! an item past its `ttl` as absent, since TTL deletion lags by days.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_dynamo::{from_item, to_item};
 
@@ -257,6 +260,38 @@ impl DynamoStore {
 
 #[async_trait]
 impl RequestStore for DynamoStore {
+    async fn claim_once(&self, key: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.requests)
+            .item("pk", s(format!("claim#{key}")))
+            .item("ttl", AttributeValue::N(until.timestamp().to_string()))
+            .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":now", AttributeValue::N(Utc::now().timestamp().to_string()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) => match e.into_service_error() {
+                PutItemError::ConditionalCheckFailedException(_) => Ok(false),
+                other => Err(unavailable(other)),
+            },
+        }
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.requests)
+            .key("pk", s(format!("claim#{key}")))
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        Ok(())
+    }
+
     async fn create(&self, request: &Request, event: &AuditEvent) -> Result<Created, StoreError> {
         let item: Item = to_item(RequestItem::new(request)).map_err(corrupt)?;
         let mut tx = self
