@@ -106,6 +106,13 @@ impl TokenKeys {
     }
 }
 
+/// The key under which a link's use is recorded: a digest, so the stored key can never
+/// be turned back into a working link.
+pub fn use_key(token: &str) -> String {
+    use sha2::Digest;
+    format!("link:{}", hex::encode(Sha256::digest(token.as_bytes())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,11 +182,4 @@ mod tests {
             assert_eq!(keys("k1").verify(&bad, now), Err(TokenError::Invalid), "{bad}");
         }
     }
-}
-
-/// The key under which a link's use is recorded: a digest, so the stored key can never
-/// be turned back into a working link.
-pub fn use_key(token: &str) -> String {
-    use sha2::Digest;
-    format!("link:{}", hex::encode(Sha256::digest(token.as_bytes())))
 }
