@@ -106,9 +106,16 @@ pub async fn start(settings: Settings, opts: Options) -> Result<Running, String>
     })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     settings.listen = addr;
+    // The test's registry, else the Chainguard API where an org is configured, else the simulated org.
+    let registry: Option<Arc<dyn Registry>> = match opts.registry.clone() {
+        Some(r) => Some(r),
+        None => shared::adapters::chainguard::from_settings(&settings, None)
+            .map_err(|e| e.to_string())?
+            .map(|c| Arc::new(c) as Arc<dyn Registry>),
+    };
     let (app, db, source): (App, Sqlite, Arc<dyn MessageSource>) = match &opts.backend {
         Backend::Embedded => {
-            let Embedded { app, db } = Embedded::open_with(settings, opts.registry.clone(), opts.clock.clone())?;
+            let Embedded { app, db } = Embedded::open_with(settings, registry, opts.clock.clone())?;
             let source = SqliteSource {
                 db: db.clone(),
                 visibility_ms: (app.settings.visibility_timeout_secs * 1000) as i64,
@@ -120,9 +127,7 @@ pub async fn start(settings: Settings, opts: Options) -> Result<Running, String>
             let dir = &settings.data_dir;
             std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
             let db = Sqlite::open(&dir.join("simulated-org.db")).map_err(|e| e.to_string())?;
-            let registry = opts
-                .registry
-                .clone()
+            let registry = registry
                 .unwrap_or_else(|| Arc::new(SimulatedOrg::new(db.clone(), &settings.org_name, Catalog::embedded())));
             let (app, queue) = aws::app(sdk, names, settings, registry, opts.clock.clone());
             (app, db, Arc::new(queue))

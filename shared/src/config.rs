@@ -67,6 +67,32 @@ pub struct Settings {
     pub policy: Policy,
     pub clients: Vec<ClientConfig>,
     pub approval_keys: Option<TokenKeys>,
+    /// The real Chainguard org to provision into; without it, the simulated org.
+    pub chainguard: Option<ChainguardSettings>,
+}
+
+/// Where the Chainguard API is and which org it acts for. The token is never part of the
+/// settings: `CHAINGUARD_TOKEN` (local use), or keyless through `identity` (Lambda).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChainguardSettings {
+    /// The organization's UIDP: 40 hex characters.
+    pub org_id: String,
+    pub api_url: String,
+    pub issuer_url: String,
+    /// The assumable identity's UIDP, for keyless authentication from AWS.
+    pub identity: Option<String>,
+}
+
+impl Default for ChainguardSettings {
+    fn default() -> Self {
+        ChainguardSettings {
+            org_id: String::new(),
+            api_url: "https://console-api.enforce.dev".into(),
+            issuer_url: "https://issuer.enforce.dev".into(),
+            identity: None,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -88,6 +114,7 @@ impl Default for Settings {
             },
             clients: vec![],
             approval_keys: None,
+            chainguard: None,
         }
     }
 }
@@ -152,6 +179,20 @@ impl Settings {
                 .map(String::from)
                 .collect();
         }
+        if let Some(v) = env("IMAGE_REQUEST_CHAINGUARD_ORG_ID") {
+            s.chainguard.get_or_insert_with(ChainguardSettings::default).org_id = v;
+        }
+        if let Some(cg) = s.chainguard.as_mut() {
+            if let Some(v) = env("IMAGE_REQUEST_CHAINGUARD_IDENTITY") {
+                cg.identity = Some(v);
+            }
+            if let Some(v) = env("CHAINGUARD_API_URL") {
+                cg.api_url = v;
+            }
+            if let Some(v) = env("CHAINGUARD_ISSUER_URL") {
+                cg.issuer_url = v;
+            }
+        }
         if let Some(v) = env("IMAGE_REQUEST_POLICY") {
             s.policy = serde_json::from_str(&v)
                 .map_err(|e| ConfigError::Env("IMAGE_REQUEST_POLICY", v.clone(), e.to_string()))?;
@@ -176,6 +217,25 @@ impl Settings {
         for a in &self.approvers {
             if Principal::Email(a.clone()).to_string().parse::<Principal>().is_err() {
                 return bad(format!("approver `{a}` is not an email address"));
+            }
+        }
+        if let Some(cg) = &self.chainguard {
+            let uidp = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+            if !uidp(&cg.org_id, 40) {
+                return bad(format!(
+                    "chainguard.org_id `{}` is not an organization UIDP (40 hex characters)",
+                    cg.org_id
+                ));
+            }
+            if let Some(id) = &cg.identity {
+                let ok = id
+                    .split_once('/')
+                    .is_some_and(|(org, child)| uidp(org, 40) && uidp(child, 16));
+                if !ok {
+                    return bad(format!(
+                        "chainguard.identity `{id}` is not an identity UIDP (<40 hex>/<16 hex>)"
+                    ));
+                }
             }
         }
         if let Some(k) = &self.approval_keys {

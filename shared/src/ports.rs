@@ -184,6 +184,20 @@ pub trait Registry: Send + Sync {
     async fn find_repo(&self, name: &str) -> Result<Option<Repo>, RegistryError>;
     /// Creates the repo, or returns it where it exists already.
     async fn create_repo(&self, name: &str, source: &str) -> Result<Repo, RegistryError>;
+    /// What the org's plan allows; unknown parts are `None`.
+    async fn entitled(&self, name: &str) -> Result<Entitlement, RegistryError> {
+        let _ = name;
+        Ok(Entitlement::default())
+    }
+}
+
+/// What an org's plan says about adding an image.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entitlement {
+    /// Whether the image is among those the org may add (`None`: the plan does not say).
+    pub allowed: Option<bool>,
+    /// The most repositories the org may hold, where the plan sets one.
+    pub max_images: Option<usize>,
 }
 
 pub trait Clock: Send + Sync {

@@ -5,6 +5,7 @@
 //! adapters on the local emulator: the same tests prove both.
 
 pub mod aws;
+pub mod fake_chainguard;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

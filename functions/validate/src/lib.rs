@@ -56,8 +56,17 @@ async fn check(app: &App, r: &Request) -> Result<Finding, StepError> {
             suggestions: vec![],
         });
     }
+    let entitlement = app.registry.entitled(name).await?;
+    if entitlement.allowed == Some(false) {
+        return Ok(Finding::Reject {
+            reason: format!("`{name}` is not among the images your organization's plan may add"),
+            suggestions: vec![],
+        });
+    }
     let count = app.registry.org_repos().await?.len();
-    let limit = app.settings.org_repo_limit;
+    let limit = entitlement
+        .max_images
+        .map_or(app.settings.org_repo_limit, |m| m.min(app.settings.org_repo_limit));
     if count >= limit {
         return Ok(Finding::Reject {
             reason: format!("the organization has {count} repositories, at its limit of {limit}"),

@@ -1,6 +1,7 @@
 //! Adapters of the embedded backend (the local default). The AWS adapters join them here.
 
 pub mod aws;
+pub mod chainguard;
 pub mod outbox;
 pub mod simulated;
 pub mod sqlite;

@@ -130,8 +130,14 @@ pub async fn lambda_app() -> Result<App, ConfigError> {
     let sdk = sdk_config().await;
     let names = AwsNames::from_env()?;
     let settings = load_secrets(&sdk, &var("SECRETS_PARAMETER")?, settings).await?;
-    // Until the Chainguard client lands, provisioning runs against the simulated org.
-    let db = Sqlite::in_memory().map_err(|e| ConfigError::Invalid(e.to_string()))?;
-    let registry = Arc::new(SimulatedOrg::new(db, &settings.org_name, Catalog::embedded()));
+    let registry: Arc<dyn Registry> =
+        match crate::adapters::chainguard::from_settings(&settings, sdk.credentials_provider())? {
+            Some(cg) => Arc::new(cg),
+            None => {
+                tracing::warn!("no Chainguard org configured: provisioning into the SIMULATED org");
+                let db = Sqlite::in_memory().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+                Arc::new(SimulatedOrg::new(db, &settings.org_name, Catalog::embedded()))
+            }
+        };
     Ok(app(&sdk, &names, settings, registry, Arc::new(SystemClock)).0)
 }

@@ -1,0 +1,52 @@
+//! The Chainguard API, as `../shared/CHAINGUARD.md` describes it: the registry v1 calls
+//! provisioning and validation need, and keyless authentication through the STS.
+
+pub mod auth;
+pub mod client;
+pub mod types;
+
+pub use auth::{TokenSource, Tokens};
+pub use client::{Chainguard, Options};
+
+use aws_credential_types::provider::SharedCredentialsProvider;
+
+use crate::config::{ConfigError, Settings};
+
+/// The registry the settings ask for: the Chainguard API when an org is configured (with
+/// `CHAINGUARD_TOKEN`, or keyless through `identity` and these AWS credentials), else `None`.
+pub fn from_settings(
+    settings: &Settings,
+    aws: Option<SharedCredentialsProvider>,
+) -> Result<Option<Chainguard>, ConfigError> {
+    let Some(cg) = &settings.chainguard else {
+        return Ok(None);
+    };
+    let token = std::env::var("CHAINGUARD_TOKEN").ok().filter(|t| !t.is_empty());
+    let source = match (token, &cg.identity, aws) {
+        (Some(t), _, _) => TokenSource::Static(t),
+        (None, Some(identity), Some(aws)) => TokenSource::Keyless {
+            identity: identity.clone(),
+            aws,
+        },
+        (None, Some(_), None) => {
+            return Err(ConfigError::Invalid(
+                "chainguard.identity needs AWS credentials to prove it; locally, set CHAINGUARD_TOKEN".into(),
+            ))
+        }
+        (None, None, _) => {
+            return Err(ConfigError::Invalid(
+                "a Chainguard org is configured but neither CHAINGUARD_TOKEN nor chainguard.identity is set".into(),
+            ))
+        }
+    };
+    let opts = Options::new(&cg.api_url, &cg.org_id, &settings.org_name);
+    let http = Chainguard::http_client(opts.timeout);
+    let tokens = Tokens::new(source, &cg.issuer_url, &cg.api_url, http.clone());
+    tracing::info!(
+        org = settings.org_name,
+        org_id = cg.org_id,
+        api = cg.api_url,
+        "provisioning through the Chainguard API"
+    );
+    Ok(Some(Chainguard::new(opts, tokens, http)))
+}

@@ -1,0 +1,96 @@
+//! validate and provision on the Chainguard API (the local fake of it): the catalog and
+//! "did you mean" from the API, entitlements, the pull string from the org's name, and
+//! Chainguard's own message shown when it refuses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pipeline_tests::fake_chainguard::{FakeChainguard, ORG_ID, STATIC_TOKEN};
+use pipeline_tests::start_with;
+use serde_json::json;
+use shared::adapters::chainguard::{Chainguard, Options, TokenSource, Tokens};
+
+fn registry(fake: &FakeChainguard) -> Arc<Chainguard> {
+    let mut opts = Options::new(&fake.url, ORG_ID, "acme.dev");
+    opts.base_delay = Duration::from_millis(5);
+    let http = Chainguard::http_client(opts.timeout);
+    let tokens = Tokens::new(
+        TokenSource::Static(STATIC_TOKEN.into()),
+        &fake.url,
+        &fake.url,
+        http.clone(),
+    );
+    Arc::new(Chainguard::new(opts, tokens, http))
+}
+
+#[tokio::test]
+async fn requests_are_validated_and_provisioned_through_the_chainguard_api() {
+    let fake = FakeChainguard::start().await;
+    let s = start_with(|c| c.org_name = "acme.dev".into(), Some(registry(&fake))).await;
+
+    let go = s.submit("go", Some("dev")).await;
+    let v = s.wait_for(&go, "provisioned").await;
+    assert_eq!(v["result"]["pull_string"], "cgr.dev/acme.dev/go:latest");
+    assert_eq!(v["result"]["tags"], json!(["latest", "latest-dev"]));
+    assert!(v["result"]["repo_id"].as_str().unwrap().starts_with(ORG_ID));
+    assert_eq!(fake.repo_names(), ["go"]);
+
+    let typo = s.submit("pyhton", Some("dev")).await;
+    let v = s.wait_for(&typo, "rejected").await;
+    assert_eq!(v["suggestions"][0], "python");
+
+    let again = s.submit("go", Some("dev")).await;
+    let v = s.wait_for(&again, "already_available").await;
+    assert_eq!(v["result"]["pull_string"], "cgr.dev/acme.dev/go:latest");
+
+    // Chainguard refuses: the request fails with its message, and the requester reads it.
+    fake.script(
+        "POST /registry/v1/repos/",
+        400,
+        json!({"code": 9, "message": "source image curl is not syncable"}),
+    );
+    let curl = s.submit("curl", Some("dev")).await;
+    let v = s.wait_for(&curl, "failed").await;
+    assert!(
+        v["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("source image curl is not syncable"),
+        "{}",
+        v["outcome"]
+    );
+    s.settle().await;
+    assert!(s
+        .outbox()
+        .await
+        .iter()
+        .any(|(n, t)| n.contains(&curl) && n.contains("outcome") && t.contains("not syncable")));
+
+    // The plan lists what the org may add.
+    fake.state.lock().unwrap().entitlements = json!({"activeImages": [{"name": "go"}, {"name": "git"}]});
+    let nginx = s.submit("nginx", Some("dev")).await;
+    let v = s.wait_for(&nginx, "rejected").await;
+    assert!(v["outcome"].as_str().unwrap().contains("plan"), "{}", v["outcome"]);
+    let git = s.submit("git", Some("dev")).await;
+    s.wait_for(&git, "provisioned").await;
+    assert_eq!(fake.repo_names(), ["go", "git"]);
+}
+
+#[tokio::test]
+async fn a_plan_with_a_lower_repo_maximum_is_the_limit() {
+    let fake = FakeChainguard::start().await;
+    fake.state.lock().unwrap().entitlements = json!({"maxTotalImages": "1"});
+    fake.state
+        .lock()
+        .unwrap()
+        .repos
+        .push(json!({"id": format!("{ORG_ID}/0000000000000001"), "name": "go"}));
+    let s = start_with(|_| {}, Some(registry(&fake))).await;
+    let id = s.submit("git", Some("dev")).await;
+    let v = s.wait_for(&id, "rejected").await;
+    assert!(
+        v["outcome"].as_str().unwrap().contains("limit of 1"),
+        "{}",
+        v["outcome"]
+    );
+}
