@@ -227,6 +227,15 @@ async fn happy_path_through_every_lambda_handler_with_the_lambda_bootstrap() {
         .send()
         .await
         .unwrap();
+    let url_parameter = format!("{parameter}-public-url");
+    aws_sdk_ssm::Client::new(&sdk)
+        .put_parameter()
+        .name(&url_parameter)
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .value(PUBLIC_URL)
+        .send()
+        .await
+        .unwrap();
     // Only this test in this binary touches the environment.
     set_env(&[
         ("AWS_ENDPOINT_URL", &aws::moto_url()),
@@ -240,7 +249,7 @@ async fn happy_path_through_every_lambda_handler_with_the_lambda_bootstrap() {
         ("APPROVALS_TOPIC_ARN", &names.approvals_topic),
         ("NOTIFICATIONS_TOPIC_ARN", &names.notifications_topic),
         ("SECRETS_PARAMETER", &parameter),
-        ("IMAGE_REQUEST_PUBLIC_URL", PUBLIC_URL),
+        ("PUBLIC_URL_PARAMETER", &url_parameter),
         ("IMAGE_REQUEST_APPROVERS", &APPROVERS.join(",")),
         ("IMAGE_REQUEST_DATA_DIR", dir.path().to_str().unwrap()),
     ]);

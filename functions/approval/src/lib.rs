@@ -23,6 +23,15 @@ use shared::ports::{QueueName, StoreError};
 use shared::workflow::Applied;
 use shared::App;
 
+/// Every route `router` serves, as API Gateway routes; `infra/template.yaml` must declare
+/// exactly these for this function (a test holds both to it).
+pub const ROUTES: [&str; 4] = [
+    "GET /approvals/{token}",
+    "POST /approvals/{token}",
+    "POST /requests/{id}/decision",
+    "POST /requests/{id}/retry",
+];
+
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/approvals/{token}", get(confirm_page).post(decide_by_link))

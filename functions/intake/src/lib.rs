@@ -21,6 +21,10 @@ use shared::App;
 
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
+/// Every route `router` serves, as API Gateway routes; `infra/template.yaml` must declare
+/// exactly these for this function (a test holds both to it).
+pub const ROUTES: [&str; 4] = ["POST /requests", "GET /requests", "GET /requests/{id}", "GET /catalog"];
+
 /// The routes this function serves; the local server mounts the same router.
 pub fn router(app: App) -> Router {
     Router::new()

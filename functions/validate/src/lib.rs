@@ -174,3 +174,59 @@ pub async fn send_approval_requests(app: &App, r: &Request) {
         }
     }
 }
+
+/// What the validate Lambda receives: its queue's batches, or the schedule's tick that
+/// runs the sweep (one function fewer to deploy and grant).
+pub async fn handle_any(app: &App, event: serde_json::Value) -> Result<serde_json::Value, String> {
+    if event.get("Records").is_some() {
+        let batch: SqsEvent = serde_json::from_value(event).map_err(|e| format!("not an SQS event: {e}"))?;
+        return serde_json::to_value(handle(app, batch).await).map_err(|e| e.to_string());
+    }
+    let report = app
+        .sweep(chrono::Duration::minutes(5))
+        .await
+        .map_err(|e| e.to_string())?;
+    let oldest = oldest_pending_age(app).await.map_err(|e| e.to_string())?;
+    // CloudWatch embedded metric format: the alarm on stale approvals reads this line.
+    println!("{}", emf_line(oldest, app.clock.now()));
+    tracing::info!(
+        requeued = report.requeued,
+        expired = report.expired,
+        oldest_pending_secs = oldest,
+        "sweep done"
+    );
+    Ok(serde_json::json!({ "requeued": report.requeued, "expired": report.expired, "oldest_pending_secs": oldest }))
+}
+
+/// Seconds the oldest pending approval has waited (0 when none waits).
+pub async fn oldest_pending_age(app: &App) -> Result<i64, shared::ports::StoreError> {
+    let oldest = app
+        .store
+        .list(&shared::ports::RequestQuery {
+            status: Some(shared::domain::Status::PendingApproval),
+            limit: 1,
+            ..Default::default()
+        })
+        .await?;
+    Ok(oldest
+        .first()
+        .map_or(0, |r| (app.clock.now() - r.created_at).num_seconds().max(0)))
+}
+
+pub const METRIC_NAMESPACE: &str = "ImageRequest";
+pub const OLDEST_PENDING_METRIC: &str = "OldestPendingApprovalSeconds";
+
+fn emf_line(oldest_secs: i64, now: chrono::DateTime<chrono::Utc>) -> String {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": now.timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": METRIC_NAMESPACE,
+                "Dimensions": [[]],
+                "Metrics": [{ "Name": OLDEST_PENDING_METRIC, "Unit": "Seconds" }]
+            }]
+        },
+        OLDEST_PENDING_METRIC: oldest_secs
+    })
+    .to_string()
+}

@@ -1,6 +1,5 @@
-//! The validate Lambda: SQS batches from the validate queue.
+//! The validate Lambda: SQS batches from the validate queue, and the scheduled sweep.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, LambdaEvent};
 
 #[tokio::main]
@@ -8,8 +7,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let app = shared::adapters::aws::lambda_app().await?;
     let app = &app;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, lambda_runtime::Error>(validate::handle(app, event.payload).await)
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        validate::handle_any(app, event.payload)
+            .await
+            .map_err(lambda_runtime::Error::from)
     }))
     .await
 }

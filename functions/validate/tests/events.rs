@@ -69,3 +69,30 @@ async fn a_record_that_is_not_a_work_item_is_reported_failed_alone() {
 fn ev_id(i: usize) -> String {
     format!("0b4d5f3c-7a3e-4a8e-9c1e-00000000000{i}")
 }
+
+#[tokio::test]
+async fn the_lambda_takes_queue_batches_and_the_scheduled_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Embedded::open_in(dir.path()).unwrap();
+    stored(&e, "req-01JD3XQ4Z8K9M2N5P7R8S0T1V2", "busybox", None).await;
+    let raw = |name: &str| -> serde_json::Value {
+        let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let out = validate::handle_any(&e.app, raw("validate-sqs-one.json"))
+        .await
+        .unwrap();
+    assert_eq!(out["batchItemFailures"], serde_json::json!([]));
+    assert_eq!(
+        status(&e, "req-01JD3XQ4Z8K9M2N5P7R8S0T1V2").await,
+        Status::PendingApproval
+    );
+    let out = validate::handle_any(&e.app, raw("validate-scheduled-sweep.json"))
+        .await
+        .unwrap();
+    assert_eq!((out["requeued"].as_u64(), out["expired"].as_u64()), (Some(0), Some(0)));
+    assert!(out["oldest_pending_secs"].as_i64().unwrap() >= 0);
+    assert!(validate::handle_any(&e.app, serde_json::json!({"Records": "nope"}))
+        .await
+        .is_err());
+}

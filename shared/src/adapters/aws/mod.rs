@@ -65,15 +65,7 @@ pub async fn sdk_config() -> SdkConfig {
 /// Reads client secrets and link-signing keys from an SSM SecureString parameter holding
 /// the JSON of `credentials.json`, into settings that lack them.
 pub async fn load_secrets(sdk: &SdkConfig, parameter: &str, mut settings: Settings) -> Result<Settings, ConfigError> {
-    let ssm = aws_sdk_ssm::Client::new(sdk);
-    let out = ssm
-        .get_parameter()
-        .name(parameter)
-        .with_decryption(true)
-        .send()
-        .await
-        .map_err(|e| ConfigError::Invalid(format!("reading SSM parameter {parameter}: {}", e.into_service_error())))?;
-    let text = out.parameter.and_then(|p| p.value).unwrap_or_default();
+    let text = self::parameter(sdk, parameter, true).await?;
     let creds: LocalCredentials = serde_json::from_str(&text)
         .map_err(|e| ConfigError::Invalid(format!("SSM parameter {parameter} is not credentials JSON: {e}")))?;
     if settings.clients.is_empty() {
@@ -84,6 +76,17 @@ pub async fn load_secrets(sdk: &SdkConfig, parameter: &str, mut settings: Settin
     }
     settings.check()?;
     Ok(settings)
+}
+
+async fn parameter(sdk: &SdkConfig, name: &str, decrypt: bool) -> Result<String, ConfigError> {
+    let out = aws_sdk_ssm::Client::new(sdk)
+        .get_parameter()
+        .name(name)
+        .with_decryption(decrypt)
+        .send()
+        .await
+        .map_err(|e| ConfigError::Invalid(format!("reading SSM parameter {name}: {}", e.into_service_error())))?;
+    Ok(out.parameter.and_then(|p| p.value).unwrap_or_default())
 }
 
 /// The application on AWS, and the queue adapter (a message source for local consumers).
@@ -129,7 +132,12 @@ pub async fn lambda_app() -> Result<App, ConfigError> {
     }
     let sdk = sdk_config().await;
     let names = AwsNames::from_env()?;
-    let settings = load_secrets(&sdk, &var("SECRETS_PARAMETER")?, settings).await?;
+    let mut settings = load_secrets(&sdk, &var("SECRETS_PARAMETER")?, settings).await?;
+    // The API's URL lives in a parameter the stack writes: the functions cannot name the
+    // API in their own environment without a dependency cycle in the template.
+    if let (None, Ok(name)) = (&settings.public_url, var("PUBLIC_URL_PARAMETER")) {
+        settings.public_url = Some(parameter(&sdk, &name, false).await?);
+    }
     let registry: Arc<dyn Registry> =
         match crate::adapters::chainguard::from_settings(&settings, sdk.credentials_provider())? {
             Some(cg) => Arc::new(cg),
