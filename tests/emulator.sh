@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Sourced by run.sh: makes sure the local AWS emulator (moto's server) and the AWS CLI
-# are installed in the project's venv, starts moto on a free loopback port, exports
+# Sourced by run.sh: makes sure the local AWS emulator (moto's server), the AWS CLI and
+# cfn-lint are installed in the project's venv, starts moto on a free loopback port, exports
 # MOTO_URL for the tests, and stops it when the calling shell exits.
 
 venv="$PWD/.venv"
-if ! "$venv/bin/python" -c 'import moto, boto3' 2>/dev/null || [ ! -x "$venv/bin/aws" ]; then
-  echo "== installing moto[server] and awscli into .venv"
+if ! "$venv/bin/python" -c 'import moto, boto3, cfnlint' 2>/dev/null || [ ! -x "$venv/bin/aws" ]; then
+  echo "== installing moto[server], awscli and cfn-lint into .venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' 'awscli>=1.32,<2'
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' 'awscli>=1.32,<2' 'cfn-lint>=1,<2'
 fi
 export PATH="$venv/bin:$PATH"
 

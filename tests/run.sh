@@ -13,6 +13,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 source tests/emulator.sh
 
+echo "== cfn-lint infra/template.yaml"
+cfn-lint infra/template.yaml
+
 log=target/test-output.log
 echo "== cargo test (embedded backend, and the emulator tests)"
 cargo test --workspace --all-targets --locked 2>&1 | tee "$log"

@@ -214,7 +214,7 @@ pub async fn oldest_pending_age(app: &App) -> Result<i64, shared::ports::StoreEr
 }
 
 pub const METRIC_NAMESPACE: &str = "ImageRequest";
-pub const OLDEST_PENDING_METRIC: &str = "OldestPendingApprovalSeconds";
+pub const OLDEST_PENDING_METRIC: &str = "OldestPendingApprovalHours";
 
 fn emf_line(oldest_secs: i64, now: chrono::DateTime<chrono::Utc>) -> String {
     serde_json::json!({
@@ -223,10 +223,11 @@ fn emf_line(oldest_secs: i64, now: chrono::DateTime<chrono::Utc>) -> String {
             "CloudWatchMetrics": [{
                 "Namespace": METRIC_NAMESPACE,
                 "Dimensions": [[]],
-                "Metrics": [{ "Name": OLDEST_PENDING_METRIC, "Unit": "Seconds" }]
+                "Metrics": [{ "Name": OLDEST_PENDING_METRIC, "Unit": "None" }]
             }]
         },
-        OLDEST_PENDING_METRIC: oldest_secs
+        // Hours, so the alarm's threshold is the template's parameter as given.
+        OLDEST_PENDING_METRIC: oldest_secs as f64 / 3600.0
     })
     .to_string()
 }

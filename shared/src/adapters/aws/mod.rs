@@ -138,7 +138,15 @@ pub async fn lambda_app() -> Result<App, ConfigError> {
     if let (None, Ok(name)) = (&settings.public_url, var("PUBLIC_URL_PARAMETER")) {
         settings.public_url = Some(parameter(&sdk, &name, false).await?);
     }
-    let registry: Arc<dyn Registry> =
+    // intake and approval never provision: the template gives them no Chainguard identity,
+    // and catalog searches use the built-in snapshot (validation checks the live catalog).
+    let no_identity = settings.chainguard.as_ref().is_some_and(|c| c.identity.is_none())
+        && std::env::var_os("CHAINGUARD_TOKEN").is_none();
+    let registry: Arc<dyn Registry> = if no_identity {
+        tracing::info!("no Chainguard identity for this function: catalog searches use the built-in snapshot");
+        let db = Sqlite::in_memory().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        Arc::new(SimulatedOrg::new(db, &settings.org_name, Catalog::embedded()))
+    } else {
         match crate::adapters::chainguard::from_settings(&settings, sdk.credentials_provider())? {
             Some(cg) => Arc::new(cg),
             None => {
@@ -146,6 +154,7 @@ pub async fn lambda_app() -> Result<App, ConfigError> {
                 let db = Sqlite::in_memory().map_err(|e| ConfigError::Invalid(e.to_string()))?;
                 Arc::new(SimulatedOrg::new(db, &settings.org_name, Catalog::embedded()))
             }
-        };
+        }
+    };
     Ok(app(&sdk, &names, settings, registry, Arc::new(SystemClock)).0)
 }

@@ -39,6 +39,19 @@ fn gsi(name: &str, pk: &str, sk: &str) -> GlobalSecondaryIndex {
         .expect("index fields set")
 }
 
+/// The requests table's indexes: (name, partition key, sort key). `infra/template.yaml`
+/// declares the same (a test compares them).
+pub const REQUEST_INDEXES: [(&str, &str, &str); 6] = [
+    (BY_STATUS, "status", "created_at"),
+    (BY_REQUESTER, "requester", "created_at"),
+    (BY_IMAGE, "image_name", "created_at"),
+    (BY_TIME, "all", "created_at"),
+    (BY_APPROVER, "decided_by", "decided_at"),
+    (OPEN, "open", "updated_at"),
+];
+
+pub const AUDIT_INDEXES: [(&str, &str, &str); 2] = [(BY_ACTOR, "actor", "at_key"), (BY_DAY, "day", "at_key")];
+
 /// Creates every resource under names starting with `prefix`.
 pub async fn create(
     sdk: &SdkConfig,
@@ -70,14 +83,7 @@ pub async fn create(
     ] {
         t = t.attribute_definitions(attr(a, string.clone()));
     }
-    for (name, pk, sk) in [
-        (BY_STATUS, "status", "created_at"),
-        (BY_REQUESTER, "requester", "created_at"),
-        (BY_IMAGE, "image_name", "created_at"),
-        (BY_TIME, "all", "created_at"),
-        (BY_APPROVER, "decided_by", "decided_at"),
-        (OPEN, "open", "updated_at"),
-    ] {
+    for (name, pk, sk) in REQUEST_INDEXES {
         t = t.global_secondary_indexes(gsi(name, pk, sk));
     }
     t.send().await.map_err(|e| err(&e.into_service_error()))?;
@@ -92,7 +98,7 @@ pub async fn create(
     for a in ["actor", "day", "at_key"] {
         t = t.attribute_definitions(attr(a, string.clone()));
     }
-    for (name, pk, sk) in [(BY_ACTOR, "actor", "at_key"), (BY_DAY, "day", "at_key")] {
+    for (name, pk, sk) in AUDIT_INDEXES {
         t = t.global_secondary_indexes(gsi(name, pk, sk));
     }
     t.send().await.map_err(|e| err(&e.into_service_error()))?;

@@ -1,0 +1,299 @@
+//! `infra/template.yaml` held to the code: the HTTP routes are exactly the routers', the
+//! indexes exactly the adapters', and the deployment rules of the issue hold (least
+//! privilege, an append-only audit table, queue timeouts, table protection, no secrets).
+//! The template is read through cfn-lint's own YAML loader (it knows `!Ref` and friends).
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use serde_json::Value;
+use shared::adapters::aws::setup::{AUDIT_INDEXES, REQUEST_INDEXES};
+use tower::ServiceExt;
+
+fn template() -> Value {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let venv_python = format!("{root}/.venv/bin/python");
+    let python = if std::path::Path::new(&venv_python).exists() {
+        venv_python
+    } else {
+        "python3".into()
+    };
+    let out = Command::new(&python)
+        .args([
+            "-c",
+            "import json, sys; from cfnlint.decode import cfn_yaml; print(json.dumps(cfn_yaml.load(sys.argv[1])))",
+            &format!("{root}/infra/template.yaml"),
+        ])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "reading the template needs cfn-lint (tests/run.sh installs it into .venv): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn resources(t: &Value, kind: &str) -> Vec<(String, Value)> {
+    t["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn list(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) => a.clone(),
+        Value::Null => vec![],
+        other => vec![other.clone()],
+    }
+}
+
+fn function<'a>(t: &'a Value, binary: &str) -> (&'a String, &'a Value) {
+    t["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(_, r)| r["Metadata"]["BuildProperties"]["Binary"] == binary)
+        .unwrap_or_else(|| panic!("no function builds {binary}"))
+}
+
+#[tokio::test]
+async fn the_api_routes_are_exactly_the_routers_routes() {
+    let t = template();
+    for (binary, routes) in [("intake", intake::ROUTES), ("approval", approval::ROUTES)] {
+        let (_, f) = function(&t, binary);
+        let declared: BTreeSet<String> = f["Properties"]["Events"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|e| e["Type"] == "HttpApi")
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["Properties"]["Method"].as_str().unwrap(),
+                    e["Properties"]["Path"].as_str().unwrap()
+                )
+            })
+            .collect();
+        let served: BTreeSet<String> = routes.iter().map(|r| r.to_string()).collect();
+        assert_eq!(declared, served, "{binary}: template routes differ from the router's");
+    }
+    // And each listed route is really routed (an unrouted one is axum's bare 404 or a 405).
+    let dir = tempfile::tempdir().unwrap();
+    let e = shared::adapters::Embedded::open_in(dir.path()).unwrap();
+    for (router, routes) in [
+        (intake::router(e.app.clone()), intake::ROUTES),
+        (approval::router(e.app.clone()), approval::ROUTES),
+    ] {
+        for route in routes {
+            let (method, path) = route.split_once(' ').unwrap();
+            let path = path
+                .replace("{id}", "req-01JD3XQ4Z8K9M2N5P7R8S0T1V2")
+                .replace("{token}", "k1.e30.AAAA");
+            let req = axum::http::Request::builder()
+                .method(method)
+                .uri(&path)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let resp = router.clone().oneshot(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+            assert!(
+                status != 405 && !(status == 404 && body.is_empty()),
+                "{route} is not routed"
+            );
+        }
+    }
+}
+
+#[test]
+fn functions_are_rust_on_al2023_built_by_cargo_lambda_with_their_own_role() {
+    let t = template();
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Handler"], "bootstrap");
+    assert_eq!(globals["Architectures"][0]["Ref"], "Architecture");
+    assert_eq!(t["Parameters"]["Architecture"]["Default"], "arm64");
+    let mut roles = BTreeSet::new();
+    for binary in ["intake", "approval", "validate", "provision"] {
+        let (name, f) = function(&t, binary);
+        assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda", "{name}");
+        let role = f["Properties"]["Role"]["Fn::GetAtt"][0].as_str().unwrap().to_string();
+        assert!(roles.insert(role), "{name} shares a role");
+        assert!(f["Properties"]["Timeout"].as_u64().is_some(), "{name} has a timeout");
+    }
+}
+
+/// Resources named in a statement (as the logical ids they reference).
+fn referenced(resource: &Value) -> Vec<String> {
+    list(resource)
+        .iter()
+        .map(|r| match r {
+            Value::String(s) => s.clone(),
+            Value::Object(o) => {
+                if let Some(g) = o.get("Fn::GetAtt") {
+                    g[0].as_str().unwrap_or("").to_string()
+                } else if let Some(s) = o.get("Fn::Sub") {
+                    s.as_str().unwrap_or("").to_string()
+                } else if let Some(r) = o.get("Ref") {
+                    r.as_str().unwrap_or("").to_string()
+                } else {
+                    String::new()
+                }
+            }
+            _ => String::new(),
+        })
+        .collect()
+}
+
+#[test]
+fn iam_is_least_privilege_and_the_audit_table_is_append_only() {
+    let t = template();
+    let roles = resources(&t, "AWS::IAM::Role");
+    assert_eq!(roles.len(), 4, "one role per function");
+    for (name, role) in &roles {
+        for policy in list(&role["Properties"]["Policies"]) {
+            for st in list(&policy["PolicyDocument"]["Statement"]) {
+                let actions: Vec<String> = list(&st["Action"])
+                    .iter()
+                    .map(|a| a.as_str().unwrap().to_string())
+                    .collect();
+                for a in &actions {
+                    assert!(!a.contains('*'), "{name}: wildcard action {a}");
+                }
+                let targets = referenced(&st["Resource"]);
+                assert!(!targets.is_empty(), "{name}: a statement without resources");
+                for r in &targets {
+                    assert!(r != "*" && !r.is_empty(), "{name}: unscoped resource in {st}");
+                }
+                if targets.iter().any(|r| r.contains("AuditTable")) {
+                    for a in &actions {
+                        assert!(
+                            a == "dynamodb:PutItem" || a == "dynamodb:Query",
+                            "{name}: {a} on the audit table"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml")).unwrap();
+    assert!(!text.contains("Action: \"*\"") && !text.contains("Resource: \"*\""));
+}
+
+#[test]
+fn queues_outlast_their_consumers_and_report_partial_failures() {
+    let t = template();
+    for (binary, queue, dlq) in [
+        ("validate", "ValidateQueue", "ValidateDeadLetters"),
+        ("provision", "ProvisionQueue", "ProvisionDeadLetters"),
+    ] {
+        let (_, f) = function(&t, binary);
+        let timeout = f["Properties"]["Timeout"].as_u64().unwrap();
+        let q = &t["Resources"][queue]["Properties"];
+        assert!(
+            q["VisibilityTimeout"].as_u64().unwrap() >= 6 * timeout,
+            "{queue}: visibility under six times {binary}'s timeout"
+        );
+        assert_eq!(q["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0], dlq);
+        let event = f["Properties"]["Events"]
+            .as_object()
+            .unwrap()
+            .values()
+            .find(|e| e["Type"] == "SQS")
+            .unwrap();
+        assert_eq!(event["Properties"]["Queue"]["Fn::GetAtt"][0], queue);
+        assert_eq!(
+            event["Properties"]["FunctionResponseTypes"][0],
+            "ReportBatchItemFailures"
+        );
+    }
+}
+
+fn indexes(table: &Value) -> BTreeSet<(String, String, String)> {
+    list(&table["Properties"]["GlobalSecondaryIndexes"])
+        .iter()
+        .map(|i| {
+            let key = |kind: &str| {
+                list(&i["KeySchema"]).iter().find(|k| k["KeyType"] == kind).unwrap()["AttributeName"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            };
+            (i["IndexName"].as_str().unwrap().to_string(), key("HASH"), key("RANGE"))
+        })
+        .collect()
+}
+
+#[test]
+fn tables_are_protected_and_indexed_as_the_adapters_query_them() {
+    let t = template();
+    for name in ["RequestsTable", "AuditTable"] {
+        let p = &t["Resources"][name]["Properties"];
+        assert_eq!(p["BillingMode"], "PAY_PER_REQUEST", "{name}");
+        assert_eq!(
+            p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+            true
+        );
+        assert_eq!(p["SSESpecification"]["SSEEnabled"], true);
+        assert_eq!(p["DeletionProtectionEnabled"], true);
+        assert_eq!(p["TimeToLiveSpecification"]["Enabled"], true);
+    }
+    assert_eq!(
+        t["Resources"]["RequestsTable"]["Properties"]["TimeToLiveSpecification"]["AttributeName"],
+        "ttl"
+    );
+    assert_eq!(t["Resources"]["AuditTable"]["DeletionPolicy"], "Retain");
+    let want = |ix: &[(&str, &str, &str)]| -> BTreeSet<(String, String, String)> {
+        ix.iter()
+            .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+            .collect()
+    };
+    assert_eq!(indexes(&t["Resources"]["RequestsTable"]), want(&REQUEST_INDEXES));
+    assert_eq!(indexes(&t["Resources"]["AuditTable"]), want(&AUDIT_INDEXES));
+}
+
+#[test]
+fn no_secret_is_in_the_template_or_an_environment_variable() {
+    let t = template();
+    let mut envs = vec![t["Globals"]["Function"]["Environment"]["Variables"].clone()];
+    for (_, f) in resources(&t, "AWS::Serverless::Function") {
+        envs.push(f["Properties"]["Environment"]["Variables"].clone());
+    }
+    for env in envs.iter().filter_map(Value::as_object) {
+        for (k, v) in env {
+            let upper = k.to_ascii_uppercase();
+            if upper.contains("SECRET") || upper.contains("TOKEN") || upper.contains("KEY") {
+                assert!(
+                    k.ends_with("_PARAMETER"),
+                    "{k} looks like a secret in the environment: {v}"
+                );
+            }
+        }
+    }
+    // Only the functions that talk to Chainguard get an identity.
+    for (binary, has) in [
+        ("intake", false),
+        ("approval", false),
+        ("validate", true),
+        ("provision", true),
+    ] {
+        let (_, f) = function(&t, binary);
+        let id = &f["Properties"]["Environment"]["Variables"]["IMAGE_REQUEST_CHAINGUARD_IDENTITY"];
+        assert_eq!(!id.is_null(), has, "{binary}");
+    }
+    // Approvers receive only their own links.
+    for (name, sub) in resources(&t, "AWS::SNS::Subscription") {
+        if sub["Properties"]["TopicArn"]["Ref"] == "ApprovalsTopic" {
+            assert_eq!(sub["Properties"]["FilterPolicyScope"], "MessageAttributes", "{name}");
+            assert_eq!(
+                sub["Properties"]["FilterPolicy"]["approver"][0], sub["Properties"]["Endpoint"],
+                "{name}"
+            );
+        }
+    }
+}
