@@ -82,6 +82,8 @@ pub async fn read_body(req: Request, limit: usize) -> Result<(axum::http::reques
 pub struct Signed {
     pub client: ClientConfig,
     pub body: Bytes,
+    /// Sent as `application/x-www-form-urlencoded` (a form tool's webhook), not JSON.
+    pub form: bool,
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &'static str) -> Result<&'a str, SignatureError> {
@@ -120,7 +122,12 @@ impl FromRequest<App> for Signed {
             .ok_or(SignatureError::UnknownClient)
             .map_err(unauthorized)?
             .clone();
-        Ok(Signed { client, body })
+        let form = parts
+            .headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        Ok(Signed { client, body, form })
     }
 }
 
@@ -128,6 +135,17 @@ impl Signed {
     /// Parses the signed body as JSON, refusing unknown fields with the serde message.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         serde_json::from_slice(&self.body).map_err(|e| ApiError::bad_request(format!("body is not valid: {e}")))
+    }
+
+    /// Parses the signed body as JSON, or as form fields when it was sent as a form;
+    /// either way unknown fields are refused.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        if self.form {
+            serde_urlencoded::from_bytes(&self.body)
+                .map_err(|e| ApiError::bad_request(format!("form is not valid: {e}")))
+        } else {
+            self.json()
+        }
     }
 
     pub fn require_admin(&self) -> Result<(), ApiError> {

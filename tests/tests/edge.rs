@@ -259,3 +259,40 @@ async fn a_link_is_used_once_and_a_use_lasts_as_long_as_the_link() {
     store.release(&key).await.unwrap();
     assert!(store.claim_once(&key, now + chrono::Duration::hours(1)).await.unwrap());
 }
+
+#[tokio::test]
+async fn a_form_tool_submits_urlencoded_fields_under_the_same_signature() {
+    let s = start().await;
+    let body = b"image=busybox&justification=Debug+shell+for+staging&environment=".to_vec();
+    let mut headers = s.signed_headers("POST", "/requests", &body, Utc::now().timestamp(), &s.dev_client.secret);
+    headers.retain(|(k, _)| *k != "content-type");
+    headers.push(("content-type", "application/x-www-form-urlencoded".into()));
+    let (status, v) = s.raw(Method::POST, "/requests", body.clone(), &headers).await;
+    assert_eq!(status, 202, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let stored = s.get(&id).await;
+    assert_eq!(
+        (stored["channel"].as_str(), stored["environment"].as_str()),
+        (Some("form"), None)
+    );
+
+    // The signature covers the form's bytes; a changed field, or an unknown one, stores nothing.
+    let before = s.counts().await;
+    let tampered = b"image=nginx&justification=Debug+shell+for+staging&environment=".to_vec();
+    let (status, _) = s.raw(Method::POST, "/requests", tampered, &headers).await;
+    assert_eq!(status, 401);
+    let unknown = b"image=busybox&justification=x&colour=blue".to_vec();
+    let mut headers = s.signed_headers(
+        "POST",
+        "/requests",
+        &unknown,
+        Utc::now().timestamp(),
+        &s.dev_client.secret,
+    );
+    headers.retain(|(k, _)| *k != "content-type");
+    headers.push(("content-type", "application/x-www-form-urlencoded".into()));
+    let (status, v) = s.raw(Method::POST, "/requests", unknown, &headers).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("colour"), "{v}");
+    assert_eq!(s.counts().await, before);
+}

@@ -60,19 +60,22 @@ fn parse_submission(
     };
     let image = ImageRef::parse(&body.image).map_err(|e| field("image", &e))?;
     let justification = Justification::parse(&body.justification).map_err(|e| field("justification", &e))?;
+    // Form tools send empty fields for what was left blank.
     let environment = body
         .environment
         .as_deref()
+        .filter(|e| !e.is_empty())
         .map(str::parse::<Environment>)
         .transpose()
         .map_err(|e| field("environment", &e))?;
     let channel = match body.channel.as_deref() {
+        None if signed.form => Channel::Form,
         None | Some("api") => Channel::Api,
         Some("cli") => Channel::Cli,
         Some("form") => Channel::Form,
         Some(other) => return Err(field("channel", &format!("`{other}` is not one of api, cli, form"))),
     };
-    let requester = match body.requester {
+    let requester = match body.requester.filter(|r| !r.is_empty()) {
         None => signed.client.principal.clone(),
         Some(p) if signed.client.assert_requester => p.parse::<Principal>().map_err(|e| field("requester", &e))?,
         Some(_) => {
@@ -122,7 +125,7 @@ fn accepted(app: &App, r: &Request) -> Value {
 }
 
 async fn submit(State(app): State<App>, headers: HeaderMap, signed: Signed) -> Result<Response, ApiError> {
-    let body: SubmitBody = signed.json()?;
+    let body: SubmitBody = signed.parse()?;
     let key = idempotency_key(&headers, &signed.client.id)?;
     let new = parse_submission(body, &signed, key)?;
     let (request, event) = Request::submit(new, RequestId::new(), app.clock.now());
