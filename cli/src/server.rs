@@ -129,7 +129,8 @@ pub async fn start(settings: Settings, opts: Options) -> Result<Running, String>
             let db = Sqlite::open(&dir.join("simulated-org.db")).map_err(|e| e.to_string())?;
             let registry = registry
                 .unwrap_or_else(|| Arc::new(SimulatedOrg::new(db.clone(), &settings.org_name, Catalog::embedded())));
-            let (app, queue) = aws::app(sdk, names, settings, registry, opts.clock.clone());
+            let (app, queue) =
+                aws::app(sdk, names, settings, registry, opts.clock.clone()).map_err(|e| e.to_string())?;
             (app, db, Arc::new(queue))
         }
     };

@@ -4,8 +4,19 @@
 use std::sync::Arc;
 
 use crate::auth::token::TokenKeys;
+use crate::config::ConfigError;
 use crate::config::{ClientConfig, Settings};
 use crate::ports::{AuditLog, Clock, Notifier, Queue, Registry, RequestStore};
+use crate::slack::Slack;
+
+/// The Slack app the settings describe, if any.
+pub fn slack_from(settings: &Settings) -> Result<Option<Arc<Slack>>, ConfigError> {
+    settings
+        .slack
+        .as_ref()
+        .map(|s| Slack::from_settings(s).map(Arc::new))
+        .transpose()
+}
 
 #[derive(Clone)]
 pub struct App {
@@ -16,6 +27,8 @@ pub struct App {
     pub registry: Arc<dyn Registry>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
+    /// The Slack app, where one is configured.
+    pub slack: Option<Arc<Slack>>,
 }
 
 impl App {

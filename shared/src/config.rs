@@ -69,6 +69,8 @@ pub struct Settings {
     pub approval_keys: Option<TokenKeys>,
     /// The real Chainguard org to provision into; without it, the simulated org.
     pub chainguard: Option<ChainguardSettings>,
+    /// The Slack app; without it, `/slack/*` answers 404.
+    pub slack: Option<SlackSettings>,
 }
 
 /// Where the Chainguard API is and which org it acts for. The token is never part of the
@@ -115,6 +117,7 @@ impl Default for Settings {
             clients: vec![],
             approval_keys: None,
             chainguard: None,
+            slack: None,
         }
     }
 }
@@ -138,6 +141,48 @@ pub enum ConfigError {
 pub struct LocalCredentials {
     pub clients: Vec<ClientConfig>,
     pub approval_keys: TokenKeys,
+    /// The Slack app's signing secret and bot token, where Slack is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<SlackSecrets>,
+}
+
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackSecrets {
+    pub signing_secret: String,
+    pub bot_token: String,
+}
+
+impl std::fmt::Debug for SlackSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SlackSecrets(<redacted>)")
+    }
+}
+
+/// The Slack app: where approvals are posted, who may click Approve, and its secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlackSettings {
+    pub api_url: String,
+    /// Channel id for approval messages with buttons; none: approvals stay in email.
+    pub approvals_channel: Option<String>,
+    /// Slack user ids (`U…`) allowed to approve from Slack.
+    pub approvers: Vec<String>,
+    /// From `credentials.json` / the secrets parameter, or `SLACK_SIGNING_SECRET` and
+    /// `SLACK_BOT_TOKEN`; never from the TOML file.
+    #[serde(skip)]
+    pub secrets: SlackSecrets,
+}
+
+impl Default for SlackSettings {
+    fn default() -> Self {
+        SlackSettings {
+            api_url: "https://slack.com/api".into(),
+            approvals_channel: None,
+            approvers: vec![],
+            secrets: SlackSecrets::default(),
+        }
+    }
 }
 
 impl Settings {
@@ -193,6 +238,31 @@ impl Settings {
                 cg.issuer_url = v;
             }
         }
+        let slack_secret = env("SLACK_SIGNING_SECRET");
+        let slack_env = ["IMAGE_REQUEST_SLACK_APPROVALS_CHANNEL", "IMAGE_REQUEST_SLACK_APPROVERS"];
+        if slack_secret.is_some() || s.slack.is_some() || slack_env.iter().any(|k| env(k).is_some()) {
+            let slack = s.slack.get_or_insert_with(SlackSettings::default);
+            if let Some(v) = slack_secret {
+                slack.secrets.signing_secret = v;
+            }
+            if let Some(v) = env("SLACK_BOT_TOKEN") {
+                slack.secrets.bot_token = v;
+            }
+            if let Some(v) = env("SLACK_API_URL") {
+                slack.api_url = v;
+            }
+            if let Some(v) = env("IMAGE_REQUEST_SLACK_APPROVALS_CHANNEL") {
+                slack.approvals_channel = Some(v);
+            }
+            if let Some(v) = env("IMAGE_REQUEST_SLACK_APPROVERS") {
+                slack.approvers = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(String::from)
+                    .collect();
+            }
+        }
         if let Some(v) = env("IMAGE_REQUEST_POLICY") {
             s.policy = serde_json::from_str(&v)
                 .map_err(|e| ConfigError::Env("IMAGE_REQUEST_POLICY", v.clone(), e.to_string()))?;
@@ -238,6 +308,15 @@ impl Settings {
                 }
             }
         }
+        if let Some(slack) = &self.slack {
+            for u in &slack.approvers {
+                if !(u.starts_with('U') || u.starts_with('W'))
+                    || !u.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                {
+                    return bad(format!("slack.approvers: `{u}` is not a Slack user id (U…)"));
+                }
+            }
+        }
         if let Some(k) = &self.approval_keys {
             if !k.keys.contains_key(&k.active) {
                 return bad(format!(
@@ -278,8 +357,20 @@ impl Settings {
         if self.approval_keys.is_none() {
             self.approval_keys = Some(creds.approval_keys);
         }
+        self.add_slack_secrets(creds.slack);
         self.check()?;
         Ok(self)
+    }
+
+    /// Slack secrets from a credentials file or parameter, where the environment gave
+    /// none. Slack is on once its secrets are there.
+    pub fn add_slack_secrets(&mut self, secrets: Option<SlackSecrets>) {
+        if let Some(secrets) = secrets {
+            let slack = self.slack.get_or_insert_with(SlackSettings::default);
+            if slack.secrets.signing_secret.is_empty() {
+                slack.secrets = secrets;
+            }
+        }
     }
 }
 
@@ -326,6 +417,7 @@ fn load_or_create_credentials(data_dir: &Path) -> Result<LocalCredentials, Confi
             active: "k1".into(),
             keys: [("k1".to_string(), random_secret())].into(),
         },
+        slack: None,
     };
     let text = serde_json::to_string_pretty(&creds).expect("credentials serialise");
     write_private(&path, text.as_bytes()).map_err(|e| ConfigError::Write(path.clone(), e))?;

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod http;
 pub mod notify;
 pub mod ports;
+pub mod slack;
 pub mod telemetry;
 pub mod workflow;
 

@@ -129,8 +129,15 @@ impl App {
     /// Tells the requester; a failure is logged, not fatal: the state change stands and
     /// the requester can always read it with `status`.
     pub async fn tell_requester(&self, r: &Request) {
-        if let Err(e) = self.notifier.send(&notify::outcome(r)).await {
+        let message = notify::outcome(r);
+        if let Err(e) = self.notifier.send(&message).await {
             tracing::error!(request_id = %r.id, error = %e, "could not notify the requester");
+        }
+        // Slack requesters hear back where they asked.
+        if let (Some(slack), Channel::Slack) = (&self.slack, r.channel) {
+            if let Err(e) = slack.tell(r, &message.text, self.clock.now()).await {
+                tracing::error!(request_id = %r.id, error = %e, "could not answer the requester in Slack");
+            }
         }
     }
 

@@ -6,6 +6,7 @@
 
 pub mod aws;
 pub mod fake_chainguard;
+pub mod fake_slack;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -73,7 +73,7 @@ async fn deployment(registry: Option<Arc<dyn Registry>>, max_receives: u32) -> D
             Catalog::embedded(),
         ))
     });
-    let (app, queues) = shared::adapters::aws::app(&sdk, &names, settings, registry, Arc::new(SystemClock));
+    let (app, queues) = shared::adapters::aws::app(&sdk, &names, settings, registry, Arc::new(SystemClock)).unwrap();
     finish(sdk, names, mail, app, queues, dir)
 }
 

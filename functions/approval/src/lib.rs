@@ -7,6 +7,8 @@
 
 mod pages;
 
+mod slack;
+
 use axum::extract::{Path, Request as HttpRequest, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -25,11 +27,12 @@ use shared::App;
 
 /// Every route `router` serves, as API Gateway routes; `infra/template.yaml` must declare
 /// exactly these for this function (a test holds both to it).
-pub const ROUTES: [&str; 4] = [
+pub const ROUTES: [&str; 5] = [
     "GET /approvals/{token}",
     "POST /approvals/{token}",
     "POST /requests/{id}/decision",
     "POST /requests/{id}/retry",
+    "POST /slack/interactions",
 ];
 
 pub fn router(app: App) -> Router {
@@ -37,6 +40,7 @@ pub fn router(app: App) -> Router {
         .route("/approvals/{token}", get(confirm_page).post(decide_by_link))
         .route("/requests/{id}/decision", post(decide_by_client))
         .route("/requests/{id}/retry", post(retry))
+        .route("/slack/interactions", post(slack::interaction))
         .with_state(app)
 }
 
@@ -320,7 +324,7 @@ async fn decide_by_client(
     State(app): State<App>,
     Path(id): Path<String>,
     signed: Signed,
-) -> Result<Json<Request>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     signed.require_admin()?;
     let id = parse_id(&id)?;
     let body: DecisionBody = signed.json()?;
@@ -331,12 +335,16 @@ async fn decide_by_client(
     }
     decide(&app, id, signed.client.principal.clone(), approve, reason, Channel::Cli)
         .await
-        .map(Json)
+        .map(|r| Json(r.public()))
         .map_err(|e| ApiError::new(e.status_code(), e.message()).with(json!({ "request_id": id })))
 }
 
 /// An admin's retry of a failed provisioning: `failed → provisioning`, then queued.
-async fn retry(State(app): State<App>, Path(id): Path<String>, signed: Signed) -> Result<Json<Request>, ApiError> {
+async fn retry(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    signed: Signed,
+) -> Result<Json<serde_json::Value>, ApiError> {
     signed.require_admin()?;
     let id = parse_id(&id)?;
     let r = app
@@ -356,7 +364,7 @@ async fn retry(State(app): State<App>, Path(id): Path<String>, signed: Signed) -
             app.enqueue(QueueName::Provision, done.id, &done.id.to_string())
                 .await
                 .map_err(ApiError::internal)?;
-            Ok(Json(done))
+            Ok(Json(done.public()))
         }
         Ok(Applied::Refused(current, refused)) => {
             app.refuse(&current, &change, &refused.to_string()).await;

@@ -3,6 +3,8 @@
 //! `GET /requests/{id}` answers its status and audit timeline; `GET /requests` lists them
 //! for admins; `GET /catalog?q=` searches the catalog.
 
+mod slack;
+
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,7 +25,13 @@ pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
 /// Every route `router` serves, as API Gateway routes; `infra/template.yaml` must declare
 /// exactly these for this function (a test holds both to it).
-pub const ROUTES: [&str; 4] = ["POST /requests", "GET /requests", "GET /requests/{id}", "GET /catalog"];
+pub const ROUTES: [&str; 5] = [
+    "POST /requests",
+    "GET /requests",
+    "GET /requests/{id}",
+    "GET /catalog",
+    "POST /slack/commands",
+];
 
 /// The routes this function serves; the local server mounts the same router.
 pub fn router(app: App) -> Router {
@@ -31,6 +39,7 @@ pub fn router(app: App) -> Router {
         .route("/requests", post(submit).get(list))
         .route("/requests/{id}", get(status))
         .route("/catalog", get(catalog))
+        .route("/slack/commands", post(slack::command))
         .with_state(app)
 }
 
@@ -162,7 +171,7 @@ fn may_read(signed: &Signed, r: &Request) -> bool {
 /// A request with its audit timeline, as `GET /requests/{id}` answers it.
 pub async fn request_view(app: &App, r: &Request) -> Result<Value, ApiError> {
     let events = app.audit.timeline(r.id).await.map_err(ApiError::internal)?;
-    let mut v = serde_json::to_value(r).map_err(ApiError::internal)?;
+    let mut v = r.public();
     v["audit"] = serde_json::to_value(events).map_err(ApiError::internal)?;
     let refused = app.audit.refusals(r.id).await.map_err(ApiError::internal)?;
     v["refused_attempts"] = serde_json::to_value(refused).map_err(ApiError::internal)?;
@@ -221,6 +230,7 @@ async fn list(State(app): State<App>, Query(p): Query<ListParams>, signed: Signe
         ..RequestQuery::default()
     };
     let requests = app.store.list(&query).await.map_err(ApiError::internal)?;
+    let requests: Vec<Value> = requests.iter().map(Request::public).collect();
     Ok(Json(json!({ "requests": requests })))
 }
 

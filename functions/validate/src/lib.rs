@@ -148,7 +148,14 @@ pub async fn validate(app: &App, item: WorkItem) -> Result<(), StepError> {
 async fn after(app: &App, r: &Request) {
     use shared::domain::Status as S;
     match r.status {
-        S::PendingApproval => send_approval_requests(app, r).await,
+        S::PendingApproval => {
+            send_approval_requests(app, r).await;
+            if let Some(slack) = &app.slack {
+                if let Err(e) = slack.post_approval(r).await {
+                    tracing::error!(request_id = %r.id, error = %e, "could not post the approval to Slack");
+                }
+            }
+        }
         S::Rejected | S::AlreadyAvailable => app.tell_requester(r).await,
         _ => {}
     }

@@ -52,6 +52,7 @@ impl Embedded {
                 Catalog::embedded(),
             ))
         });
+        let slack = crate::app::slack_from(&settings).map_err(|e| e.to_string())?;
         let app = App {
             store: Arc::new(db.clone()),
             audit: Arc::new(db.clone()),
@@ -60,6 +61,7 @@ impl Embedded {
             registry,
             clock,
             settings: Arc::new(settings),
+            slack,
         };
         Ok(Embedded { app, db })
     }

@@ -173,6 +173,10 @@ pub struct Request {
     pub suggestions: Vec<String>,
     /// Hash of the last audit event, so the next one can chain to it without a read.
     pub audit_head: String,
+    /// Where a Slack command's answers go while Slack honours it. A capability: stored,
+    /// never shown (see `Request::public`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_url: Option<String>,
 }
 
 /// Who did what, through which channel and why: the input of every transition.
@@ -238,6 +242,7 @@ impl Request {
             outcome: None,
             suggestions: vec![],
             audit_head: event.hash.clone(),
+            response_url: None,
         };
         (req, event)
     }
@@ -259,6 +264,15 @@ impl Request {
             request,
             event,
         })
+    }
+
+    /// The request as API clients see it: everything but the Slack `response_url`.
+    pub fn public(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).expect("requests serialise");
+        if let Some(o) = v.as_object_mut() {
+            o.remove("response_url");
+        }
+        v
     }
 
     /// `cgr.dev/<org>/<name>:<tag>`

@@ -74,6 +74,7 @@ pub async fn load_secrets(sdk: &SdkConfig, parameter: &str, mut settings: Settin
     if settings.approval_keys.is_none() {
         settings.approval_keys = Some(creds.approval_keys);
     }
+    settings.add_slack_secrets(creds.slack);
     settings.check()?;
     Ok(settings)
 }
@@ -96,7 +97,7 @@ pub fn app(
     settings: Settings,
     registry: Arc<dyn Registry>,
     clock: Arc<dyn Clock>,
-) -> (App, sqs::SqsQueue) {
+) -> Result<(App, sqs::SqsQueue), ConfigError> {
     let store = dynamo::DynamoStore::new(
         aws_sdk_dynamodb::Client::new(sdk),
         &names.requests_table,
@@ -108,6 +109,7 @@ pub fn app(
         &names.approvals_topic,
         &names.notifications_topic,
     );
+    let slack = crate::app::slack_from(&settings)?;
     let app = App {
         store: Arc::new(store.clone()),
         audit: Arc::new(store),
@@ -116,8 +118,9 @@ pub fn app(
         registry,
         clock,
         settings: Arc::new(settings),
+        slack,
     };
-    (app, queue)
+    Ok((app, queue))
 }
 
 /// What each Lambda's `main` does once per cold start: settings from the environment,
@@ -156,5 +159,5 @@ pub async fn lambda_app() -> Result<App, ConfigError> {
             }
         }
     };
-    Ok(app(&sdk, &names, settings, registry, Arc::new(SystemClock)).0)
+    Ok(app(&sdk, &names, settings, registry, Arc::new(SystemClock))?.0)
 }

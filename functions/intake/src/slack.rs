@@ -1,0 +1,145 @@
+//! `POST /slack/commands`: the `/request-image` slash command. Slack's signature is
+//! checked on the raw body before anything is read; every answer a user should see is an
+//! ephemeral message with `200` (Slack shows nothing useful for other statuses), well
+//! inside Slack's 3-second deadline: a request is stored and queued, never processed here.
+
+use axum::extract::{Request as HttpRequest, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+
+use shared::domain::{Channel, NewRequest, Principal, Request, RequestId};
+use shared::http::{read_body, ApiError};
+use shared::ports::{Created, QueueName};
+use shared::slack::command::{self, Command, USAGE};
+use shared::slack::{ephemeral, escape};
+use shared::App;
+
+/// The fields of Slack's form that we use; Slack sends more, which are ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SlashCommand {
+    team_id: String,
+    user_id: String,
+    text: String,
+    response_url: String,
+    trigger_id: String,
+    ssl_check: Option<String>,
+}
+
+pub async fn command(State(app): State<App>, req: HttpRequest) -> Response {
+    let Some(slack) = app.slack.clone() else {
+        return ApiError::new(StatusCode::NOT_FOUND, "Slack is not configured").into_response();
+    };
+    let (parts, body) = match read_body(req, app.settings.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = slack.verify(&parts.headers, &body, app.clock.now()) {
+        tracing::warn!(reason = %e, "refused a Slack command");
+        return ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()).into_response();
+    }
+    let Ok(cmd) = serde_urlencoded::from_bytes::<SlashCommand>(&body) else {
+        return say("I could not read that command.");
+    };
+    if cmd.ssl_check.is_some() {
+        return StatusCode::OK.into_response();
+    }
+    let Ok(requester) = format!("slack:{}/{}", cmd.team_id, cmd.user_id).parse::<Principal>() else {
+        return say("Slack sent no usable team and user id.");
+    };
+    let text = match command::parse(&cmd.text) {
+        Err(why) => format!("{}\n\n{USAGE}", escape(&why)),
+        Ok(Command::Help) => USAGE.to_string(),
+        Ok(Command::Search(word)) => search(&app, &word).await,
+        Ok(Command::Status(id)) => status(&app, id, &requester, &cmd.user_id).await,
+        Ok(Command::Request {
+            image,
+            environment,
+            justification,
+        }) => {
+            let new = NewRequest {
+                image,
+                requester,
+                justification,
+                environment,
+                channel: Channel::Slack,
+                // Slash commands are not retried, but a double submit must not ask twice.
+                idempotency_key: (!cmd.trigger_id.is_empty()).then(|| format!("slack:trigger:{}", cmd.trigger_id)),
+            };
+            submit(&app, new, &cmd.response_url).await
+        }
+    };
+    say(&text)
+}
+
+fn say(text: &str) -> Response {
+    (StatusCode::OK, Json(ephemeral(text))).into_response()
+}
+
+async fn submit(app: &App, new: NewRequest, response_url: &str) -> String {
+    let (mut request, event) = Request::submit(new, RequestId::new(), app.clock.now());
+    request.response_url = (!response_url.is_empty()).then(|| response_url.to_string());
+    match app.store.create(&request, &event).await {
+        Ok(Created::Existing(r)) => format!("Already received as `{}` ({}).", r.id, r.status),
+        Ok(Created::New(r)) => {
+            tracing::info!(request_id = %r.id, image = %r.image, requester = %r.requester, "request received from Slack");
+            if let Err(e) = app.enqueue(QueueName::Validate, r.id, &r.id.to_string()).await {
+                tracing::error!(request_id = %r.id, error = %e, "could not queue for validation; the sweep will");
+            }
+            format!(
+                "Got it: `{}` asked for as `{}`. I will tell you here when it is decided; `/request-image status {}` shows where it stands.",
+                r.image, r.id, r.id
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not store a Slack request");
+            "Something went wrong storing your request; please try again in a minute.".into()
+        }
+    }
+}
+
+async fn search(app: &App, word: &str) -> String {
+    match app.registry.catalog().await {
+        Ok(c) => {
+            let found = c.search(word, 10);
+            if found.is_empty() {
+                format!("No catalog image matches `{}`.", escape(word))
+            } else {
+                let lines: Vec<String> = found.iter().map(|n| format!("• `{n}`")).collect();
+                format!(
+                    "Catalog images matching `{}`, best first:\n{}",
+                    escape(word),
+                    lines.join("\n")
+                )
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "catalog unavailable for a Slack search");
+            "The catalog is unavailable right now; please try again in a minute.".into()
+        }
+    }
+}
+
+/// Requesters see their own requests; Slack approvers see any.
+async fn status(app: &App, id: RequestId, asker: &Principal, user_id: &str) -> String {
+    let may_see = |r: &Request| &r.requester == asker || app.slack.as_ref().is_some_and(|s| s.is_approver(user_id));
+    match app.store.get(id).await {
+        Ok(Some(r)) if may_see(&r) => {
+            let mut text = format!("`{}`: `{}` is *{}*", r.id, r.image, r.status);
+            if let Some(res) = &r.result {
+                text += &format!("\nPull it with `docker pull {}`", res.pull_string);
+            }
+            if let Some(o) = &r.outcome {
+                text += &format!("\n{}", escape(o));
+            }
+            text
+        }
+        Ok(_) => format!("You have no request `{id}`."),
+        Err(e) => {
+            tracing::error!(error = %e, "store unavailable for a Slack status");
+            "Requests cannot be read right now; please try again in a minute.".into()
+        }
+    }
+}
