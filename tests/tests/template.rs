@@ -297,3 +297,37 @@ fn no_secret_is_in_the_template_or_an_environment_variable() {
         }
     }
 }
+
+#[test]
+fn the_slack_manifest_points_at_the_slack_routes() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let venv_python = format!("{root}/.venv/bin/python");
+    let python = if std::path::Path::new(&venv_python).exists() {
+        venv_python
+    } else {
+        "python3".into()
+    };
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+            &format!("{root}/infra/slack-app-manifest.yaml"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let command = &m["features"]["slash_commands"][0];
+    assert_eq!(command["command"], "/request-image");
+    let path = |url: &Value| url.as_str().unwrap().trim_start_matches("API_URL").to_string();
+    assert!(intake::ROUTES.contains(&&*format!("POST {}", path(&command["url"]))));
+    let interactions = &m["settings"]["interactivity"]["request_url"];
+    assert!(approval::ROUTES.contains(&&*format!("POST {}", path(interactions))));
+    let scopes: Vec<&str> = m["oauth_config"]["scopes"]["bot"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(scopes, ["commands", "chat:write"]);
+}
