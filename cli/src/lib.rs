@@ -3,4 +3,5 @@
 
 pub mod audit;
 pub mod client;
+pub mod pr;
 pub mod server;

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use cgr_request::audit::{self, AuditArgs};
 use cgr_request::client::{ApiClient, CallError};
+use cgr_request::pr;
 use cgr_request::server;
 use shared::config::{read_credentials, Settings, DEFAULT_DATA_DIR};
 
@@ -92,6 +93,31 @@ enum Command {
     /// Look through the Chainguard catalog.
     #[command(subcommand)]
     Catalog(CatalogCmd),
+    /// Check a requested-images.yaml (for a PR check): one GitHub annotation per problem,
+    /// exit 1 when there is any.
+    ValidateFile { file: PathBuf },
+    /// Submit a requested-images.yaml (for the merge workflow): idempotent per entry and
+    /// commit; with --pull-request and --merged-by, approved by the merge.
+    SubmitFile {
+        file: PathBuf,
+        /// The merge commit (default: GITHUB_SHA).
+        #[arg(long, env = "GITHUB_SHA")]
+        commit: String,
+        /// `owner/name` (default: GITHUB_REPOSITORY).
+        #[arg(long, env = "GITHUB_REPOSITORY")]
+        repository: Option<String>,
+        /// The merged PR's number.
+        #[arg(long, requires = "merged_by")]
+        pull_request: Option<u64>,
+        /// Who merged it (a GitHub login): the approver on record.
+        #[arg(long, requires = "pull_request")]
+        merged_by: Option<String>,
+        /// Wait for every request to end and print the pull strings.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+    },
     /// Answer ops questions from the audit trail: DynamoDB when REQUESTS_TABLE and
     /// AUDIT_TABLE are set (with the usual AWS environment), else the local state.
     #[command(args_conflicts_with_subcommands = true)]
@@ -196,6 +222,85 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     let out = cli.output;
     match cli.command {
         Command::Serve { .. } | Command::Audit { .. } => unreachable!("handled above"),
+        Command::ValidateFile { file } => {
+            let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let (checked, problems) = pr::validate(&api, &text).await?;
+            let shown = file.display().to_string();
+            for p in &problems {
+                println!("{}", p.annotation(&shown));
+            }
+            if !problems.is_empty() {
+                eprintln!("{shown}: {} problem(s)", problems.len());
+                return Ok(ExitCode::FAILURE);
+            }
+            println!("{shown}: {} image(s) OK", checked.len());
+        }
+        Command::SubmitFile {
+            file,
+            commit,
+            repository,
+            pull_request,
+            merged_by,
+            wait,
+            timeout_secs,
+        } => {
+            let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let (checked, problems) = pr::check_offline(&text);
+            if !problems.is_empty() {
+                for p in &problems {
+                    println!("{}", p.annotation(&file.display().to_string()));
+                }
+                return Ok(ExitCode::FAILURE);
+            }
+            let merge = match (pull_request, merged_by) {
+                (Some(pull_request), Some(merged_by)) => Some(pr::Merge {
+                    repository: repository
+                        .ok_or("--repository (or GITHUB_REPOSITORY) is needed with --pull-request")?,
+                    pull_request,
+                    merged_by,
+                    commit: commit.clone(),
+                }),
+                _ => None,
+            };
+            let submitted = pr::submit(&api, &checked, &commit, merge.as_ref()).await?;
+            for (c, id, status, new) in &submitted {
+                let note = if *new { "" } else { "  (already submitted)" };
+                match out {
+                    Output::Table => println!("{id}  {}  {status}{note}", c.image),
+                    Output::Json => {}
+                }
+            }
+            if out == Output::Json && !wait {
+                let list: Vec<Value> = submitted
+                    .iter()
+                    .map(|(c, id, status, new)| json!({"image": c.image.to_string(), "id": id, "status": status, "new": new}))
+                    .collect();
+                println!("{:#}", json!({ "requests": list }));
+            }
+            if wait {
+                let mut all_ok = true;
+                let mut results = vec![];
+                for (c, id, _, _) in &submitted {
+                    let v = wait_until_done(&api, id, timeout_secs).await?;
+                    let status = v["status"].as_str().unwrap_or("").to_string();
+                    let ok = matches!(status.as_str(), "provisioned" | "already_available");
+                    all_ok &= ok;
+                    if out == Output::Table {
+                        match v["result"]["pull_string"].as_str() {
+                            Some(pull) if ok => println!("{}  docker pull {pull}", c.image),
+                            _ => println!("{}  {status}: {}", c.image, v["outcome"].as_str().unwrap_or("")),
+                        }
+                    }
+                    results.push(v);
+                }
+                if out == Output::Json {
+                    println!("{:#}", json!({ "requests": results }));
+                }
+                if !all_ok {
+                    return Ok(ExitCode::from(EXIT_UNSUCCESSFUL));
+                }
+            }
+        }
         Command::Add {
             image,
             justification,
@@ -357,6 +462,21 @@ const TERMINAL: [&str; 7] = [
     "provisioned",
     "failed",
 ];
+
+/// The request once it has ended (quietly; `follow` is the talkative one).
+async fn wait_until_done(api: &ApiClient, id: &str, timeout_secs: u64) -> Result<Value, String> {
+    let started = Instant::now();
+    loop {
+        let v = get_request(api, id).await?;
+        if TERMINAL.contains(&v["status"].as_str().unwrap_or("")) {
+            return Ok(v);
+        }
+        if started.elapsed() > Duration::from_secs(timeout_secs) {
+            return Err(format!("{id} has not ended after {timeout_secs} s"));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
 
 /// Prints each status change until the request ends; the exit code says how it ended.
 async fn follow(api: &ApiClient, id: &str, timeout_secs: u64, out: Output) -> Result<ExitCode, String> {

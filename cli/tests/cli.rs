@@ -197,3 +197,116 @@ async fn audit_reads_dynamodb_when_the_tables_are_named() {
     assert!(text(&out).contains("the audit chain holds (5 events"), "{}", text(&out));
     drop(running);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_requested_images_file_is_checked_then_submitted_once_and_approved_by_the_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        listen: ([127, 0, 0, 1], 0).into(),
+        data_dir: dir.path().into(),
+        ..Settings::default()
+    };
+    let running = start(settings, Options::default()).await.unwrap();
+    let url = format!("http://{}", running.addr);
+    let d = dir.path().to_path_buf();
+    let run = move |args: Vec<String>| {
+        let (u, d) = (url.clone(), d.clone());
+        tokio::task::spawn_blocking(move || cli(&u, &d, &args))
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let out = run(args(&["add", "go", "-j", "builds", "--env", "dev", "--wait"]))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "images:\n  - name: pyhton\n    justification: Data jobs\n    requestedBy: alice\n  - name: go\n    justification: builds\n    requestedBy: bob\n  - name: busybox\n    requestedBy: carol\n",
+    )
+    .unwrap();
+    let out = run(args(&["validate-file", bad.to_str().unwrap()])).await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
+    let f = bad.display();
+    assert_eq!(
+        lines,
+        [
+            format!("::error file={f},line=2::pyhton is not in the Chainguard catalog; did you mean python?"),
+            format!(
+                "::error file={f},line=5::go is already in the organization: docker pull cgr.dev/example.com/go:latest"
+            ),
+            format!("::error file={f},line=8::busybox:latest: missing justification (approvers read it)"),
+        ],
+        "{}",
+        text(&out)
+    );
+
+    let good = dir.path().join("requested-images.yaml");
+    std::fs::write(
+        &good,
+        "images:\n  - name: busybox\n    justification: Debug shell\n    requestedBy: alice\n  - name: python:3.12\n    justification: Data jobs\n    requestedBy: bob@example.com\n    environment: staging\n",
+    )
+    .unwrap();
+    let g = good.to_str().unwrap().to_string();
+    let out = run(args(&["validate-file", &g])).await.unwrap();
+    assert!(
+        out.status.success() && text(&out).contains("2 image(s) OK"),
+        "{}",
+        text(&out)
+    );
+
+    // Only a client allowed to pre-approve may claim a merge as the approval.
+    let merge = [
+        "--commit",
+        "0123abc",
+        "--repository",
+        "acme/platform",
+        "--pull-request",
+        "42",
+        "--merged-by",
+        "octocat",
+    ];
+    let mut as_dev = args(&["submit-file", &g]);
+    as_dev.extend(args(&merge));
+    let out = run(as_dev).await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("may not submit pre-approved"), "{}", text(&out));
+
+    let mut submit = args(&[
+        "--client",
+        "merge-bot",
+        "submit-file",
+        &g,
+        "--wait",
+        "--timeout-secs",
+        "30",
+    ]);
+    submit.extend(args(&merge));
+    let out = run(submit.clone()).await.unwrap();
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("busybox:latest  docker pull cgr.dev/example.com/busybox:latest")
+            && shown.contains("python:3.12  docker pull cgr.dev/example.com/python:3.12"),
+        "{shown}"
+    );
+    // Re-running the merge workflow submits nothing twice.
+    let out = run(submit).await.unwrap();
+    assert_eq!(text(&out).matches("(already submitted)").count(), 2, "{}", text(&out));
+
+    let out = run(args(&["-o", "json", "audit", "--image", "busybox"])).await.unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let requests = v["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 1, "{v:#}");
+    let r = &requests[0];
+    assert_eq!(r["requester"], "github:alice");
+    assert_eq!(r["channel"], "pull_request");
+    assert_eq!(r["decision"]["by"], "github:octocat");
+    assert_eq!(r["decision"]["channel"], "pull_request");
+    assert_eq!(
+        r["decision"]["reason"],
+        "approved by merging acme/platform#42 (commit 0123abc)"
+    );
+    drop(running);
+}

@@ -32,6 +32,10 @@ pub struct ClientConfig {
     /// May name another requester in the body (a form tool or chat bridge that authenticated its user).
     #[serde(default)]
     pub assert_requester: bool,
+    /// May submit requests already approved by a merged pull request (the merge
+    /// workflow's client): no admin is asked again.
+    #[serde(default)]
+    pub pre_approve: bool,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -404,6 +408,7 @@ fn load_or_create_credentials(data_dir: &Path) -> Result<LocalCredentials, Confi
                 principal: Principal::Email("developer@example.com".into()),
                 admin: false,
                 assert_requester: false,
+                pre_approve: false,
             },
             ClientConfig {
                 id: "admin".into(),
@@ -411,6 +416,16 @@ fn load_or_create_credentials(data_dir: &Path) -> Result<LocalCredentials, Confi
                 principal: Principal::Email("platform-admin@example.com".into()),
                 admin: true,
                 assert_requester: false,
+                pre_approve: false,
+            },
+            // What a merge workflow uses: submits for the PR's author, approved by the merge.
+            ClientConfig {
+                id: "merge-bot".into(),
+                secret: random_secret(),
+                principal: Principal::Service("github-merge".into()),
+                admin: false,
+                assert_requester: true,
+                pre_approve: true,
             },
         ],
         approval_keys: TokenKeys {
@@ -448,7 +463,8 @@ mod tests {
         let a = s.clone().with_local_credentials().unwrap();
         let b = s.with_local_credentials().unwrap();
         assert_eq!(a.clients[0].secret, b.clients[0].secret);
-        assert_eq!(a.clients.len(), 2);
+        assert_eq!(a.clients.len(), 3);
+        assert!(a.clients.iter().any(|c| c.pre_approve && !c.admin));
         assert!(a.clients.iter().any(|c| c.admin));
         assert!(
             !format!("{a:?}").contains(&a.clients[0].secret),

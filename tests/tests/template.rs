@@ -331,3 +331,42 @@ fn the_slack_manifest_points_at_the_slack_routes() {
         .collect();
     assert_eq!(scopes, ["commands", "chat:write"]);
 }
+
+#[test]
+fn the_example_requested_images_file_matches_its_schema() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let venv_python = format!("{root}/.venv/bin/python");
+    let python = if std::path::Path::new(&venv_python).exists() {
+        venv_python
+    } else {
+        "python3".into()
+    };
+    let check = |yaml: &str| {
+        Command::new(&python)
+            .args([
+                "-c",
+                "import json, sys, yaml, jsonschema; jsonschema.validate(yaml.safe_load(sys.argv[2]), json.load(open(sys.argv[1])))",
+                &format!("{root}/cli/requested-images.schema.json"),
+                yaml,
+            ])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let example = std::fs::read_to_string(format!("{root}/examples/github/requested-images.yaml")).unwrap();
+    assert!(check(&example), "the example does not match the schema");
+    assert!(
+        !check("images:\n  - name: redis\n    justification: x\n"),
+        "requestedBy is required"
+    );
+    assert!(!check(
+        "images:\n  - name: Redis!\n    justification: x\n    requestedBy: a\n"
+    ));
+    assert!(!check(
+        "images:\n  - name: redis\n    justification: x\n    requestedBy: a\n    colour: blue\n"
+    ));
+    // And the CLI's own parser agrees with the example.
+    let (checked, problems) = cgr_request::pr::check_offline(&example);
+    assert!(problems.is_empty() && checked.len() == 2, "{problems:?}");
+}

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use shared::domain::{
-    Channel, Environment, ImageRef, Justification, NewRequest, Principal, Request, RequestId, Status,
+    Channel, Environment, ImageRef, Justification, NewRequest, PreApproval, Principal, Request, RequestId, Status,
     MAX_IDEMPOTENCY_KEY_LEN,
 };
 use shared::http::{ApiError, Signed};
@@ -56,6 +56,9 @@ pub struct SubmitBody {
     pub requester: Option<String>,
     #[serde(default)]
     pub channel: Option<String>,
+    /// The merged pull request that approved it; only for clients allowed to pre-approve.
+    #[serde(default)]
+    pub approval: Option<PreApproval>,
 }
 
 /// Every field parsed; the first bad one is refused with what to fix.
@@ -63,7 +66,16 @@ fn parse_submission(
     body: SubmitBody,
     signed: &Signed,
     idempotency_key: Option<String>,
-) -> Result<NewRequest, ApiError> {
+) -> Result<(NewRequest, Option<PreApproval>), ApiError> {
+    if body.approval.is_some() && !signed.client.pre_approve {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "client `{}` may not submit pre-approved requests: leave out `approval`",
+                signed.client.id
+            ),
+        ));
+    }
     let field = |name: &str, e: &dyn std::fmt::Display| {
         ApiError::bad_request(format!("{name}: {e}")).with(json!({ "field": name }))
     };
@@ -82,7 +94,13 @@ fn parse_submission(
         None | Some("api") => Channel::Api,
         Some("cli") => Channel::Cli,
         Some("form") => Channel::Form,
-        Some(other) => return Err(field("channel", &format!("`{other}` is not one of api, cli, form"))),
+        Some("pull_request") => Channel::PullRequest,
+        Some(other) => {
+            return Err(field(
+                "channel",
+                &format!("`{other}` is not one of api, cli, form, pull_request"),
+            ))
+        }
     };
     let requester = match body.requester.filter(|r| !r.is_empty()) {
         None => signed.client.principal.clone(),
@@ -97,14 +115,15 @@ fn parse_submission(
             ))
         }
     };
-    Ok(NewRequest {
+    let new = NewRequest {
         image,
         requester,
         justification,
         environment,
         channel,
         idempotency_key,
-    })
+    };
+    Ok((new, body.approval))
 }
 
 fn idempotency_key(headers: &HeaderMap, client: &str) -> Result<Option<String>, ApiError> {
@@ -136,8 +155,9 @@ fn accepted(app: &App, r: &Request) -> Value {
 async fn submit(State(app): State<App>, headers: HeaderMap, signed: Signed) -> Result<Response, ApiError> {
     let body: SubmitBody = signed.parse()?;
     let key = idempotency_key(&headers, &signed.client.id)?;
-    let new = parse_submission(body, &signed, key)?;
-    let (request, event) = Request::submit(new, RequestId::new(), app.clock.now());
+    let (new, pre_approval) = parse_submission(body, &signed, key)?;
+    let (mut request, event) = Request::submit(new, RequestId::new(), app.clock.now());
+    request.pre_approval = pre_approval;
     match app.store.create(&request, &event).await.map_err(ApiError::internal)? {
         Created::Existing(existing) => {
             if existing.image != request.image
@@ -237,7 +257,9 @@ async fn list(State(app): State<App>, Query(p): Query<ListParams>, signed: Signe
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CatalogParams {
-    q: String,
+    q: Option<String>,
+    /// An exact image name: is it in the catalog, and already in the org?
+    name: Option<String>,
     limit: Option<usize>,
 }
 
@@ -246,10 +268,26 @@ async fn catalog(
     Query(p): Query<CatalogParams>,
     _signed: Signed,
 ) -> Result<Json<Value>, ApiError> {
-    if p.q.trim().is_empty() || p.q.len() > 100 {
-        return Err(ApiError::bad_request("q must be 1 to 100 characters"));
-    }
     let catalog = app.registry.catalog().await.map_err(ApiError::internal)?;
-    let matches = catalog.search(&p.q, p.limit.unwrap_or(10).clamp(1, 50));
-    Ok(Json(json!({ "query": p.q, "matches": matches })))
+    if let Some(name) = p.name {
+        let image = ImageRef::parse(&name).map_err(|e| ApiError::bad_request(format!("name: {e}")))?;
+        let in_catalog = catalog.contains(image.name());
+        let repo = match in_catalog {
+            true => app.registry.find_repo(image.name()).await.map_err(ApiError::internal)?,
+            false => None,
+        };
+        return Ok(Json(json!({
+            "name": image.name(),
+            "in_catalog": in_catalog,
+            "suggestions": if in_catalog { vec![] } else { catalog.suggest(image.name(), 3) },
+            "provisioned": repo.is_some(),
+            "pull_string": repo.map(|_| Request::pull_string(app.registry.org_name(), &image)),
+        })));
+    }
+    let q = p.q.unwrap_or_default();
+    if q.trim().is_empty() || q.len() > 100 {
+        return Err(ApiError::bad_request("q must be 1 to 100 characters (or give name=)"));
+    }
+    let matches = catalog.search(&q, p.limit.unwrap_or(10).clamp(1, 50));
+    Ok(Json(json!({ "query": q, "matches": matches })))
 }

@@ -27,9 +27,14 @@ fn actor() -> Principal {
 
 /// What the checks concluded.
 enum Finding {
-    Reject { reason: String, suggestions: Vec<String> },
+    Reject {
+        reason: String,
+        suggestions: Vec<String>,
+    },
     Available(ProvisionResult),
     AutoApprove(String),
+    /// Approved by whoever merged the pull request that asked for it.
+    PreApproved(Principal, String),
     NeedsApproval,
 }
 
@@ -73,6 +78,10 @@ async fn check(app: &App, r: &Request) -> Result<Finding, StepError> {
             suggestions: vec![],
         });
     }
+    // A merged, reviewed pull request is the approval (after every check above).
+    if let Some(pre) = &r.pre_approval {
+        return Ok(Finding::PreApproved(pre.merged_by(), pre.describe()));
+    }
     Ok(match verdict {
         Verdict::AutoApprove { rule } => Finding::AutoApprove(rule),
         _ => Finding::NeedsApproval,
@@ -81,6 +90,18 @@ async fn check(app: &App, r: &Request) -> Result<Finding, StepError> {
 
 fn change(app: &App, action: Action, reason: Option<String>) -> Change {
     app.change(action, actor(), Channel::System, reason)
+}
+
+async fn approve(app: &App, r: &Request, by: Principal, channel: Channel, why: String) -> Result<Applied, StoreError> {
+    let c = app.change(Action::Approve, by, channel, Some(why.clone()));
+    let decision = Decision {
+        by: c.actor.clone(),
+        at: c.at,
+        approved: true,
+        reason: Some(why),
+        channel,
+    };
+    app.apply(r, c, |r| r.decision = Some(decision)).await
 }
 
 /// Validates one request, from wherever it stands.
@@ -106,21 +127,9 @@ pub async fn validate(app: &App, item: WorkItem) -> Result<(), StepError> {
                 }
                 Finding::NeedsApproval => app.apply(&r, change(app, Action::RequireApproval, None), |_| {}).await,
                 Finding::AutoApprove(rule) => {
-                    let c = app.change(
-                        Action::Approve,
-                        Principal::service("policy"),
-                        Channel::System,
-                        Some(rule.clone()),
-                    );
-                    let decision = Decision {
-                        by: c.actor.clone(),
-                        at: c.at,
-                        approved: true,
-                        reason: Some(rule),
-                        channel: Channel::System,
-                    };
-                    app.apply(&r, c, |r| r.decision = Some(decision)).await
+                    approve(app, &r, Principal::service("policy"), Channel::System, rule).await
                 }
+                Finding::PreApproved(by, why) => approve(app, &r, by, Channel::PullRequest, why).await,
             },
             // Approved by policy: make sure provisioning was queued (a crash may have come between).
             shared::domain::Status::Approved => {

@@ -14,7 +14,7 @@ pub use image::{ImageRef, ImageRefError};
 pub use policy::{Policy, Verdict};
 pub use principal::{BadPrincipal, Principal};
 pub use request::{
-    clean_text, Change, Channel, Decision, Environment, Justification, NewRequest, ProvisionResult, Request, TextError,
-    Transition, MAX_IDEMPOTENCY_KEY_LEN, MAX_REASON_CHARS,
+    clean_text, Change, Channel, Decision, Environment, Justification, NewRequest, PreApproval, ProvisionResult,
+    Request, TextError, Transition, MAX_IDEMPOTENCY_KEY_LEN, MAX_REASON_CHARS,
 };
 pub use status::{Action, Refused, Status};

@@ -177,6 +177,90 @@ pub struct Request {
     /// never shown (see `Request::public`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_url: Option<String>,
+    /// The merged pull request that approved this request, where one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_approval: Option<PreApproval>,
+}
+
+/// A reviewed, merged pull request as an approval: which one, who merged it, at what commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "PreApprovalFields", into = "PreApprovalFields")]
+pub struct PreApproval {
+    repository: String,
+    pull_request: u64,
+    merged_by: String,
+    commit: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreApprovalFields {
+    repository: String,
+    pull_request: u64,
+    merged_by: String,
+    commit: String,
+}
+
+impl TryFrom<PreApprovalFields> for PreApproval {
+    type Error = String;
+    fn try_from(f: PreApprovalFields) -> Result<Self, String> {
+        PreApproval::new(&f.repository, f.pull_request, &f.merged_by, &f.commit)
+    }
+}
+
+impl From<PreApproval> for PreApprovalFields {
+    fn from(p: PreApproval) -> Self {
+        PreApprovalFields {
+            repository: p.repository,
+            pull_request: p.pull_request,
+            merged_by: p.merged_by,
+            commit: p.commit,
+        }
+    }
+}
+
+impl PreApproval {
+    /// `owner/name`, a PR number, a GitHub login and a commit SHA (7 to 40 hex).
+    pub fn new(repository: &str, pull_request: u64, merged_by: &str, commit: &str) -> Result<Self, String> {
+        let name_ok = |s: &str| {
+            !s.is_empty() && s.len() <= 100 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        };
+        match repository.split_once('/') {
+            Some((owner, name)) if name_ok(owner) && name_ok(name) => {}
+            _ => return Err(format!("repository `{repository}` is not owner/name")),
+        }
+        if pull_request == 0 {
+            return Err("pull_request must be the PR's number".into());
+        }
+        if merged_by.is_empty()
+            || merged_by.len() > 39
+            || !merged_by.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(format!("merged_by `{merged_by}` is not a GitHub login"));
+        }
+        if !(7..=40).contains(&commit.len()) || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("commit `{commit}` is not a commit SHA"));
+        }
+        Ok(PreApproval {
+            repository: repository.into(),
+            pull_request,
+            merged_by: merged_by.into(),
+            commit: commit.to_ascii_lowercase(),
+        })
+    }
+
+    pub fn merged_by(&self) -> Principal {
+        Principal::Github(self.merged_by.to_ascii_lowercase())
+    }
+
+    /// What the audit trail says approved it.
+    pub fn describe(&self) -> String {
+        let short = &self.commit[..self.commit.len().min(12)];
+        format!(
+            "approved by merging {}#{} (commit {short})",
+            self.repository, self.pull_request
+        )
+    }
 }
 
 /// Who did what, through which channel and why: the input of every transition.
@@ -243,6 +327,7 @@ impl Request {
             suggestions: vec![],
             audit_head: event.hash.clone(),
             response_url: None,
+            pre_approval: None,
         };
         (req, event)
     }
