@@ -363,3 +363,43 @@ async fn the_slack_client_waits_out_rate_limits_and_gives_up_on_errors() {
     fake.script("/api/chat.postMessage", 429, Some(120), json!({}));
     assert!(client.post_message("C1", "hello", None).await.is_err());
 }
+
+/// API Gateway hands the Lambda a form body base64-encoded: the signature is over the
+/// decoded bytes, which is what the router sees.
+#[tokio::test]
+async fn a_base64_encoded_api_gateway_event_verifies_on_the_decoded_body() {
+    use base64::Engine;
+    use tower::ServiceExt;
+    let fake = FakeSlack::start().await;
+    let s = stack(&fake, Arc::default()).await;
+    let body = command_body(
+        "go --env dev From the Lambda",
+        DEV,
+        "t-apigw",
+        &fake.response_url("t-apigw"),
+    );
+    let ts = Utc::now().timestamp().to_string();
+    let sig = sign(SIGNING_SECRET.as_bytes(), &ts, body.as_bytes());
+    let fixture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/intake-post-request.json"
+    ))
+    .unwrap();
+    let mut e: Value = serde_json::from_str(&fixture).unwrap();
+    e["rawPath"] = json!("/slack/commands");
+    e["routeKey"] = json!("POST /slack/commands");
+    e["requestContext"]["http"]["path"] = json!("/slack/commands");
+    e["headers"] = json!({
+        "content-type": "application/x-www-form-urlencoded",
+        "x-slack-request-timestamp": ts,
+        "x-slack-signature": sig,
+    });
+    e["isBase64Encoded"] = json!(true);
+    e["body"] = json!(base64::engine::general_purpose::STANDARD.encode(&body));
+    let req = lambda_http::request::from_str(&e.to_string()).unwrap();
+    let resp = intake::router(s.running.app.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = serde_json::from_slice(&axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap()).unwrap();
+    assert!(v["text"].as_str().unwrap().contains("Got it"), "{v}");
+    assert_eq!(s.counts().await.requests, 1);
+}
