@@ -28,6 +28,11 @@ impl Catalog {
         Catalog { names, set }
     }
 
+    /// Every name, sorted.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
     pub fn len(&self) -> usize {
         self.names.len()
     }

@@ -135,11 +135,23 @@ pub async fn lambda_app() -> Result<App, ConfigError> {
     }
     let sdk = sdk_config().await;
     let names = AwsNames::from_env()?;
-    let mut settings = load_secrets(&sdk, &var("SECRETS_PARAMETER")?, settings).await?;
     // The API's URL lives in a parameter the stack writes: the functions cannot name the
-    // API in their own environment without a dependency cycle in the template.
-    if let (None, Ok(name)) = (&settings.public_url, var("PUBLIC_URL_PARAMETER")) {
-        settings.public_url = Some(parameter(&sdk, &name, false).await?);
+    // API in their own environment without a dependency cycle in the template. Both reads
+    // at once: each is a round trip paid by every cold start.
+    let url_parameter = var("PUBLIC_URL_PARAMETER")
+        .ok()
+        .filter(|_| settings.public_url.is_none());
+    let public_url = async {
+        match &url_parameter {
+            Some(name) => parameter(&sdk, name, false).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let secrets = var("SECRETS_PARAMETER")?;
+    let (settings, public_url) = tokio::try_join!(load_secrets(&sdk, &secrets, settings), public_url)?;
+    let mut settings = settings;
+    if public_url.is_some() {
+        settings.public_url = public_url;
     }
     // intake and approval never provision: the template gives them no Chainguard identity,
     // and catalog searches use the built-in snapshot (validation checks the live catalog).

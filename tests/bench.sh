@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs the benchmarks (never part of the test command: machines here are shared and noisy).
+#   tests/bench.sh micro       criterion micro benchmarks (cargo bench)
+#   tests/bench.sh coldstart   release bootstraps and the Python/boto3 baseline, cold, on a local runtime API
+#   tests/bench.sh load        intake under fixed-rate load (oha), then the pipeline's overhead
+#   tests/bench.sh all
+# Figures land in target/bench/*.json and on stdout; BENCHMARKS.md records them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:-all}"
+
+if [[ "$what" == micro || "$what" == all ]]; then
+  cargo bench -p image-request-shared --bench micro
+fi
+if [[ "$what" == coldstart || "$what" == all ]]; then
+  source tests/emulator.sh
+  cargo build --release --locked -p intake -p validate -p approval -p provision
+  # The harness only starts processes and times them: its own build profile does not matter.
+  cargo run --locked -p pipeline-tests --bin coldstart -- "${CARGO_TARGET_DIR:-target}/release"
+fi
+if [[ "$what" == load || "$what" == all ]]; then
+  if [ ! -x .tools/bin/oha ]; then
+    echo "== installing oha (load generator) into .tools"
+    cargo install oha --locked --root .tools
+  fi
+  cargo run --release --locked -p pipeline-tests --bin load
+fi

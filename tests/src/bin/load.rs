@@ -1,0 +1,216 @@
+//! Intake under bounded local load, and the pipeline's own overhead.
+//!
+//! Load: the embedded stack (validate and provision consumers running) on 127.0.0.1, driven
+//! by `oha` at fixed rate steps for a fixed duration each; reported per step: achieved
+//! rate, p50 and p99 latency; afterwards the store is counted: every 202 is exactly one
+//! stored request (none lost, none duplicated).
+//!
+//! Overhead: auto-approved requests on the simulated org, one at a time, from intake to
+//! `provisioned`, broken down by stage from their audit timestamps.
+//!
+//! `tests/bench.sh load` builds and runs this (oha comes from the crates registry into .tools/).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use cgr_request::server::{self, Options};
+use serde_json::{json, Value};
+use shared::auth::client::sign;
+use shared::config::Settings;
+use shared::domain::Status;
+
+fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let at = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
+    (at(0.5), at(0.99), v[v.len() - 1])
+}
+
+#[tokio::main]
+async fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let oha = std::env::var("OHA").unwrap_or_else(|_| root.join(".tools/bin/oha").display().to_string());
+    let secs: u64 = std::env::var("STEP_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let rates: Vec<u64> = std::env::var("RATES")
+        .unwrap_or_else(|_| "250,500,1000".into())
+        .split(',')
+        .map(|r| r.trim().parse().unwrap())
+        .collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        listen: ([127, 0, 0, 1], 0).into(),
+        data_dir: dir.path().into(),
+        ..Settings::default()
+    };
+    let opts = Options {
+        poll_interval: Duration::from_millis(5),
+        ..Options::default()
+    };
+    let running = server::start(settings, opts).await.unwrap();
+    let dev = running
+        .app
+        .settings
+        .clients
+        .iter()
+        .find(|c| c.id == "dev")
+        .unwrap()
+        .clone();
+    let url = format!("http://{}/requests", running.addr);
+
+    // ---- load
+    let body = r#"{"image":"go","justification":"load test","environment":"dev"}"#;
+    let mut accepted = 0u64;
+    println!("| offered rate | achieved | p50 | p99 | slowest | 202s | errors |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    let mut steps = vec![];
+    for rate in &rates {
+        // One signature serves the whole step: the replay window is 5 minutes and
+        // requests without an idempotency key are each new.
+        let ts = chrono::Utc::now().timestamp();
+        let sig = sign(dev.secret.as_bytes(), ts, "POST", "/requests", body.as_bytes());
+        let out = Command::new(&oha)
+            .args(["--no-tui", "--output-format", "json", "-z"])
+            .arg(format!("{secs}s"))
+            .args(["-q", &rate.to_string(), "-c", "50", "-m", "POST"])
+            .args(["-H", "content-type: application/json"])
+            .args(["-H", &format!("x-client-id: {}", dev.id)])
+            .args(["-H", &format!("x-timestamp: {ts}")])
+            .args(["-H", &format!("x-signature: {sig}")])
+            .args(["-d", body, &url])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {oha}: {e} (tests/bench.sh installs it)"));
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("oha said {e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let codes = &v["statusCodeDistribution"];
+        let ok = codes["202"].as_u64().unwrap_or(0);
+        let total: u64 = codes
+            .as_object()
+            .map_or(0, |o| o.values().filter_map(Value::as_u64).sum());
+        let errors = v["errorDistribution"]
+            .as_object()
+            .map_or(0, |o| o.values().filter_map(Value::as_u64).sum::<u64>())
+            + (total - ok);
+        accepted += ok;
+        let ms = |k: &str| v["latencyPercentiles"][k].as_f64().unwrap_or(f64::NAN) * 1000.0;
+        let achieved = v["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0);
+        println!(
+            "| {rate}/s | {achieved:.0}/s | {:.2} ms | {:.2} ms | {:.1} ms | {ok} | {errors} |",
+            ms("p50"),
+            ms("p99"),
+            v["summary"]["slowest"].as_f64().unwrap_or(0.0) * 1000.0
+        );
+        steps.push(json!({"rate": rate, "achieved": achieved, "p50_ms": ms("p50"), "p99_ms": ms("p99"), "accepted": ok, "errors": errors}));
+    }
+    let counted: i64 = running
+        .db
+        .with(|c| {
+            c.query_row("SELECT COUNT(*), COUNT(DISTINCT id) FROM requests", [], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(|e| shared::ports::StoreError::Unavailable(e.to_string()))
+        })
+        .await
+        .map(|(n, distinct)| {
+            assert_eq!(n, distinct, "a request stored twice");
+            n
+        })
+        .unwrap();
+    println!(
+        "\nAccepted {accepted}; stored {counted}: {} lost, {} duplicated.",
+        accepted as i64 - counted.min(accepted as i64),
+        (counted - accepted as i64).max(0)
+    );
+    assert_eq!(counted, accepted as i64, "every 202 is exactly one stored request");
+
+    // ---- pipeline overhead (after the load has drained)
+    for _ in 0..6000 {
+        if running
+            .db
+            .queue_depth(shared::ports::QueueName::Validate)
+            .await
+            .unwrap()
+            == 0
+            && running
+                .db
+                .queue_depth(shared::ports::QueueName::Provision)
+                .await
+                .unwrap()
+                == 0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let api = cgr_request::client::ApiClient::new(&format!("http://{}", running.addr), &dev.id, &dev.secret);
+    let n = 50;
+    let mut stages: Vec<Vec<f64>> = vec![vec![]; 5];
+    // A different catalog image each time, so each is really provisioned.
+    let catalog = shared::catalog::Catalog::embedded();
+    let images: Vec<&String> = catalog
+        .names()
+        .iter()
+        .filter(|n| *n != "go")
+        .step_by(7)
+        .take(n)
+        .collect();
+    for image in images {
+        let body = json!({"image": image, "justification": "overhead", "environment": "dev"});
+        let t0 = chrono::Utc::now();
+        let (_, v) = api
+            .call(reqwest::Method::POST, "/requests", Some(&body), &[])
+            .await
+            .unwrap();
+        let id = v["id"].as_str().unwrap().to_string();
+        let r = loop {
+            let r = running.app.store.get(id.parse().unwrap()).await.unwrap().unwrap();
+            if r.status.is_terminal() {
+                break r;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        assert_eq!(r.status, Status::Provisioned, "{id} ended {}", r.status);
+        let events = running.app.audit.timeline(r.id).await.unwrap();
+        let at = |s: Status| events.iter().find(|e| e.to == s).map(|e| e.at);
+        let ms = |a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono::Utc>| {
+            (b - a).num_microseconds().unwrap_or(0) as f64 / 1000.0
+        };
+        let (rec, val, app, prov) = (
+            at(Status::Received).unwrap(),
+            at(Status::Validating).unwrap(),
+            at(Status::Approved).unwrap(),
+            at(Status::Provisioning).unwrap_or(r.updated_at),
+        );
+        stages[0].push(ms(t0, rec));
+        stages[1].push(ms(rec, val));
+        stages[2].push(ms(val, app));
+        stages[3].push(ms(app, prov));
+        stages[4].push(ms(t0, r.updated_at));
+    }
+    println!("\nPipeline overhead, {n} auto-approved requests one at a time (audit timestamps, ms resolution):\n");
+    println!("| stage | p50 | p99 | max |");
+    println!("| --- | --- | --- | --- |");
+    let labels = [
+        "intake (HTTP in → stored)",
+        "validate queue wait",
+        "validate (checks → approved)",
+        "provision queue wait",
+        "total: intake → provisioned",
+    ];
+    let mut overhead = vec![];
+    for (label, v) in labels.iter().zip(stages) {
+        let (p50, p99, max) = stats(v);
+        println!("| {label} | {p50:.1} ms | {p99:.1} ms | {max:.1} ms |");
+        overhead.push(json!({"stage": label, "p50_ms": p50, "p99_ms": p99, "max_ms": max}));
+    }
+    let out = root.join("target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join("load.json"),
+        serde_json::to_string_pretty(&json!({"steps": steps, "stored": counted, "overhead": overhead})).unwrap(),
+    )
+    .unwrap();
+}
