@@ -3,6 +3,7 @@
 #   tests/bench.sh micro       criterion micro benchmarks (cargo bench)
 #   tests/bench.sh coldstart   release bootstraps and the Python/boto3 baseline, cold, on a local runtime API
 #   tests/bench.sh load        intake under fixed-rate load (oha), then the pipeline's overhead
+#   tests/bench.sh costs       AWS calls per request, counted through a proxy in front of moto
 #   tests/bench.sh all
 # Figures land in target/bench/*.json and on stdout; BENCHMARKS.md records them.
 set -euo pipefail
@@ -13,10 +14,14 @@ if [[ "$what" == micro || "$what" == all ]]; then
   cargo bench -p image-request-shared --bench micro
 fi
 if [[ "$what" == coldstart || "$what" == all ]]; then
-  source tests/emulator.sh
+  [ -n "${MOTO_URL:-}" ] || source tests/emulator.sh
   cargo build --release --locked -p intake -p validate -p approval -p provision
   # The harness only starts processes and times them: its own build profile does not matter.
   cargo run --locked -p pipeline-tests --bin coldstart -- "${CARGO_TARGET_DIR:-target}/release"
+fi
+if [[ "$what" == costs || "$what" == all ]]; then
+  [ -n "${MOTO_URL:-}" ] || source tests/emulator.sh
+  cargo run --locked -p pipeline-tests --bin costs
 fi
 if [[ "$what" == load || "$what" == all ]]; then
   if [ ! -x .tools/bin/oha ]; then

@@ -9,6 +9,41 @@ pub const EMBEDDED_NAMES: &str = include_str!("../data/chainguard-images.txt");
 pub struct Catalog {
     names: Vec<String>,
     set: HashSet<String>,
+    /// Each name's character counts, for a cheap lower bound on edit distance.
+    histograms: Vec<Histogram>,
+}
+
+/// Counts of `a-z`, `0-9` and everything else: two strings' edit distance is at least the
+/// larger of the characters one has that the other lacks, counted either way.
+type Histogram = [u8; 37];
+
+fn histogram(s: &str) -> Histogram {
+    let mut h = [0u8; 37];
+    for b in s.bytes() {
+        let i = match b {
+            b'a'..=b'z' => (b - b'a') as usize,
+            b'0'..=b'9' => 26 + (b - b'0') as usize,
+            _ => 36,
+        };
+        h[i] = h[i].saturating_add(1);
+    }
+    h
+}
+
+/// Whether the histograms alone prove an edit distance above `limit`.
+fn surely_farther(a: &Histogram, b: &Histogram, limit: usize) -> bool {
+    let (mut more, mut fewer) = (0usize, 0usize);
+    for (x, y) in a.iter().zip(b) {
+        if x > y {
+            more += usize::from(x - y);
+        } else {
+            fewer += usize::from(y - x);
+        }
+        if more > limit || fewer > limit {
+            return true;
+        }
+    }
+    false
 }
 
 impl Catalog {
@@ -25,7 +60,8 @@ impl Catalog {
         names.sort();
         names.dedup();
         let set = names.iter().cloned().collect();
-        Catalog { names, set }
+        let histograms = names.iter().map(|n| histogram(n)).collect();
+        Catalog { names, set, histograms }
     }
 
     /// Every name, sorted.
@@ -49,16 +85,25 @@ impl Catalog {
     /// or that it contains, then small edit distances.
     pub fn suggest(&self, name: &str, max: usize) -> Vec<String> {
         let limit = (name.len() / 3).max(2);
+        let wanted = histogram(name);
+        let finder = memchr::memmem::Finder::new(name.as_bytes());
         let mut scored: Vec<(usize, usize, &String)> = self
             .names
             .iter()
-            .filter_map(|c| {
-                let related = c.contains(name) || name.contains(c.as_str());
-                // Edit distance is at least the length difference: skip the work when it cannot fit.
-                if !related && c.len().abs_diff(name.len()) > limit {
+            .zip(&self.histograms)
+            .filter_map(|(c, h)| {
+                let related = if c.len() >= name.len() {
+                    finder.find(c.as_bytes()).is_some()
+                } else {
+                    name.contains(c.as_str())
+                };
+                // Edit distance is at least the length difference, and at least the
+                // characters that differ: skip the work when it cannot fit.
+                if !related && (c.len().abs_diff(name.len()) > limit || surely_farther(&wanted, h, limit)) {
                     return None;
                 }
-                let d = strsim::damerau_levenshtein(name, c);
+                // Optimal string alignment: typos and transpositions, without full Damerau's allocations.
+                let d = strsim::osa_distance(name, c);
                 (related || d <= limit).then_some((usize::from(!related), d, c))
             })
             .collect();

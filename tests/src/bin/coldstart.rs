@@ -237,7 +237,8 @@ async fn main() {
         e["headers"]["idempotency-key"] = json!(ulid::Ulid::new().to_string());
         e
     };
-    let functions: Vec<(&str, Box<dyn Fn() -> Value>)> = vec![
+    type MakeEvent<'a> = Box<dyn Fn() -> Value + 'a>;
+    let functions: Vec<(&str, MakeEvent<'_>)> = vec![
         ("intake", Box::new(intake_event)),
         ("approval", Box::new(move || fixture("approval-get-link.json"))),
         ("validate", Box::new(move || fixture("validate-sqs-one.json"))),

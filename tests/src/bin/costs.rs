@@ -34,10 +34,16 @@ async fn forward(State(p): State<Proxy>, method: Method, uri: Uri, headers: Head
     let op = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
-        .map(|t| t.replace("DynamoDB_20120810.", "dynamodb:").replace("AmazonSQS.", "sqs:").replace("AmazonSSM.", "ssm:"))
+        .map(|t| {
+            t.replace("DynamoDB_20120810.", "dynamodb:")
+                .replace("AmazonSQS.", "sqs:")
+                .replace("AmazonSSM.", "ssm:")
+        })
         .or_else(|| {
             let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-            form.into_iter().find(|(k, _)| k == "Action").map(|(_, a)| format!("sns:{a}"))
+            form.into_iter()
+                .find(|(k, _)| k == "Action")
+                .map(|(_, a)| format!("sns:{a}"))
         })
         .unwrap_or_else(|| "other".into());
     if *p.enabled.lock().unwrap() {
@@ -53,7 +59,10 @@ async fn forward(State(p): State<Proxy>, method: Method, uri: Uri, headers: Head
     }
     let mut req = p
         .http
-        .request(method, format!("{}{}", p.upstream, uri.path_and_query().map_or("/", |q| q.as_str())))
+        .request(
+            method,
+            format!("{}{}", p.upstream, uri.path_and_query().map_or("/", |q| q.as_str())),
+        )
         .body(body);
     for (k, v) in &headers {
         if k != "host" && k != "content-length" {
@@ -95,7 +104,10 @@ async fn main() {
     // straight to the emulator, uncounted.
     let sdk = setup::emulator_config(&proxy_url).await;
     let direct = setup::emulator_config(&moto).await;
-    let approvers = vec!["platform-admin@example.com".to_string(), "security-lead@example.com".to_string()];
+    let approvers = vec![
+        "platform-admin@example.com".to_string(),
+        "security-lead@example.com".to_string(),
+    ];
     let (names, mail) = harness::create(&direct, &harness::unique_prefix(), 5, 30, &approvers).await;
     let store = shared::adapters::aws::dynamo::DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&direct),
@@ -139,7 +151,10 @@ async fn main() {
         }
     };
     let mut per_path = vec![];
-    for (label, env) in [("auto-approved (policy)", Some("dev")), ("approved by an admin's link", None)] {
+    for (label, env) in [
+        ("auto-approved (policy)", Some("dev")),
+        ("approved by an admin's link", None),
+    ] {
         proxy.counts.lock().unwrap().clear();
         *proxy.enabled.lock().unwrap() = true;
         for _ in 0..n {
@@ -148,7 +163,10 @@ async fn main() {
             if let Some(e) = env {
                 body["environment"] = json!(e);
             }
-            let (_, v) = api.call(reqwest::Method::POST, "/requests", Some(&body), &[]).await.unwrap();
+            let (_, v) = api
+                .call(reqwest::Method::POST, "/requests", Some(&body), &[])
+                .await
+                .unwrap();
             let id = v["id"].as_str().unwrap().to_string();
             if env.is_none() {
                 loop {
@@ -160,19 +178,27 @@ async fn main() {
                 }
                 // The admin opens the link (a GET) and confirms (a POST).
                 let (_, text) = loop {
-                    let found = mail
-                        .all()
-                        .await
-                        .into_iter()
-                        .find(|(name, t)| name.contains(&id) && name.contains("approval_request") && t.contains("platform-admin"));
+                    let found = mail.all().await.into_iter().find(|(name, t)| {
+                        name.contains(&id) && name.contains("approval_request") && t.contains("platform-admin")
+                    });
                     if let Some(f) = found {
                         break f;
                     }
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 };
-                let link = text.lines().find_map(|l| l.strip_prefix("Approve: ")).unwrap().trim().to_string();
+                let link = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Approve: "))
+                    .unwrap()
+                    .trim()
+                    .to_string();
                 reqwest::get(&link).await.unwrap();
-                reqwest::Client::new().post(&link).form(&[("reason", "ok")]).send().await.unwrap();
+                reqwest::Client::new()
+                    .post(&link)
+                    .form(&[("reason", "ok")])
+                    .send()
+                    .await
+                    .unwrap();
             }
             let status = wait(id).await;
             assert_eq!(status, shared::domain::Status::Provisioned);
