@@ -277,6 +277,8 @@ async fn a_form_tool_submits_urlencoded_fields_under_the_same_signature() {
     );
 
     // The signature covers the form's bytes; a changed field, or an unknown one, stores nothing.
+    s.wait_for(&id, "pending_approval").await;
+    s.settle().await;
     let before = s.counts().await;
     let tampered = b"image=nginx&justification=Debug+shell+for+staging&environment=".to_vec();
     let (status, _) = s.raw(Method::POST, "/requests", tampered, &headers).await;
