@@ -84,3 +84,16 @@ impl ApiClient {
         Ok((status, value))
     }
 }
+
+/// Percent-encodes a query parameter's value.
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

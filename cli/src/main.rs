@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use cgr_request::audit::{self, AuditArgs};
-use cgr_request::client::{ApiClient, CallError};
+use cgr_request::client::{url_encode, ApiClient, CallError};
 use cgr_request::pr;
 use cgr_request::server;
 use shared::config::{read_credentials, Settings, DEFAULT_DATA_DIR};
@@ -400,18 +400,6 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// Credentials from flags or environment, else the local server's credentials file.

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use shared::domain::{Environment, ImageRef, Justification, Principal};
 
-use crate::client::ApiClient;
+use crate::client::{url_encode, ApiClient};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -244,18 +244,6 @@ pub async fn submit(
         ));
     }
     Ok(out)
-}
-
-pub fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -131,6 +131,31 @@ impl FromRequest<App> for Signed {
     }
 }
 
+/// A request Slack signed: the app's Slack settings and the exact bytes Slack sent,
+/// checked (v0 signature, timestamp) before any handler reads them. `404` where Slack is
+/// not configured.
+pub struct SlackSigned {
+    pub slack: std::sync::Arc<crate::slack::Slack>,
+    pub body: Bytes,
+}
+
+impl FromRequest<App> for SlackSigned {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &App) -> Result<Self, Self::Rejection> {
+        let slack = app
+            .slack
+            .clone()
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "Slack is not configured"))?;
+        let (parts, body) = read_body(req, app.settings.max_body_bytes).await?;
+        slack.verify(&parts.headers, &body, app.clock.now()).map_err(|e| {
+            tracing::warn!(reason = %e, path = parts.uri.path(), "refused a call said to be from Slack");
+            ApiError::new(StatusCode::UNAUTHORIZED, e.to_string())
+        })?;
+        Ok(SlackSigned { slack, body })
+    }
+}
+
 impl Signed {
     /// Parses the signed body as JSON, refusing unknown fields with the serde message.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {

@@ -29,23 +29,15 @@ fn ids(report: &Report) -> Vec<String> {
 #[tokio::test]
 async fn every_ops_question_has_an_answer() {
     let s = start().await;
-    // Times are kept to the millisecond: apart by more, so "newest first" has one answer.
-    let submit = |image: &'static str, env: Option<&'static str>| {
-        let s = &s;
-        async move {
-            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
-            s.submit(image, env).await
-        }
-    };
-    let go = submit("go", Some("dev")).await;
-    let curl = submit("curl", None).await;
-    let nginx = submit("nginx", None).await;
-    let python = submit("python", Some("staging")).await;
+    let go = s.submit_apart("go", Some("dev")).await;
+    let curl = s.submit_apart("curl", None).await;
+    let nginx = s.submit_apart("nginx", None).await;
+    let python = s.submit_apart("python", Some("staging")).await;
     s.wait_for(&go, "provisioned").await;
     for id in [&curl, &nginx, &python] {
         s.wait_for(id, "pending_approval").await;
     }
-    let go_again = submit("go", Some("staging")).await;
+    let go_again = s.submit_apart("go", Some("staging")).await;
     s.wait_for(&go_again, "already_available").await;
     let (approve, _) = s.links(&curl, "security-lead@example.com").await;
     assert_eq!(s.http.post(&approve).send().await.unwrap().status(), 200);

@@ -38,16 +38,9 @@ async fn every_documented_aws_cli_query_answers_its_question() {
     assert_eq!(queries.len(), 8, "{:?}", queries.keys());
 
     let s = start_aws().await;
-    let submit = |image: &'static str, env: Option<&'static str>| {
-        let s = &s;
-        async move {
-            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
-            s.submit(image, env).await
-        }
-    };
-    let go = submit("go", Some("dev")).await;
-    let curl = submit("curl", None).await;
-    let python = submit("python", Some("staging")).await;
+    let go = s.submit_apart("go", Some("dev")).await;
+    let curl = s.submit_apart("curl", None).await;
+    let python = s.submit_apart("python", Some("staging")).await;
     s.wait_for(&go, "provisioned").await;
     s.wait_for(&python, "pending_approval").await;
     s.wait_for(&curl, "pending_approval").await;

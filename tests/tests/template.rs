@@ -10,14 +10,21 @@ use serde_json::Value;
 use shared::adapters::aws::setup::{AUDIT_INDEXES, REQUEST_INDEXES};
 use tower::ServiceExt;
 
-fn template() -> Value {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let venv_python = format!("{root}/.venv/bin/python");
-    let python = if std::path::Path::new(&venv_python).exists() {
-        venv_python
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+/// The project venv's Python (tests/run.sh makes it, with cfn-lint, PyYAML and jsonschema).
+fn python() -> String {
+    let venv = format!("{ROOT}/.venv/bin/python");
+    if std::path::Path::new(&venv).exists() {
+        venv
     } else {
         "python3".into()
-    };
+    }
+}
+
+fn template() -> Value {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let python = python();
     let out = Command::new(&python)
         .args([
             "-c",
@@ -301,12 +308,7 @@ fn no_secret_is_in_the_template_or_an_environment_variable() {
 #[test]
 fn the_slack_manifest_points_at_the_slack_routes() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let venv_python = format!("{root}/.venv/bin/python");
-    let python = if std::path::Path::new(&venv_python).exists() {
-        venv_python
-    } else {
-        "python3".into()
-    };
+    let python = python();
     let out = Command::new(python)
         .args([
             "-c",
@@ -335,12 +337,7 @@ fn the_slack_manifest_points_at_the_slack_routes() {
 #[test]
 fn the_example_requested_images_file_matches_its_schema() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let venv_python = format!("{root}/.venv/bin/python");
-    let python = if std::path::Path::new(&venv_python).exists() {
-        venv_python
-    } else {
-        "python3".into()
-    };
+    let python = python();
     let check = |yaml: &str| {
         Command::new(&python)
             .args([

@@ -3,14 +3,14 @@
 //! then the same decision path as the email links. The message is replaced with who
 //! decided and when, through the click's `response_url`, before answering `200`.
 
-use axum::extract::{Request as HttpRequest, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 use shared::domain::{Action, Channel, Principal, RequestId};
-use shared::http::{read_body, ApiError};
+use shared::http::{ApiError, SlackSigned};
 use shared::slack::{decided_text, who};
 use shared::App;
 
@@ -53,18 +53,8 @@ struct Clicked {
     value: String,
 }
 
-pub async fn interaction(State(app): State<App>, req: HttpRequest) -> Response {
-    let Some(slack) = app.slack.clone() else {
-        return ApiError::new(StatusCode::NOT_FOUND, "Slack is not configured").into_response();
-    };
-    let (parts, body) = match read_body(req, app.settings.max_body_bytes).await {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
-    };
-    if let Err(e) = slack.verify(&parts.headers, &body, app.clock.now()) {
-        tracing::warn!(reason = %e, "refused a Slack interaction");
-        return ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()).into_response();
-    }
+pub async fn interaction(State(app): State<App>, signed: SlackSigned) -> Response {
+    let SlackSigned { slack, body } = signed;
     let parsed = serde_urlencoded::from_bytes::<Form>(&body)
         .ok()
         .and_then(|f| serde_json::from_str::<Interaction>(&f.payload).ok());

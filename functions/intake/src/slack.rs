@@ -3,14 +3,14 @@
 //! ephemeral message with `200` (Slack shows nothing useful for other statuses), well
 //! inside Slack's 3-second deadline: a request is stored and queued, never processed here.
 
-use axum::extract::{Request as HttpRequest, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
 use shared::domain::{Channel, NewRequest, Principal, Request, RequestId};
-use shared::http::{read_body, ApiError};
+use shared::http::SlackSigned;
 use shared::ports::{Created, QueueName};
 use shared::slack::command::{self, Command, USAGE};
 use shared::slack::{ephemeral, escape};
@@ -28,18 +28,8 @@ struct SlashCommand {
     ssl_check: Option<String>,
 }
 
-pub async fn command(State(app): State<App>, req: HttpRequest) -> Response {
-    let Some(slack) = app.slack.clone() else {
-        return ApiError::new(StatusCode::NOT_FOUND, "Slack is not configured").into_response();
-    };
-    let (parts, body) = match read_body(req, app.settings.max_body_bytes).await {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
-    };
-    if let Err(e) = slack.verify(&parts.headers, &body, app.clock.now()) {
-        tracing::warn!(reason = %e, "refused a Slack command");
-        return ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()).into_response();
-    }
+pub async fn command(State(app): State<App>, signed: SlackSigned) -> Response {
+    let body = signed.body;
     let Ok(cmd) = serde_urlencoded::from_bytes::<SlashCommand>(&body) else {
         return say("I could not read that command.");
     };

@@ -183,6 +183,19 @@ impl DynamoStore {
             .map_err(|e: crate::domain::BadRequestId| corrupt(e))
     }
 
+    /// Every item of one audit-table partition (a request's events, or its refusals).
+    async fn audit_partition(&self, key: String) -> Result<Vec<Item>, StoreError> {
+        self.all_pages(
+            self.client
+                .query()
+                .table_name(&self.audit)
+                .key_condition_expression("request_id = :id")
+                .expression_attribute_values(":id", s(key))
+                .consistent_read(true),
+        )
+        .await
+    }
+
     /// Every item a query matches, page by page.
     async fn all_pages(
         &self,
@@ -481,16 +494,7 @@ impl AuditLog for DynamoStore {
     }
 
     async fn refusals(&self, id: RequestId) -> Result<Vec<Refusal>, StoreError> {
-        let items = self
-            .all_pages(
-                self.client
-                    .query()
-                    .table_name(&self.audit)
-                    .key_condition_expression("request_id = :id")
-                    .expression_attribute_values(":id", s(refusals_key(id)))
-                    .consistent_read(true),
-            )
-            .await?;
+        let items = self.audit_partition(refusals_key(id)).await?;
         items
             .into_iter()
             .map(|i| from_item::<_, RefusalItem>(i).map(|r| r.refusal).map_err(corrupt))
@@ -498,16 +502,7 @@ impl AuditLog for DynamoStore {
     }
 
     async fn timeline(&self, id: RequestId) -> Result<Vec<AuditEvent>, StoreError> {
-        let items = self
-            .all_pages(
-                self.client
-                    .query()
-                    .table_name(&self.audit)
-                    .key_condition_expression("request_id = :id")
-                    .expression_attribute_values(":id", s(id.to_string()))
-                    .consistent_read(true),
-            )
-            .await?;
+        let items = self.audit_partition(id.to_string()).await?;
         items.into_iter().map(|i| from_item(i).map_err(corrupt)).collect()
     }
 
