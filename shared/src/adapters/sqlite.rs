@@ -160,6 +160,18 @@ fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("domain values serialise")
 }
 
+/// The JSON `body` column of every row a query returns, read back into values.
+fn bodies<T: serde::de::DeserializeOwned>(
+    c: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = c.prepare(sql).map_err(unavailable)?;
+    let rows = stmt.query_map(args, |r| r.get::<_, String>(0)).map_err(unavailable)?;
+    rows.map(|b| serde_json::from_str(&b.map_err(unavailable)?).map_err(corrupt))
+        .collect()
+}
+
 fn read_request(body: String) -> Result<Request, StoreError> {
     serde_json::from_str(&body).map_err(corrupt)
 }
@@ -360,14 +372,11 @@ impl AuditLog for Sqlite {
 
     async fn refusals(&self, id: RequestId) -> Result<Vec<Refusal>, StoreError> {
         self.with(move |c| {
-            let mut stmt = c
-                .prepare("SELECT body FROM refusals WHERE request_id = ?1 ORDER BY id")
-                .map_err(unavailable)?;
-            let rows = stmt
-                .query_map([id.to_string()], |r| r.get::<_, String>(0))
-                .map_err(unavailable)?;
-            rows.map(|b| serde_json::from_str(&b.map_err(unavailable)?).map_err(corrupt))
-                .collect()
+            bodies(
+                c,
+                "SELECT body FROM refusals WHERE request_id = ?1 ORDER BY id",
+                [id.to_string()],
+            )
         })
         .await
     }
@@ -393,26 +402,18 @@ impl AuditLog for Sqlite {
                 " ORDER BY at DESC, request_id DESC, seq DESC LIMIT {}",
                 effective_limit(q.limit)
             );
-            let mut stmt = c.prepare(&sql).map_err(unavailable)?;
-            let rows = stmt
-                .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get::<_, String>(0))
-                .map_err(unavailable)?;
-            rows.map(|b| serde_json::from_str(&b.map_err(unavailable)?).map_err(corrupt))
-                .collect()
+            bodies(c, &sql, rusqlite::params_from_iter(args.iter()))
         })
         .await
     }
 
     async fn timeline(&self, id: RequestId) -> Result<Vec<AuditEvent>, StoreError> {
         self.with(move |c| {
-            let mut stmt = c
-                .prepare("SELECT body FROM audit WHERE request_id = ?1 ORDER BY seq")
-                .map_err(unavailable)?;
-            let rows = stmt
-                .query_map([id.to_string()], |r| r.get::<_, String>(0))
-                .map_err(unavailable)?;
-            rows.map(|b| serde_json::from_str(&b.map_err(unavailable)?).map_err(corrupt))
-                .collect()
+            bodies(
+                c,
+                "SELECT body FROM audit WHERE request_id = ?1 ORDER BY seq",
+                [id.to_string()],
+            )
         })
         .await
     }
