@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 what="${1:-all}"
 
 if [[ "$what" == micro || "$what" == all ]]; then
-  cargo bench -p image-request-shared --bench micro
+  cargo bench -p image-request-embedded --bench micro
 fi
 if [[ "$what" == coldstart || "$what" == all ]]; then
   [ -n "${MOTO_URL:-}" ] || source tests/emulator.sh

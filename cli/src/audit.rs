@@ -9,10 +9,10 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use clap::Args;
 use serde::Serialize;
 
-use shared::adapters::aws::dynamo::DynamoStore;
-use shared::adapters::sqlite::Sqlite;
-use shared::domain::{verify_chain, AuditEvent, Principal, Refusal, Request, RequestId, Status};
-use shared::ports::{AuditLog, AuditQuery, RequestQuery, RequestStore};
+use app::ports::{AuditLog, AuditQuery, RequestQuery, RequestStore};
+use aws_adapter::dynamo::DynamoStore;
+use domain::{verify_chain, AuditEvent, Principal, Refusal, Request, RequestId, Status};
+use embedded::sqlite::Sqlite;
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct AuditArgs {
@@ -76,7 +76,7 @@ pub struct Stores {
 pub async fn open(data_dir: &Path) -> Result<Stores, String> {
     let env = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
     if let (Some(requests), Some(audit)) = (env("REQUESTS_TABLE"), env("AUDIT_TABLE")) {
-        let sdk = shared::adapters::aws::sdk_config().await;
+        let sdk = aws_adapter::sdk_config().await;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &requests, &audit);
         return Ok(Stores {
             requests: Arc::new(store.clone()),
@@ -134,7 +134,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub async fn query(stores: &Stores, a: &AuditArgs, now: DateTime<Utc>) -> Result<Report, String> {
     let since = a.since.as_deref().map(parse_time).transpose()?;
     let until = a.until.as_deref().map(parse_time).transpose()?;
-    let err = |e: shared::ports::StoreError| e.to_string();
+    let err = |e: app::ports::StoreError| e.to_string();
     if let Some(id) = &a.request {
         let id: RequestId = id.parse().map_err(|e| format!("{e}"))?;
         let request = stores
@@ -202,12 +202,12 @@ pub async fn verify(stores: &Stores, id: &str) -> Result<Verified, String> {
     let events = stores.audit.timeline(id).await.map_err(|e| e.to_string())?;
     verify_chain(&events).map_err(|b| b.to_string())?;
     let head = events.last().map(|e| e.hash.clone()).unwrap_or_default();
-    if events.len() as u64 != request.version || head != request.audit_head {
+    if events.len() as u64 != request.version() || head != request.audit_head() {
         return Err(format!(
             "audit chain broken at event {}: the request is at version {} with head {}, the trail has {} events ending in {}",
             events.len() + 1,
-            request.version,
-            request.audit_head,
+            request.version(),
+            request.audit_head(),
             events.len(),
             if head.is_empty() { "nothing" } else { &head },
         ));
@@ -255,7 +255,7 @@ pub fn print(report: &Report) {
                 "{}  {}  {}  requested by {} at {}",
                 request.id,
                 request.image,
-                request.status,
+                request.status(),
                 request.requester,
                 short(&request.created_at)
             );
@@ -284,7 +284,7 @@ pub fn print(report: &Report) {
                 println!(
                     "{:<30}  {:<20}  {:<24}  {:<34}  {:<19}  {:<19}  {}",
                     r.id,
-                    r.status,
+                    r.status(),
                     r.image,
                     r.requester,
                     short(&r.created_at),

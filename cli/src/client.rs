@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::Value;
 
-use shared::auth::client::{sign, CLIENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use domain::auth::client::{sign, CLIENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 pub struct ApiClient {
     base: String,

@@ -8,11 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use app::config::{read_credentials, Settings, DEFAULT_DATA_DIR};
 use cgr_request::audit::{self, AuditArgs};
 use cgr_request::client::{url_encode, ApiClient, CallError};
 use cgr_request::pr;
 use cgr_request::server;
-use shared::config::{read_credentials, Settings, DEFAULT_DATA_DIR};
 
 #[derive(Parser)]
 #[command(
@@ -177,7 +177,7 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode, String> {
     if let Command::Serve { listen } = cli.command {
-        shared::telemetry::init();
+        app::telemetry::init();
         let mut settings = Settings::load().map_err(|e| e.to_string())?;
         settings.data_dir = cli.data_dir.clone();
         if let Some(l) = listen {
@@ -189,7 +189,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             running.addr,
             running.app.settings.data_dir.join("image-request.db").display(),
             running.app.settings.data_dir.join("outbox").display(),
-            shared::config::credentials_path(&running.app.settings.data_dir).display(),
+            app::config::credentials_path(&running.app.settings.data_dir).display(),
         );
         tokio::select! {
             _ = tokio::signal::ctrl_c() => eprintln!("stopping"),

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use shared::domain::{Environment, ImageRef, Justification, Principal};
+use domain::{Environment, ImageRef, Justification, Principal};
 
 use crate::client::{url_encode, ApiClient};
 

@@ -10,18 +10,18 @@ use axum::http::StatusCode;
 use axum::Router;
 use tokio::task::JoinHandle;
 
-use shared::adapters::aws::{self, AwsNames};
-use shared::adapters::simulated::SimulatedOrg;
-use shared::adapters::sqlite::{Sqlite, SqliteSource};
-use shared::adapters::Embedded;
-use shared::catalog::Catalog;
-use shared::config::Settings;
-use shared::consumer::{pump, MessageSource};
-use shared::http::ApiError;
-use shared::ports::{Clock, QueueName, Registry};
-use shared::App;
+use app::config::Settings;
+use app::consumer::{pump, MessageSource};
+use app::ports::{Clock, QueueName, Registry};
+use app::App;
+use aws_adapter::AwsNames;
+use domain::Catalog;
+use embedded::simulated::SimulatedOrg;
+use embedded::sqlite::{Sqlite, SqliteSource};
+use embedded::Embedded;
+use http_api::ApiError;
 
-/// Every route of DESIGN.md's HTTP surface that exists so far.
+/// Every route of the HTTP API: intake's and approval's routers on one listener.
 pub fn router(app: App) -> Router {
     intake::router(app.clone())
         .merge(approval::router(app))
@@ -62,7 +62,7 @@ impl Default for Options {
             sweep_interval: Duration::from_secs(30),
             sweep_grace: Duration::from_secs(60),
             registry: None,
-            clock: Arc::new(shared::ports::SystemClock),
+            clock: Arc::new(app::ports::SystemClock),
             backend: Backend::Embedded,
         }
     }
@@ -109,13 +109,16 @@ pub async fn start(settings: Settings, opts: Options) -> Result<Running, String>
     // The test's registry, else the Chainguard API where an org is configured, else the simulated org.
     let registry: Option<Arc<dyn Registry>> = match opts.registry.clone() {
         Some(r) => Some(r),
-        None => shared::adapters::chainguard::from_settings(&settings, None)
+        None => chainguard::from_settings(&settings, None)
             .map_err(|e| e.to_string())?
             .map(|c| Arc::new(c) as Arc<dyn Registry>),
     };
+    let chat = slack::from_settings(&settings).map_err(|e| e.to_string())?;
     let (app, db, source): (App, Sqlite, Arc<dyn MessageSource>) = match &opts.backend {
         Backend::Embedded => {
-            let Embedded { app, db } = Embedded::open_with(settings, registry, opts.clock.clone())?;
+            let Embedded { app, db } =
+                Embedded::open_with(settings, registry, opts.clock.clone()).map_err(|e| e.to_string())?;
+            let app = app.with_chat(chat);
             let source = SqliteSource {
                 db: db.clone(),
                 visibility_ms: (app.settings.visibility_timeout_secs * 1000) as i64,
@@ -129,9 +132,14 @@ pub async fn start(settings: Settings, opts: Options) -> Result<Running, String>
             let db = Sqlite::open(&dir.join("simulated-org.db")).map_err(|e| e.to_string())?;
             let registry = registry
                 .unwrap_or_else(|| Arc::new(SimulatedOrg::new(db.clone(), &settings.org_name, Catalog::embedded())));
-            let (app, queue) =
-                aws::app(sdk, names, settings, registry, opts.clock.clone()).map_err(|e| e.to_string())?;
-            (app, db, Arc::new(queue))
+            let store = aws_adapter::store(sdk, names);
+            let queue = aws_adapter::queue(sdk, names);
+            let app = App::new(store.clone(), store, settings, opts.clock.clone())
+                .with_queue(queue.clone())
+                .with_notifier(aws_adapter::notifier(sdk, names))
+                .with_registry(registry)
+                .with_chat(chat);
+            (app, db, queue)
         }
     };
     let mut tasks = vec![];

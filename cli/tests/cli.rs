@@ -2,8 +2,8 @@
 
 use std::process::{Command, Output};
 
+use app::config::Settings;
 use cgr_request::server::{start, Backend, Options};
-use shared::config::Settings;
 
 fn cli(url: &str, dir: &std::path::Path, args: &[String]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cgr-request"))
@@ -133,9 +133,9 @@ async fn add_approve_and_follow_a_request_from_the_command_line() {
 #[tokio::test(flavor = "multi_thread")]
 async fn audit_reads_dynamodb_when_the_tables_are_named() {
     let moto = std::env::var("MOTO_URL").expect("this test needs MOTO_URL: run tests/run.sh");
-    let sdk = shared::adapters::aws::setup::emulator_config(&moto).await;
+    let sdk = aws_adapter::setup::emulator_config(&moto).await;
     let prefix = format!("cli{}", std::process::id());
-    let names = shared::adapters::aws::setup::create(&sdk, &prefix, 3, 0).await.unwrap();
+    let names = aws_adapter::setup::create(&sdk, &prefix, 3, 0).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let settings = Settings {
         listen: ([127, 0, 0, 1], 0).into(),

@@ -4,10 +4,10 @@
 
 use std::sync::Mutex;
 
+use aws_adapter::{setup, AwsNames};
 use aws_config::SdkConfig;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
-use shared::adapters::aws::{setup, AwsNames};
 
 /// Set to `aws` to run the suite against the AWS adapters on the emulator.
 pub const BACKEND_VAR: &str = "IMAGE_REQUEST_TEST_BACKEND";

@@ -10,8 +10,8 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use chainguard::client::CATALOG_GROUP;
 use serde_json::{json, Value};
-use shared::adapters::chainguard::client::CATALOG_GROUP;
 
 pub const ORG_ID: &str = "ae2a22d98354389440591848465119d347e1baa5";
 pub const IDENTITY: &str = "ae2a22d98354389440591848465119d347e1baa5/0123456789abcdef";
@@ -58,7 +58,7 @@ impl FakeChainguard {
     pub async fn start() -> FakeChainguard {
         let catalog: Vec<String> = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/data/chainguard-images.txt"
+            "/../shared/domain/data/chainguard-images.txt"
         ))
         .unwrap()
         .lines()

@@ -13,18 +13,18 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use app::config::{ClientConfig, Settings};
+use app::ports::{QueueName, Registry, RegistryError, Repo};
 use async_trait::async_trait;
+use aws_adapter::AwsNames;
 use cgr_request::client::{ApiClient, CallError};
 use cgr_request::server::{self, Backend, Options, Running};
+use domain::auth::client::{sign, CLIENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use domain::Catalog;
+use embedded::simulated::SimulatedOrg;
+use embedded::sqlite::Sqlite;
 use reqwest::Method;
 use serde_json::{json, Value};
-use shared::adapters::aws::AwsNames;
-use shared::adapters::simulated::SimulatedOrg;
-use shared::adapters::sqlite::Sqlite;
-use shared::auth::client::{sign, CLIENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use shared::catalog::Catalog;
-use shared::config::{ClientConfig, Settings};
-use shared::ports::{QueueName, Registry, RegistryError, Repo};
 
 pub struct Stack {
     pub running: Running,
@@ -43,27 +43,27 @@ pub async fn start() -> Stack {
 }
 
 pub async fn start_with(configure: impl FnOnce(&mut Settings), registry: Option<Arc<dyn Registry>>) -> Stack {
-    start_full(configure, registry, Arc::new(shared::ports::SystemClock)).await
+    start_full(configure, registry, Arc::new(app::ports::SystemClock)).await
 }
 
 pub async fn start_full(
     configure: impl FnOnce(&mut Settings),
     registry: Option<Arc<dyn Registry>>,
-    clock: Arc<dyn shared::ports::Clock>,
+    clock: Arc<dyn app::ports::Clock>,
 ) -> Stack {
     start_on(aws::wanted(), configure, registry, clock).await
 }
 
 /// A stack on the AWS adapters whatever the suite's backend: for tests of AWS-only tools.
 pub async fn start_aws() -> Stack {
-    start_on(true, |_| {}, None, Arc::new(shared::ports::SystemClock)).await
+    start_on(true, |_| {}, None, Arc::new(app::ports::SystemClock)).await
 }
 
 async fn start_on(
     on_aws: bool,
     configure: impl FnOnce(&mut Settings),
     registry: Option<Arc<dyn Registry>>,
-    clock: Arc<dyn shared::ports::Clock>,
+    clock: Arc<dyn app::ports::Clock>,
 ) -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings {
@@ -191,7 +191,7 @@ impl Stack {
                         [],
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )
-                    .map_err(|e| shared::ports::StoreError::Unavailable(e.to_string()))
+                    .map_err(|e| app::ports::StoreError::Unavailable(e.to_string()))
                 })
                 .await
                 .unwrap(),
@@ -205,7 +205,7 @@ impl Stack {
             .db
             .with(|c| {
                 c.query_row("SELECT COUNT(*) FROM sim_repos", [], |r| r.get(0))
-                    .map_err(|e| shared::ports::StoreError::Unavailable(e.to_string()))
+                    .map_err(|e| app::ports::StoreError::Unavailable(e.to_string()))
             })
             .await
             .unwrap();
@@ -358,8 +358,8 @@ pub struct ShiftedClock {
     pub offset_secs: std::sync::atomic::AtomicI64,
 }
 
-impl shared::ports::Clock for ShiftedClock {
+impl app::ports::Clock for ShiftedClock {
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        shared::ports::SystemClock.now() + chrono::Duration::seconds(self.offset_secs.load(Ordering::SeqCst))
+        app::ports::SystemClock.now() + chrono::Duration::seconds(self.offset_secs.load(Ordering::SeqCst))
     }
 }

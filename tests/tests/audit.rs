@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
+use app::ports::{AuditLog, AuditQuery, StoreError};
 use async_trait::async_trait;
 use cgr_request::audit::{query, verify, AuditArgs, Report, Stores};
+use domain::{AuditEvent, Refusal, RequestId};
 use pipeline_tests::{start, Stack};
-use shared::domain::{AuditEvent, Refusal, RequestId};
-use shared::ports::{AuditLog, AuditQuery, StoreError};
 
 fn stores(s: &Stack) -> Stores {
     Stores {
@@ -183,7 +183,7 @@ async fn every_ops_question_has_an_answer() {
                 .await
                 .unwrap()
                 .unwrap()
-                .audit_head
+                .audit_head()
         );
     }
 }

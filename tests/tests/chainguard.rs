@@ -6,13 +6,13 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use app::ports::{Registry, RegistryError};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 use base64::Engine;
+use chainguard::{Chainguard, Options, TokenSource, Tokens};
 use pipeline_tests::fake_chainguard::{FakeChainguard, IDENTITY, ORG_ID, STATIC_TOKEN};
 use serde_json::json;
-use shared::adapters::chainguard::{Chainguard, Options, TokenSource, Tokens};
-use shared::ports::{Registry, RegistryError};
 
 const SESSION_TOKEN: &str = "FwoGZXIvYXdzEXAMPLESESSIONTOKEN";
 const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";

@@ -3,9 +3,9 @@
 
 use std::sync::atomic::Ordering;
 
+use app::ports::Clock;
+use app::ports::{QueueName, Registry, WorkItem};
 use pipeline_tests::{start, start_full, start_with, FlakyRegistry, ShiftedClock};
-use shared::ports::Clock;
-use shared::ports::{QueueName, Registry, WorkItem};
 
 #[tokio::test]
 async fn duplicate_delivery_of_every_queue_message_changes_nothing_twice() {
@@ -123,7 +123,7 @@ async fn a_permanent_registry_error_fails_the_request_at_once_and_an_admin_can_r
         .await
         .unwrap();
     let v = s.wait_for(&id, "provisioned").await;
-    shared::domain::verify_chain(&serde_json::from_value::<Vec<_>>(v["audit"].clone()).unwrap()).unwrap();
+    domain::verify_chain(&serde_json::from_value::<Vec<_>>(v["audit"].clone()).unwrap()).unwrap();
 }
 
 #[tokio::test]
@@ -133,15 +133,15 @@ async fn the_sweep_requeues_stranded_requests_and_expires_old_approvals() {
     let id = s.submit("busybox", None).await;
     s.wait_for(&id, "pending_approval").await;
     // A request stored by an intake that crashed before queueing it.
-    let new = shared::domain::NewRequest {
-        image: shared::domain::ImageRef::parse("git").unwrap(),
+    let new = domain::NewRequest {
+        image: domain::ImageRef::parse("git").unwrap(),
         requester: "email:developer@example.com".parse().unwrap(),
-        justification: shared::domain::Justification::parse("stranded").unwrap(),
-        environment: Some(shared::domain::Environment::Dev),
-        channel: shared::domain::Channel::Api,
+        justification: domain::Justification::parse("stranded").unwrap(),
+        environment: Some(domain::Environment::Dev),
+        channel: domain::Channel::Api,
         idempotency_key: None,
     };
-    let (stranded, event) = shared::domain::Request::submit(new, shared::domain::RequestId::new(), clock.now());
+    let (stranded, event) = domain::Request::submit(new, domain::RequestId::new(), clock.now());
     s.running.app.store.create(&stranded, &event).await.unwrap();
     s.settle().await;
     let report = s.running.app.sweep(chrono::Duration::seconds(60)).await.unwrap();

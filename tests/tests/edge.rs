@@ -1,11 +1,11 @@
 //! Bad input at the edge: every refusal is precise, and nothing is stored or changed.
 
 use chrono::Utc;
+use domain::auth::token::ApprovalClaims;
+use domain::verify_chain;
 use pipeline_tests::{start, Counts, Stack};
 use reqwest::Method;
 use serde_json::json;
-use shared::auth::token::ApprovalClaims;
-use shared::domain::verify_chain;
 
 async fn refused(s: &Stack, body: &[u8], headers: Vec<(&'static str, String)>) -> (u16, serde_json::Value) {
     let before: Counts = s.counts().await;
@@ -244,20 +244,26 @@ async fn a_link_is_used_once_and_a_use_lasts_as_long_as_the_link() {
     let s = start().await;
     let store = &s.running.app.store;
     let now = Utc::now();
-    let key = shared::auth::token::use_key("some.token.value");
+    let key = domain::auth::token::use_key("some.token.value");
     assert!(!key.contains("some.token"), "the stored key is a digest, not the token");
-    assert!(store.claim_once(&key, now + chrono::Duration::hours(1)).await.unwrap());
-    assert!(!store.claim_once(&key, now + chrono::Duration::hours(1)).await.unwrap());
-    // A use recorded until a time now past no longer holds (TTL deletion lags: reads check).
-    let old = shared::auth::token::use_key("an.expired.link");
-    assert!(store
-        .claim_once(&old, now - chrono::Duration::seconds(5))
-        .await
-        .unwrap());
-    assert!(store.claim_once(&old, now + chrono::Duration::hours(1)).await.unwrap());
+    let hour = chrono::Duration::hours(1);
+    assert!(store.claim_once(&key, now, now + hour).await.unwrap());
+    assert!(!store.claim_once(&key, now, now + hour).await.unwrap());
+    assert!(
+        !store
+            .claim_once(&key, now + hour - chrono::Duration::seconds(1), now + hour * 2)
+            .await
+            .unwrap(),
+        "a use holds until the link's expiry"
+    );
+    // A use recorded until a time now past no longer holds (TTL deletion lags: reads
+    // check), judged by the caller's clock, not the adapter's.
+    let old = domain::auth::token::use_key("an.expired.link");
+    assert!(store.claim_once(&old, now, now + hour).await.unwrap());
+    assert!(store.claim_once(&old, now + hour * 2, now + hour * 3).await.unwrap());
     // Released (the decision could not be stored): the link works again.
     store.release(&key).await.unwrap();
-    assert!(store.claim_once(&key, now + chrono::Duration::hours(1)).await.unwrap());
+    assert!(store.claim_once(&key, now, now + hour).await.unwrap());
 }
 
 #[tokio::test]

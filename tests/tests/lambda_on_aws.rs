@@ -8,23 +8,23 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+use app::config::{ClientConfig, Settings};
+use app::consumer::{to_sqs_event, MessageSource};
+use app::ports::{QueueName, Registry, RegistryError, Repo, SystemClock};
+use app::App;
 use async_trait::async_trait;
+use aws_adapter::sqs::SqsQueue;
+use aws_adapter::AwsNames;
 use aws_lambda_events::event::sqs::SqsBatchResponse;
 use axum::body::to_bytes;
 use base64::Engine;
+use domain::auth::client::{sign, CLIENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use domain::Catalog;
+use domain::{verify_chain, Status};
+use embedded::simulated::SimulatedOrg;
+use embedded::sqlite::Sqlite;
 use pipeline_tests::aws::{self, Mailboxes};
 use serde_json::{json, Value};
-use shared::adapters::aws::sqs::SqsQueue;
-use shared::adapters::aws::AwsNames;
-use shared::adapters::simulated::SimulatedOrg;
-use shared::adapters::sqlite::Sqlite;
-use shared::auth::client::{sign, CLIENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use shared::catalog::Catalog;
-use shared::config::{ClientConfig, Settings};
-use shared::consumer::{to_sqs_event, MessageSource};
-use shared::domain::{verify_chain, Status};
-use shared::ports::{QueueName, Registry, RegistryError, Repo, SystemClock};
-use shared::App;
 use tower::ServiceExt;
 
 const APPROVERS: [&str; 2] = ["platform-admin@example.com", "security-lead@example.com"];
@@ -35,9 +35,18 @@ struct Deployment {
     names: AwsNames,
     mail: Mailboxes,
     app: App,
+    /// Each function's own app, as its `main` wires it, where the test uses those.
+    wired: Option<Wired>,
     queues: SqsQueue,
     dev: ClientConfig,
     _dir: tempfile::TempDir,
+}
+
+struct Wired {
+    intake: App,
+    approval: App,
+    validate: App,
+    provision: App,
 }
 
 /// Fresh resources, and the credentials a deployment keeps in SSM.
@@ -58,7 +67,7 @@ async fn resources(max_receives: u32) -> (aws_config::SdkConfig, AwsNames, Mailb
 /// The app wired as each Lambda wires it, with the registry the test chooses.
 async fn deployment(registry: Option<Arc<dyn Registry>>, max_receives: u32) -> Deployment {
     let (sdk, names, mail, dir, credentials) = resources(max_receives).await;
-    let creds: shared::config::LocalCredentials = serde_json::from_str(&credentials).unwrap();
+    let creds: app::config::LocalCredentials = serde_json::from_str(&credentials).unwrap();
     let settings = Settings {
         public_url: Some(PUBLIC_URL.into()),
         max_receives,
@@ -73,8 +82,13 @@ async fn deployment(registry: Option<Arc<dyn Registry>>, max_receives: u32) -> D
             Catalog::embedded(),
         ))
     });
-    let (app, queues) = shared::adapters::aws::app(&sdk, &names, settings, registry, Arc::new(SystemClock)).unwrap();
-    finish(sdk, names, mail, app, queues, dir)
+    let store = aws_adapter::store(&sdk, &names);
+    let queues = aws_adapter::queue(&sdk, &names);
+    let app = App::new(store.clone(), store, settings, Arc::new(SystemClock))
+        .with_queue(queues.clone())
+        .with_notifier(aws_adapter::notifier(&sdk, &names))
+        .with_registry(registry);
+    finish(sdk, names, mail, app, (*queues).clone(), dir)
 }
 
 fn finish(
@@ -93,6 +107,7 @@ fn finish(
         app,
         queues,
         dev,
+        wired: None,
         _dir: dir,
     }
 }
@@ -139,11 +154,13 @@ impl Deployment {
     }
 
     async fn intake(&self, req: lambda_http::Request) -> (u16, Value) {
-        respond(intake::router(self.app.clone()).oneshot(req).await.unwrap()).await
+        let app = self.wired.as_ref().map_or(&self.app, |w| &w.intake);
+        respond(intake::router(app.clone()).oneshot(req).await.unwrap()).await
     }
 
     async fn approval(&self, req: lambda_http::Request) -> (u16, Value) {
-        respond(approval::router(self.app.clone()).oneshot(req).await.unwrap()).await
+        let app = self.wired.as_ref().map_or(&self.app, |w| &w.approval);
+        respond(approval::router(app.clone()).oneshot(req).await.unwrap()).await
     }
 
     async fn submit(&self, image: &str, env: Option<&str>) -> String {
@@ -161,7 +178,7 @@ impl Deployment {
     }
 
     async fn status(&self, id: &str) -> Status {
-        self.app.store.get(id.parse().unwrap()).await.unwrap().unwrap().status
+        self.app.store.get(id.parse().unwrap()).await.unwrap().unwrap().status()
     }
 
     /// One turn of the event source mapping; returns the handler's answer and the
@@ -180,8 +197,12 @@ impl Deployment {
             .collect();
         let event = to_sqs_event(&deliveries);
         let response = match queue {
-            QueueName::Validate => validate::handle(&self.app, event).await,
-            QueueName::Provision => provision::handle(&self.app, event).await,
+            QueueName::Validate => {
+                validate::handle(self.wired.as_ref().map_or(&self.app, |w| &w.validate), event).await
+            }
+            QueueName::Provision => {
+                provision::handle(self.wired.as_ref().map_or(&self.app, |w| &w.provision), event).await
+            }
         };
         let failed: Vec<&str> = response
             .batch_item_failures
@@ -253,8 +274,15 @@ async fn happy_path_through_every_lambda_handler_with_the_lambda_bootstrap() {
         ("IMAGE_REQUEST_APPROVERS", &APPROVERS.join(",")),
         ("IMAGE_REQUEST_DATA_DIR", dir.path().to_str().unwrap()),
     ]);
-    let app = shared::adapters::aws::lambda_app().await.unwrap();
-    let stored: shared::config::LocalCredentials = serde_json::from_str(&credentials).unwrap();
+    let lambda = aws_adapter::Lambda::start().await.unwrap();
+    let wired = Wired {
+        intake: intake::wire(&lambda).unwrap(),
+        approval: approval::wire(&lambda).unwrap(),
+        validate: validate::wire(&lambda).unwrap(),
+        provision: provision::wire(&lambda).unwrap(),
+    };
+    let app = wired.validate.clone();
+    let stored: app::config::LocalCredentials = serde_json::from_str(&credentials).unwrap();
     assert_eq!(
         app.settings.clients.iter().map(|c| &c.secret).collect::<Vec<_>>(),
         stored.clients.iter().map(|c| &c.secret).collect::<Vec<_>>(),
@@ -262,7 +290,8 @@ async fn happy_path_through_every_lambda_handler_with_the_lambda_bootstrap() {
     );
     assert_eq!(app.settings.public_url.as_deref(), Some(PUBLIC_URL));
     let queues = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), names.queues.clone());
-    let d = finish(sdk, names, mail, app, queues, dir);
+    let mut d = finish(sdk, names, mail, app, queues, dir);
+    d.wired = Some(wired);
 
     let auto = d.submit("go", Some("dev")).await;
     let manual = d.submit("busybox", None).await;

@@ -1,9 +1,9 @@
 //! The request lifecycle end to end on the embedded backend: every way a request can end.
 
+use domain::{verify_chain, AuditEvent};
 use pipeline_tests::{start, start_with};
 use reqwest::Method;
 use serde_json::{json, Value};
-use shared::domain::{verify_chain, AuditEvent};
 
 fn chain_of(v: &Value) -> Vec<AuditEvent> {
     serde_json::from_value(v["audit"].clone()).unwrap()
@@ -207,7 +207,7 @@ async fn admin_cli_route_approves_and_lists_pending_oldest_first() {
 
 #[tokio::test]
 async fn ops_queries_find_decisions_by_approver_and_events_by_actor_and_time() {
-    use shared::ports::{AuditQuery, RequestQuery};
+    use app::ports::{AuditQuery, RequestQuery};
     let s = start().await;
     let a = s.submit("curl", None).await;
     let b = s.submit("git", Some("dev")).await;
@@ -217,7 +217,7 @@ async fn ops_queries_find_decisions_by_approver_and_events_by_actor_and_time() {
     s.http.post(&approve).send().await.unwrap();
     s.wait_for(&a, "provisioned").await;
     let app = &s.running.app;
-    let approver: shared::domain::Principal = "email:security-lead@example.com".parse().unwrap();
+    let approver: domain::Principal = "email:security-lead@example.com".parse().unwrap();
     let decided = app
         .store
         .list(&RequestQuery {

@@ -1,9 +1,9 @@
 //! The local server provisions through the Chainguard API when started with an org and a
 //! token, as the README shows. (Its own test binary: it sets CHAINGUARD_TOKEN.)
 
+use app::config::{ChainguardSettings, Settings};
 use cgr_request::server::{start, Options};
 use pipeline_tests::fake_chainguard::{FakeChainguard, ORG_ID, STATIC_TOKEN};
-use shared::config::{ChainguardSettings, Settings};
 
 #[tokio::test]
 async fn serve_uses_the_api_with_an_org_and_a_token_and_says_what_is_missing_without() {

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chainguard::{Chainguard, Options, TokenSource, Tokens};
 use pipeline_tests::fake_chainguard::{FakeChainguard, ORG_ID, STATIC_TOKEN};
 use pipeline_tests::start_with;
 use serde_json::json;
-use shared::adapters::chainguard::{Chainguard, Options, TokenSource, Tokens};
 
 fn registry(fake: &FakeChainguard) -> Arc<Chainguard> {
     let mut opts = Options::new(&fake.url, ORG_ID, "acme.dev");

@@ -6,14 +6,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use app::config::{SlackSecrets, SlackSettings};
 use chrono::Utc;
+use domain::auth::slack::sign;
 use pipeline_tests::fake_slack::{FakeSlack, BOT_TOKEN, SIGNING_SECRET};
 use pipeline_tests::{start_full, ShiftedClock, Stack};
 use reqwest::Method;
 use serde_json::{json, Value};
-use shared::config::{SlackSecrets, SlackSettings};
-use shared::slack::verify::sign;
-use shared::slack::SlackClient;
+use slack::SlackClient;
 
 const TEAM: &str = "T0TEAM";
 const DEV: &str = "U0DEV";

@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
+use aws_adapter::setup::{AUDIT_INDEXES, REQUEST_INDEXES};
 use serde_json::Value;
-use shared::adapters::aws::setup::{AUDIT_INDEXES, REQUEST_INDEXES};
 use tower::ServiceExt;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -91,7 +91,7 @@ async fn the_api_routes_are_exactly_the_routers_routes() {
     }
     // And each listed route is really routed (an unrouted one is axum's bare 404 or a 405).
     let dir = tempfile::tempdir().unwrap();
-    let e = shared::adapters::Embedded::open_in(dir.path()).unwrap();
+    let e = embedded::Embedded::open_in(dir.path()).unwrap();
     for (router, routes) in [
         (intake::router(e.app.clone()), intake::ROUTES),
         (approval::router(e.app.clone()), approval::ROUTES),

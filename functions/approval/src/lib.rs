@@ -18,12 +18,12 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use shared::auth::token::{ApprovalClaims, TokenError};
-use shared::domain::{clean_text, Action, Channel, Decision, Principal, Request, RequestId, Status, MAX_REASON_CHARS};
-use shared::http::{read_body, ApiError, Signed};
-use shared::ports::{QueueName, StoreError};
-use shared::workflow::Applied;
-use shared::App;
+use app::ports::{QueueName, StoreError};
+use app::workflow::Applied;
+use app::App;
+use domain::auth::token::{ApprovalClaims, TokenError};
+use domain::{clean_text, Action, Channel, Decision, Principal, Request, RequestId, Status, MAX_REASON_CHARS};
+use http_api::{read_body, ApiError, Signed};
 
 /// Every route `router` serves, as API Gateway routes; `infra/template.yaml` must declare
 /// exactly these for this function (a test holds both to it).
@@ -34,6 +34,16 @@ pub const ROUTES: [&str; 5] = [
     "POST /requests/{id}/retry",
     "POST /slack/interactions",
 ];
+
+/// The app as the approval Lambda wires it: a decision queues provisioning or tells the
+/// requester (mail, and chat where they asked there); it provisions nothing.
+pub fn wire(lambda: &aws_adapter::Lambda) -> Result<App, app::config::ConfigError> {
+    Ok(lambda
+        .app()
+        .with_queue(lambda.queue())
+        .with_notifier(lambda.notifier())
+        .with_chat(::slack::from_settings(&lambda.settings)?))
+}
 
 pub fn router(app: App) -> Router {
     Router::new()
@@ -59,7 +69,7 @@ pub enum DecideError {
 impl DecideError {
     fn already(r: &Request) -> Self {
         DecideError::AlreadyDecided {
-            status: r.status,
+            status: r.status(),
             by: r.decision.as_ref().map(|d| d.by.clone()),
             at: r.decision.as_ref().map_or(r.updated_at, |d| d.at),
         }
@@ -117,11 +127,8 @@ pub async fn decide(
             channel,
             reason.clone(),
         );
-        if r.status != Status::PendingApproval {
-            let e = DecideError::already(&r);
-            app.refuse(&r, &change, &e.message()).await;
-            return Err(e);
-        }
+        // The status machine accepts a person's decision only while the request waits
+        // for one: anything else comes back refused, below.
         let decision = Decision {
             by: approver.clone(),
             at: change.at,
@@ -197,7 +204,7 @@ async fn confirm_page(State(app): State<App>, Path(token): Path<String>) -> Resp
         Err(problem) => return problem.into_response(),
     };
     match app.store.get(claims.request_id).await {
-        Ok(Some(r)) if r.status == Status::PendingApproval => Html(pages::confirm(&r, &claims)).into_response(),
+        Ok(Some(r)) if r.status() == Status::PendingApproval => Html(pages::confirm(&r, &claims)).into_response(),
         Ok(Some(r)) => {
             let e = DecideError::already(&r);
             (e.status_code(), Html(pages::problem("Already decided", &e.message()))).into_response()
@@ -242,9 +249,9 @@ async fn decide_by_link(State(app): State<App>, Path(token): Path<String>, req: 
     };
     let approver = Principal::Email(claims.approver.to_ascii_lowercase());
     // A link works once: its use is a conditional item that lives as long as the link.
-    let key = shared::auth::token::use_key(&token);
+    let key = domain::auth::token::use_key(&token);
     let until = DateTime::from_timestamp(claims.expires, 0).unwrap_or_else(|| app.clock.now());
-    match app.store.claim_once(&key, until).await {
+    match app.store.claim_once(&key, app.clock.now(), until).await {
         Ok(true) => {}
         Ok(false) => return used_link(&app, &claims, approver, reason).await,
         Err(e) => return ApiError::internal(e).into_response(),
@@ -287,7 +294,7 @@ async fn used_link(app: &App, claims: &ApprovalClaims, approver: Principal, reas
     };
     let action = if claims.approve { Action::Approve } else { Action::Deny };
     let change = app.change(action, approver, Channel::Email, reason);
-    let why = if r.status == Status::PendingApproval {
+    let why = if r.status() == Status::PendingApproval {
         "this link has already been used".to_string()
     } else {
         DecideError::already(&r).message()
@@ -317,7 +324,7 @@ struct DecisionBody {
 
 fn parse_id(id: &str) -> Result<RequestId, ApiError> {
     id.parse()
-        .map_err(|e: shared::domain::BadRequestId| ApiError::bad_request(e.to_string()))
+        .map_err(|e: domain::BadRequestId| ApiError::bad_request(e.to_string()))
 }
 
 async fn decide_by_client(

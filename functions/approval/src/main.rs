@@ -2,7 +2,7 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::telemetry::init();
-    let app = shared::adapters::aws::lambda_app().await?;
+    app::telemetry::init();
+    let app = approval::wire(&aws_adapter::Lambda::start().await?)?;
     lambda_http::run(approval::router(app)).await
 }

@@ -2,8 +2,8 @@
 
 use maud::{html, Markup, DOCTYPE};
 
-use shared::auth::token::ApprovalClaims;
-use shared::domain::Request;
+use domain::auth::token::ApprovalClaims;
+use domain::Request;
 
 fn layout(title: &str, body: Markup) -> String {
     html! {
@@ -36,7 +36,7 @@ fn details(r: &Request) -> Markup {
             dt { "Channel" } dd { (r.channel) }
             dt { "Submitted" } dd { (r.created_at.format("%Y-%m-%d %H:%M UTC")) }
             dt { "Request" } dd { code { (r.id) } }
-            dt { "Status" } dd { (r.status) }
+            dt { "Status" } dd { (r.status()) }
         }
     }
 }

@@ -9,10 +9,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use shared::domain::{Action, Channel, Principal, RequestId};
-use shared::http::{ApiError, SlackSigned};
-use shared::slack::{decided_text, who};
-use shared::App;
+use app::mrkdwn::{decided_text, who};
+use app::App;
+use domain::{Action, Channel, Principal, RequestId};
+use http_api::{ApiError, SlackSigned};
 
 use crate::{decide, DecideError};
 
@@ -54,7 +54,7 @@ struct Clicked {
 }
 
 pub async fn interaction(State(app): State<App>, signed: SlackSigned) -> Response {
-    let SlackSigned { slack, body } = signed;
+    let SlackSigned { body } = signed;
     let parsed = serde_urlencoded::from_bytes::<Form>(&body)
         .ok()
         .and_then(|f| serde_json::from_str::<Interaction>(&f.payload).ok());
@@ -77,17 +77,17 @@ pub async fn interaction(State(app): State<App>, signed: SlackSigned) -> Respons
         return ApiError::bad_request("Slack sent no usable team and user id").into_response();
     };
     let reply = |body: serde_json::Value| {
-        let (slack, url) = (slack.clone(), i.response_url.clone());
+        let (chat, url) = (app.chat.clone(), i.response_url.clone());
         async move {
-            if let Some(url) = url {
-                if let Err(e) = slack.client.respond(&url, &body).await {
+            if let (Some(chat), Some(url)) = (chat, url) {
+                if let Err(e) = chat.respond(&url, &body).await {
                     tracing::error!(request_id = %id, error = %e, "could not update the Slack message");
                 }
             }
         }
     };
 
-    if !slack.is_approver(&i.user.id) {
+    if !app.is_slack_approver(&i.user.id) {
         if let Ok(Some(r)) = app.store.get(id).await {
             let action = if approve { Action::Approve } else { Action::Deny };
             let change = app.change(action, approver.clone(), Channel::Slack, None);

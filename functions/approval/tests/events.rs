@@ -1,10 +1,10 @@
 //! The approval Lambda's router on the API Gateway events in `events/`.
 
+use app::workflow::Applied;
 use axum::body::to_bytes;
-use shared::adapters::Embedded;
-use shared::auth::token::ApprovalClaims;
-use shared::domain::{Action, Channel, ImageRef, Justification, NewRequest, Principal, Request, RequestId, Status};
-use shared::workflow::Applied;
+use domain::auth::token::ApprovalClaims;
+use domain::{Action, Channel, ImageRef, Justification, NewRequest, Principal, Request, RequestId, Status};
+use embedded::Embedded;
 use tower::ServiceExt;
 
 async fn pending(e: &Embedded) -> RequestId {
@@ -57,7 +57,7 @@ async fn get_link_event_shows_the_confirmation_page_and_changes_nothing() {
     assert_eq!(status, 200);
     assert!(html.contains("Approve busybox:latest?"));
     assert_eq!(
-        e.app.store.get(id).await.unwrap().unwrap().status,
+        e.app.store.get(id).await.unwrap().unwrap().status(),
         Status::PendingApproval
     );
 }
@@ -70,7 +70,7 @@ async fn post_link_event_with_a_base64_form_body_records_the_decision() {
     let (status, html) = call(&e, event_with_token("approval-post-link.json", &e, id)).await;
     assert_eq!(status, 200, "{html}");
     let r = e.app.store.get(id).await.unwrap().unwrap();
-    assert_eq!(r.status, Status::Approved);
+    assert_eq!(r.status(), Status::Approved);
     let d = r.decision.unwrap();
     assert_eq!(
         (d.by.to_string().as_str(), d.reason.as_deref(), d.channel),

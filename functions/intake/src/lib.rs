@@ -3,6 +3,7 @@
 //! `GET /requests/{id}` answers its status and audit timeline; `GET /requests` lists them
 //! for admins; `GET /catalog?q=` searches the catalog.
 
+mod command;
 mod slack;
 
 use axum::extract::{Path, Query, State};
@@ -13,13 +14,13 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use shared::domain::{
+use app::ports::{Created, QueueName, RequestQuery};
+use app::App;
+use domain::{
     Channel, Environment, ImageRef, Justification, NewRequest, PreApproval, Principal, Request, RequestId, Status,
     MAX_IDEMPOTENCY_KEY_LEN,
 };
-use shared::http::{ApiError, Signed};
-use shared::ports::{Created, QueueName, RequestQuery};
-use shared::App;
+use http_api::{ApiError, Signed};
 
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
@@ -32,6 +33,14 @@ pub const ROUTES: [&str; 5] = [
     "GET /catalog",
     "POST /slack/commands",
 ];
+
+/// The app as the intake Lambda wires it: it stores and queues requests, sends no mail
+/// and provisions nothing, so DynamoDB, the validate queue and the built-in catalog
+/// snapshot (catalog searches; validation checks the live catalog).
+pub fn wire(lambda: &aws_adapter::Lambda) -> Result<App, app::config::ConfigError> {
+    let snapshot = std::sync::Arc::new(app::trial::TrialOrg::new(&lambda.settings.org_name));
+    Ok(lambda.app().with_queue(lambda.queue()).with_registry(snapshot))
+}
 
 /// The routes this function serves; the local server mounts the same router.
 pub fn router(app: App) -> Router {
@@ -146,7 +155,7 @@ fn idempotency_key(headers: &HeaderMap, client: &str) -> Result<Option<String>, 
 fn accepted(app: &App, r: &Request) -> Value {
     json!({
         "id": r.id,
-        "status": r.status,
+        "status": r.status(),
         "image": r.image,
         "status_url": format!("{}/requests/{}", app.settings.public_url(), r.id),
     })
@@ -201,7 +210,7 @@ pub async fn request_view(app: &App, r: &Request) -> Result<Value, ApiError> {
 async fn status(State(app): State<App>, Path(id): Path<String>, signed: Signed) -> Result<Json<Value>, ApiError> {
     let id: RequestId = id
         .parse()
-        .map_err(|e: shared::domain::BadRequestId| ApiError::bad_request(e.to_string()))?;
+        .map_err(|e: domain::BadRequestId| ApiError::bad_request(e.to_string()))?;
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, format!("no request {id}"));
     let r = app
         .store

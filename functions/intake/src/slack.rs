@@ -9,12 +9,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
-use shared::domain::{Channel, NewRequest, Principal, Request, RequestId};
-use shared::http::SlackSigned;
-use shared::ports::{Created, QueueName};
-use shared::slack::command::{self, Command, USAGE};
-use shared::slack::{ephemeral, escape};
-use shared::App;
+use crate::command::{self, Command, USAGE};
+use app::mrkdwn::{ephemeral, escape};
+use app::ports::{Created, QueueName};
+use app::App;
+use domain::{Channel, NewRequest, Principal, Request, RequestId};
+use http_api::SlackSigned;
 
 /// The fields of Slack's form that we use; Slack sends more, which are ignored.
 #[derive(Debug, Default, Deserialize)]
@@ -72,7 +72,7 @@ async fn submit(app: &App, new: NewRequest, response_url: &str) -> String {
     let (mut request, event) = Request::submit(new, RequestId::new(), app.clock.now());
     request.response_url = (!response_url.is_empty()).then(|| response_url.to_string());
     match app.store.create(&request, &event).await {
-        Ok(Created::Existing(r)) => format!("Already received as `{}` ({}).", r.id, r.status),
+        Ok(Created::Existing(r)) => format!("Already received as `{}` ({}).", r.id, r.status()),
         Ok(Created::New(r)) => {
             tracing::info!(request_id = %r.id, image = %r.image, requester = %r.requester, "request received from Slack");
             if let Err(e) = app.enqueue(QueueName::Validate, r.id, &r.id.to_string()).await {
@@ -114,10 +114,10 @@ async fn search(app: &App, word: &str) -> String {
 
 /// Requesters see their own requests; Slack approvers see any.
 async fn status(app: &App, id: RequestId, asker: &Principal, user_id: &str) -> String {
-    let may_see = |r: &Request| &r.requester == asker || app.slack.as_ref().is_some_and(|s| s.is_approver(user_id));
+    let may_see = |r: &Request| &r.requester == asker || app.is_slack_approver(user_id);
     match app.store.get(id).await {
         Ok(Some(r)) if may_see(&r) => {
-            let mut text = format!("`{}`: `{}` is *{}*", r.id, r.image, r.status);
+            let mut text = format!("`{}`: `{}` is *{}*", r.id, r.image, r.status());
             if let Some(res) = &r.result {
                 text += &format!("\nPull it with `docker pull {}`", res.pull_string);
             }

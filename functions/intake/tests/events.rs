@@ -1,12 +1,12 @@
 //! The intake Lambda's router on the API Gateway events in `events/`.
 
+use app::ports::QueueName;
 use axum::body::to_bytes;
+use domain::auth::client::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use domain::{Channel, ImageRef, Justification, NewRequest, Request, Status};
+use embedded::Embedded;
 use lambda_http::Body;
 use serde_json::Value;
-use shared::adapters::Embedded;
-use shared::auth::client::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use shared::domain::{Channel, ImageRef, Justification, NewRequest, Request, Status};
-use shared::ports::QueueName;
 use tower::ServiceExt;
 
 fn event(name: &str) -> lambda_http::Request {
@@ -52,7 +52,7 @@ async fn post_request_event_is_stored_and_queued_for_validation() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (stored.status, stored.channel, stored.image.name()),
+        (stored.status(), stored.channel, stored.image.name()),
         (Status::Received, Channel::Cli, "busybox")
     );
     assert_eq!(e.db.queue_depth(QueueName::Validate).await.unwrap(), 1);

@@ -5,11 +5,23 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
-use shared::consumer::process_batch;
-use shared::domain::{Action, Channel, Principal, ProvisionResult, Request, Status};
-use shared::ports::{RegistryError, StoreError, WorkItem};
-use shared::workflow::{Applied, StepError};
-use shared::App;
+use app::consumer::process_batch;
+use app::ports::{RegistryError, StoreError, WorkItem};
+use app::workflow::{Applied, StepError};
+use app::App;
+use domain::{Action, Channel, Principal, ProvisionResult, Request, Status};
+
+/// The app as the provision Lambda wires it: the org (or the trial org), mail and chat
+/// for outcomes. It sends to no queue, so it links no SQS client (the event source
+/// mapping receives and deletes).
+pub fn wire(lambda: &aws_adapter::Lambda) -> Result<App, app::config::ConfigError> {
+    let registry = chainguard::registry_or_trial(&lambda.settings, lambda.sdk.credentials_provider())?;
+    Ok(lambda
+        .app()
+        .with_notifier(lambda.notifier())
+        .with_registry(registry)
+        .with_chat(slack::from_settings(&lambda.settings)?))
+}
 
 pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
     process_batch(event, |item, attempt| provision(app, item, attempt)).await
@@ -23,7 +35,7 @@ fn actor() -> Principal {
 pub async fn provision(app: &App, item: WorkItem, attempt: u32) -> Result<(), StepError> {
     let mut r = app.load(item.request_id).await?;
     for _ in 0..8 {
-        let applied = match r.status {
+        let applied = match r.status() {
             Status::Approved => {
                 app.apply(
                     &r,
@@ -70,7 +82,7 @@ pub async fn provision(app: &App, item: WorkItem, attempt: u32) -> Result<(), St
         };
         r = match applied {
             Ok(Applied::Done(next)) => {
-                if next.status == Status::Provisioned {
+                if next.status() == Status::Provisioned {
                     app.tell_requester(&next).await;
                 }
                 next

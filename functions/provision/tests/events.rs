@@ -1,9 +1,9 @@
 //! The provision handler on the SQS events in `events/`.
 
+use app::workflow::Applied;
 use aws_lambda_events::event::sqs::SqsEvent;
-use shared::adapters::Embedded;
-use shared::domain::{Action, Channel, ImageRef, Justification, NewRequest, Principal, Request, Status};
-use shared::workflow::Applied;
+use domain::{Action, Channel, ImageRef, Justification, NewRequest, Principal, Request, Status};
+use embedded::Embedded;
 
 fn event(name: &str) -> SqsEvent {
     let text = std::fs::read_to_string(format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
@@ -21,7 +21,7 @@ async fn approved(e: &Embedded, id: &str) {
     };
     let (mut r, first) = Request::submit(new, id.parse().unwrap(), e.app.clock.now());
     e.app.store.create(&r, &first).await.unwrap();
-    for action in [Action::StartValidation, Action::Approve] {
+    for action in [Action::StartValidation, Action::AutoApprove] {
         let change = e.app.change(action, Principal::service("test"), Channel::System, None);
         let Applied::Done(next) = e.app.apply(&r, change, |_| {}).await.unwrap() else {
             panic!()
@@ -46,10 +46,11 @@ async fn an_approved_request_is_provisioned_once_even_when_delivered_twice() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(r.status, Status::Provisioned);
-    assert_eq!(r.result.unwrap().pull_string, "cgr.dev/example.com/redis:7.4");
+    assert_eq!(r.status(), Status::Provisioned);
+    assert_eq!(r.result.as_ref().unwrap().pull_string, "cgr.dev/example.com/redis:7.4");
     assert_eq!(
-        r.version, 5,
+        r.version(),
+        5,
         "submit, validating, approved, provisioning, provisioned: nothing twice"
     );
 }

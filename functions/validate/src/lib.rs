@@ -8,13 +8,25 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Duration;
 
-use shared::auth::token::ApprovalClaims;
-use shared::consumer::process_batch;
-use shared::domain::{Action, Change, Channel, Decision, Principal, ProvisionResult, Request, Verdict};
-use shared::notify;
-use shared::ports::{QueueName, StoreError, WorkItem};
-use shared::workflow::{Applied, StepError};
-use shared::App;
+use app::consumer::process_batch;
+use app::notify;
+use app::ports::{QueueName, StoreError, WorkItem};
+use app::workflow::{Applied, StepError};
+use app::App;
+use domain::auth::token::ApprovalClaims;
+use domain::{Action, Change, Channel, Decision, Principal, ProvisionResult, Request, Verdict};
+
+/// The app as the validate Lambda wires it: the live catalog and org (or the trial org),
+/// the provision queue, mail and chat for approvals and outcomes.
+pub fn wire(lambda: &aws_adapter::Lambda) -> Result<App, app::config::ConfigError> {
+    let registry = chainguard::registry_or_trial(&lambda.settings, lambda.sdk.credentials_provider())?;
+    Ok(lambda
+        .app()
+        .with_queue(lambda.queue())
+        .with_notifier(lambda.notifier())
+        .with_registry(registry)
+        .with_chat(slack::from_settings(&lambda.settings)?))
+}
 
 /// The Lambda handler (and the local consumer's): one SQS batch.
 pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
@@ -93,7 +105,7 @@ fn change(app: &App, action: Action, reason: Option<String>) -> Change {
 }
 
 async fn approve(app: &App, r: &Request, by: Principal, channel: Channel, why: String) -> Result<Applied, StoreError> {
-    let c = app.change(Action::Approve, by, channel, Some(why.clone()));
+    let c = app.change(Action::AutoApprove, by, channel, Some(why.clone()));
     let decision = Decision {
         by: c.actor.clone(),
         at: c.at,
@@ -108,9 +120,9 @@ async fn approve(app: &App, r: &Request, by: Principal, channel: Channel, why: S
 pub async fn validate(app: &App, item: WorkItem) -> Result<(), StepError> {
     let mut r = app.load(item.request_id).await?;
     for _ in 0..8 {
-        let applied = match r.status {
-            shared::domain::Status::Received => app.apply(&r, change(app, Action::StartValidation, None), |_| {}).await,
-            shared::domain::Status::Validating => match check(app, &r).await? {
+        let applied = match r.status() {
+            domain::Status::Received => app.apply(&r, change(app, Action::StartValidation, None), |_| {}).await,
+            domain::Status::Validating => match check(app, &r).await? {
                 Finding::Reject { reason, suggestions } => {
                     app.apply(&r, change(app, Action::Reject, Some(reason.clone())), |r| {
                         r.outcome = Some(reason);
@@ -132,7 +144,7 @@ pub async fn validate(app: &App, item: WorkItem) -> Result<(), StepError> {
                 Finding::PreApproved(by, why) => approve(app, &r, by, Channel::PullRequest, why).await,
             },
             // Approved by policy: make sure provisioning was queued (a crash may have come between).
-            shared::domain::Status::Approved => {
+            domain::Status::Approved => {
                 app.enqueue(QueueName::Provision, r.id, &item.trace_id).await?;
                 return Ok(());
             }
@@ -155,13 +167,13 @@ pub async fn validate(app: &App, item: WorkItem) -> Result<(), StepError> {
 
 /// What follows a committed finding: approval emails, or the requester's news.
 async fn after(app: &App, r: &Request) {
-    use shared::domain::Status as S;
-    match r.status {
+    use domain::Status as S;
+    match r.status() {
         S::PendingApproval => {
             send_approval_requests(app, r).await;
-            if let Some(slack) = &app.slack {
-                if let Err(e) = slack.post_approval(r).await {
-                    tracing::error!(request_id = %r.id, error = %e, "could not post the approval to Slack");
+            if let Some(chat) = &app.chat {
+                if let Err(e) = chat.post_approval(r).await {
+                    tracing::error!(request_id = %r.id, error = %e, "could not post the approval to chat");
                 }
             }
         }
@@ -215,11 +227,11 @@ pub async fn handle_any(app: &App, event: serde_json::Value) -> Result<serde_jso
 }
 
 /// Seconds the oldest pending approval has waited (0 when none waits).
-pub async fn oldest_pending_age(app: &App) -> Result<i64, shared::ports::StoreError> {
+pub async fn oldest_pending_age(app: &App) -> Result<i64, app::ports::StoreError> {
     let oldest = app
         .store
-        .list(&shared::ports::RequestQuery {
-            status: Some(shared::domain::Status::PendingApproval),
+        .list(&app::ports::RequestQuery {
+            status: Some(domain::Status::PendingApproval),
             limit: 1,
             ..Default::default()
         })

@@ -4,8 +4,8 @@ use lambda_runtime::{service_fn, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::telemetry::init();
-    let app = shared::adapters::aws::lambda_app().await?;
+    app::telemetry::init();
+    let app = validate::wire(&aws_adapter::Lambda::start().await?)?;
     let app = &app;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         validate::handle_any(app, event.payload)

@@ -1,9 +1,9 @@
 //! The validate handler on the SQS events in `events/`.
 
+use app::ports::QueueName;
 use aws_lambda_events::event::sqs::SqsEvent;
-use shared::adapters::Embedded;
-use shared::domain::{Channel, Environment, ImageRef, Justification, NewRequest, Request, Status};
-use shared::ports::QueueName;
+use domain::{Channel, Environment, ImageRef, Justification, NewRequest, Request, Status};
+use embedded::Embedded;
 
 fn event(name: &str) -> SqsEvent {
     let text = std::fs::read_to_string(format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
@@ -24,7 +24,7 @@ async fn stored(e: &Embedded, id: &str, image: &str, env: Option<Environment>) {
 }
 
 async fn status(e: &Embedded, id: &str) -> Status {
-    e.app.store.get(id.parse().unwrap()).await.unwrap().unwrap().status
+    e.app.store.get(id.parse().unwrap()).await.unwrap().unwrap().status()
 }
 
 #[tokio::test]

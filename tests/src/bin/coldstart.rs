@@ -11,16 +11,16 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use app::config::{LocalCredentials, Settings};
+use aws_adapter::{setup, AwsNames};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine;
+use domain::auth::client::{sign, CLIENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use serde_json::{json, Value};
-use shared::adapters::aws::{setup, AwsNames};
-use shared::auth::client::{sign, CLIENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use shared::config::{LocalCredentials, Settings};
 
 #[derive(Default)]
 struct Rt {

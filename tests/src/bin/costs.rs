@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use app::config::Settings;
+use aws_adapter::setup;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
@@ -16,8 +18,6 @@ use axum::Router;
 use cgr_request::server::{self, Backend, Options};
 use pipeline_tests::aws as harness;
 use serde_json::json;
-use shared::adapters::aws::setup;
-use shared::config::Settings;
 
 type Counts = Arc<Mutex<BTreeMap<String, u64>>>;
 
@@ -109,7 +109,7 @@ async fn main() {
         "security-lead@example.com".to_string(),
     ];
     let (names, mail) = harness::create(&direct, &harness::unique_prefix(), 5, 30, &approvers).await;
-    let store = shared::adapters::aws::dynamo::DynamoStore::new(
+    let store = aws_adapter::dynamo::DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&direct),
         &names.requests_table,
         &names.audit_table,
@@ -133,18 +133,18 @@ async fn main() {
     let clients = &running.app.settings.clients;
     let dev = clients.iter().find(|c| c.id == "dev").unwrap();
     let api = cgr_request::client::ApiClient::new(&base, &dev.id, &dev.secret);
-    let catalog = shared::catalog::Catalog::embedded();
+    let catalog = domain::Catalog::embedded();
     let mut images = catalog.names().iter().step_by(5);
 
     let n = 20;
-    use shared::ports::RequestStore;
+    use app::ports::RequestStore;
     let wait = |id: String| {
         let store = store.clone();
         async move {
             loop {
                 let r = store.get(id.parse().unwrap()).await.unwrap().unwrap();
-                if r.status.is_terminal() {
-                    return r.status;
+                if r.status().is_terminal() {
+                    return r.status();
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
@@ -171,7 +171,7 @@ async fn main() {
             if env.is_none() {
                 loop {
                     let r = store.get(id.parse().unwrap()).await.unwrap().unwrap();
-                    if r.status == shared::domain::Status::PendingApproval {
+                    if r.status() == domain::Status::PendingApproval {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -201,7 +201,7 @@ async fn main() {
                     .unwrap();
             }
             let status = wait(id).await;
-            assert_eq!(status, shared::domain::Status::Provisioned);
+            assert_eq!(status, domain::Status::Provisioned);
         }
         // Let the last deletes land.
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -14,11 +14,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use app::config::Settings;
 use cgr_request::server::{self, Options};
+use domain::auth::client::sign;
+use domain::Status;
 use serde_json::{json, Value};
-use shared::auth::client::sign;
-use shared::config::Settings;
-use shared::domain::Status;
 
 fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -114,7 +114,7 @@ async fn main() {
             c.query_row("SELECT COUNT(*), COUNT(DISTINCT id) FROM requests", [], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
             })
-            .map_err(|e| shared::ports::StoreError::Unavailable(e.to_string()))
+            .map_err(|e| app::ports::StoreError::Unavailable(e.to_string()))
         })
         .await
         .map(|(n, distinct)| {
@@ -131,18 +131,8 @@ async fn main() {
 
     // ---- pipeline overhead (after the load has drained)
     for _ in 0..6000 {
-        if running
-            .db
-            .queue_depth(shared::ports::QueueName::Validate)
-            .await
-            .unwrap()
-            == 0
-            && running
-                .db
-                .queue_depth(shared::ports::QueueName::Provision)
-                .await
-                .unwrap()
-                == 0
+        if running.db.queue_depth(app::ports::QueueName::Validate).await.unwrap() == 0
+            && running.db.queue_depth(app::ports::QueueName::Provision).await.unwrap() == 0
         {
             break;
         }
@@ -152,7 +142,7 @@ async fn main() {
     let n = 50;
     let mut stages: Vec<Vec<f64>> = vec![vec![]; 5];
     // A different catalog image each time, so each is really provisioned.
-    let catalog = shared::catalog::Catalog::embedded();
+    let catalog = domain::Catalog::embedded();
     let images: Vec<&String> = catalog
         .names()
         .iter()
@@ -172,12 +162,12 @@ async fn main() {
         let id = v["id"].as_str().unwrap().to_string();
         let r = loop {
             let r = running.app.store.get(id.parse().unwrap()).await.unwrap().unwrap();
-            if r.status.is_terminal() {
+            if r.status().is_terminal() {
                 break r;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         };
-        assert_eq!(r.status, Status::Provisioned, "{id} ended {}", r.status);
+        assert_eq!(r.status(), Status::Provisioned, "{id} ended {}", r.status());
         let events = running.app.audit.timeline(r.id).await.unwrap();
         let at = |s: Status| events.iter().find(|e| e.to == s).map(|e| e.at);
         let ms = |a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono::Utc>| {

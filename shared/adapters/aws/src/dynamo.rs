@@ -1,0 +1,544 @@
+//! The request store and audit log on DynamoDB.
+//!
+//! Requests table, key `pk` (the request id). Every ops question is one Query on an index:
+//!
+//! | index | partition | sort | answers |
+//! | --- | --- | --- | --- |
+//! | `by_status` | `status` | `created_at` | pending approvals oldest first; any status |
+//! | `by_requester` | `requester` | `created_at` | a requester's requests, newest first |
+//! | `by_image` | `image_name` | `created_at` | requests for an image |
+//! | `by_time` | `all` (always `REQ`) | `created_at` | by day or time range |
+//! | `by_approver` | `decided_by` (set once decided) | `decided_at` | decisions by approver |
+//! | `open` | `open` (`OPEN` while non-terminal, removed after) | `updated_at` | stuck requests |
+//!
+//! Audit table, key `request_id` + `seq`, append-only (the code only puts and queries):
+//! `by_actor` (`actor`, `at_key`) and `by_day` (`day`, `at_key`).
+//!
+//! Refused attempts are kept beside the chain, under `request_id = refused#<id>` (no
+//! `at_key`, so the indexes, which hold chain events only, leave them out).
+//!
+//! Idempotency keys live in the requests table as `pk = idem#<client>:<key>` with a `ttl`,
+//! and approval-link uses as `pk = claim#<key>` with a `ttl`; reads and conditions treat
+//! an item past its `ttl` as absent, since TTL deletion lags by days.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_dynamo::{from_item, to_item};
+
+use app::ports::{effective_limit, AuditLog, AuditQuery, Created, RequestQuery, RequestStore, StoreError};
+use domain::{timestamp as ts, AuditEvent, BadRequestId, Refusal, Request, RequestId, Status, Transition};
+
+/// How long an idempotency key holds.
+pub const IDEMPOTENCY_TTL_HOURS: i64 = 24;
+
+pub const BY_STATUS: &str = "by_status";
+pub const BY_REQUESTER: &str = "by_requester";
+pub const BY_IMAGE: &str = "by_image";
+pub const BY_TIME: &str = "by_time";
+pub const BY_APPROVER: &str = "by_approver";
+pub const OPEN: &str = "open";
+pub const BY_ACTOR: &str = "by_actor";
+pub const BY_DAY: &str = "by_day";
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    requests: String,
+    audit: String,
+}
+
+/// A request as stored: the index attributes at the top level, the whole record in `request`.
+#[derive(Serialize, Deserialize)]
+struct RequestItem {
+    pk: String,
+    status: Status,
+    version: u64,
+    requester: String,
+    image_name: String,
+    created_at: String,
+    updated_at: String,
+    all: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    open: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    decided_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    decided_at: Option<String>,
+    request: Request,
+}
+
+impl RequestItem {
+    fn new(r: &Request) -> Self {
+        RequestItem {
+            pk: r.id.to_string(),
+            status: r.status(),
+            version: r.version(),
+            requester: r.requester.to_string(),
+            image_name: r.image.name().to_string(),
+            created_at: ts(r.created_at),
+            updated_at: ts(r.updated_at),
+            all: "REQ".into(),
+            open: (!r.status().is_terminal()).then(|| "OPEN".into()),
+            decided_by: r.decision.as_ref().map(|d| d.by.to_string()),
+            decided_at: r.decision.as_ref().map(|d| ts(d.at)),
+            request: r.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct IdempotencyItem {
+    pk: String,
+    request_id: String,
+    /// Unix seconds; DynamoDB's TTL deletes the item some time after.
+    ttl: i64,
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn audit_item(e: &AuditEvent) -> Result<Item, StoreError> {
+    let mut item: Item = to_item(e).map_err(corrupt)?;
+    item.insert("at_key".into(), s(ts(e.at)));
+    item.insert("day".into(), s(e.at.format("%Y-%m-%d").to_string()));
+    Ok(item)
+}
+
+fn put(table: &str, item: Item, condition: &str) -> Result<Put, StoreError> {
+    Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression(condition)
+        .build()
+        .map_err(unavailable)
+}
+
+/// A cancelled transaction whose conditions failed is a conflict; anything else is an outage.
+fn classify(e: SdkError<TransactWriteItemsError>) -> StoreError {
+    match e.into_service_error() {
+        TransactWriteItemsError::TransactionCanceledException(c) => {
+            let reasons = c.cancellation_reasons();
+            let conditional = reasons.is_empty() || reasons.iter().any(|r| r.code() == Some("ConditionalCheckFailed"));
+            if conditional {
+                StoreError::Conflict
+            } else {
+                unavailable(format!(
+                    "transaction cancelled: {:?}",
+                    reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
+                ))
+            }
+        }
+        other => unavailable(other),
+    }
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, requests_table: &str, audit_table: &str) -> Self {
+        DynamoStore {
+            client,
+            requests: requests_table.into(),
+            audit: audit_table.into(),
+        }
+    }
+
+    async fn live_idempotency(&self, key: &str, now: DateTime<Utc>) -> Result<Option<RequestId>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.requests)
+            .key("pk", s(format!("idem#{key}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        let Some(item) = out.item else { return Ok(None) };
+        let idem: IdempotencyItem = from_item(item).map_err(corrupt)?;
+        // TTL deletion lags by days: an expired key is no key.
+        if idem.ttl <= now.timestamp() {
+            return Ok(None);
+        }
+        idem.request_id.parse().map(Some).map_err(|e: BadRequestId| corrupt(e))
+    }
+
+    /// Every item of one audit-table partition (a request's events, or its refusals).
+    async fn audit_partition(&self, key: String) -> Result<Vec<Item>, StoreError> {
+        self.all_pages(
+            self.client
+                .query()
+                .table_name(&self.audit)
+                .key_condition_expression("request_id = :id")
+                .expression_attribute_values(":id", s(key))
+                .consistent_read(true),
+        )
+        .await
+    }
+
+    /// Every item a query matches, page by page.
+    async fn all_pages(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
+        query
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))
+    }
+
+    /// Runs a query page by page until `limit` items are collected.
+    async fn query_requests(
+        &self,
+        index: &str,
+        key_condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+        filter: Option<String>,
+        newest_first: bool,
+        limit: usize,
+    ) -> Result<Vec<Request>, StoreError> {
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.requests)
+            .index_name(index)
+            .key_condition_expression(key_condition)
+            .scan_index_forward(!newest_first)
+            .limit(limit.min(1000) as i32);
+        if let Some(f) = &filter {
+            q = q.filter_expression(f);
+        }
+        for (k, v) in &values {
+            q = q.expression_attribute_values(*k, v.clone());
+        }
+        if key_condition.contains("#status") || filter.as_deref().is_some_and(|f| f.contains("#status")) {
+            q = q.expression_attribute_names("#status", "status");
+        }
+        if key_condition.contains("#all") {
+            q = q.expression_attribute_names("#all", "all");
+        }
+        if key_condition.contains("#open") {
+            q = q.expression_attribute_names("#open", "open");
+        }
+        let mut items = q.into_paginator().items().send();
+        let mut out = vec![];
+        while let Some(item) = items.next().await {
+            let r: RequestItem = from_item(item.map_err(|e| unavailable(e.into_service_error()))?).map_err(corrupt)?;
+            out.push(r.request);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl RequestStore for DynamoStore {
+    async fn claim_once(&self, key: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.requests)
+            .item("pk", s(format!("claim#{key}")))
+            .item("ttl", AttributeValue::N(until.timestamp().to_string()))
+            .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":now", AttributeValue::N(now.timestamp().to_string()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) => match e.into_service_error() {
+                PutItemError::ConditionalCheckFailedException(_) => Ok(false),
+                other => Err(unavailable(other)),
+            },
+        }
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.requests)
+            .key("pk", s(format!("claim#{key}")))
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn create(&self, request: &Request, event: &AuditEvent) -> Result<Created, StoreError> {
+        let item: Item = to_item(RequestItem::new(request)).map_err(corrupt)?;
+        let mut tx = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(put(&self.requests, item, "attribute_not_exists(pk)")?)
+                    .build(),
+            )
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(put(
+                        &self.audit,
+                        audit_item(event)?,
+                        "attribute_not_exists(request_id)",
+                    )?)
+                    .build(),
+            );
+        if let Some(key) = &request.idempotency_key {
+            let idem = IdempotencyItem {
+                pk: format!("idem#{key}"),
+                request_id: request.id.to_string(),
+                ttl: (request.created_at + Duration::hours(IDEMPOTENCY_TTL_HOURS)).timestamp(),
+            };
+            let p = Put::builder()
+                .table_name(&self.requests)
+                .set_item(Some(to_item(idem).map_err(corrupt)?))
+                .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
+                .expression_attribute_names("#ttl", "ttl")
+                // The request's own time: a key expired then is free for it.
+                .expression_attribute_values(":now", AttributeValue::N(request.created_at.timestamp().to_string()))
+                .build()
+                .map_err(unavailable)?;
+            tx = tx.transact_items(TransactWriteItem::builder().put(p).build());
+        }
+        match tx.send().await.map_err(classify) {
+            Ok(_) => Ok(Created::New(request.clone())),
+            Err(StoreError::Conflict) => {
+                let key = request.idempotency_key.as_deref().ok_or(StoreError::Conflict)?;
+                let id = self
+                    .live_idempotency(key, request.created_at)
+                    .await?
+                    .ok_or(StoreError::Conflict)?;
+                let existing = self
+                    .get(id)
+                    .await?
+                    .ok_or_else(|| corrupt(format!("idempotency key names missing {id}")))?;
+                Ok(Created::Existing(existing))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get(&self, id: RequestId) -> Result<Option<Request>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.requests)
+            .key("pk", s(id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        out.item
+            .map(|item| from_item::<_, RequestItem>(item).map(|r| r.request).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn commit(&self, t: &Transition) -> Result<(), StoreError> {
+        let item: Item = to_item(RequestItem::new(&t.request)).map_err(corrupt)?;
+        let guarded = Put::builder()
+            .table_name(&self.requests)
+            .set_item(Some(item))
+            .condition_expression("#status = :expected_status AND version = :expected_version")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":expected_status", s(t.expected_status.as_str()))
+            .expression_attribute_values(":expected_version", AttributeValue::N(t.expected_version.to_string()))
+            .build()
+            .map_err(unavailable)?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(guarded).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(put(
+                        &self.audit,
+                        audit_item(&t.event)?,
+                        "attribute_not_exists(request_id)",
+                    )?)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn list(&self, q: &RequestQuery) -> Result<Vec<Request>, StoreError> {
+        let limit = effective_limit(q.limit);
+        let mut values: Vec<(&str, AttributeValue)> = vec![];
+        let mut filters: Vec<String> = vec![];
+        // The most selective index first; everything else the query asks becomes a filter.
+        let (index, mut key, newest_first) = if let Some(cut) = q.updated_before {
+            values.push((":open", s("OPEN")));
+            values.push((":cut", s(ts(cut))));
+            (OPEN, "#open = :open AND updated_at < :cut".to_string(), false)
+        } else if let Some(p) = &q.decided_by {
+            values.push((":who", s(p.to_string())));
+            (BY_APPROVER, "decided_by = :who".to_string(), true)
+        } else if let Some(p) = &q.requester {
+            values.push((":who", s(p.to_string())));
+            (BY_REQUESTER, "requester = :who".to_string(), true)
+        } else if let Some(i) = &q.image {
+            values.push((":img", s(i.clone())));
+            (BY_IMAGE, "image_name = :img".to_string(), true)
+        } else if let Some(st) = q.status {
+            values.push((":st", s(st.as_str())));
+            (BY_STATUS, "#status = :st".to_string(), st != Status::PendingApproval)
+        } else {
+            values.push((":all", s("REQ")));
+            (BY_TIME, "#all = :all".to_string(), true)
+        };
+        let mut range = vec![];
+        if let Some(t) = q.created_after {
+            values.push((":after", s(ts(t))));
+            range.push("created_at >= :after");
+        }
+        if let Some(t) = q.created_before {
+            values.push((":before", s(ts(t))));
+            range.push("created_at < :before");
+        }
+        let sorts_by_created = index != OPEN && index != BY_APPROVER;
+        match (sorts_by_created, range.as_slice()) {
+            // A key condition allows one range on the sort key: BETWEEN, then drop the upper bound by filter.
+            (true, [_, _]) => {
+                key = format!("{key} AND created_at BETWEEN :after AND :before");
+                filters.push("created_at < :before".into());
+            }
+            (true, [one]) => key = format!("{key} AND {one}"),
+            _ => filters.extend(range.iter().map(|r| r.to_string())),
+        }
+        if let (Some(st), true) = (q.status, index != BY_STATUS) {
+            values.push((":fst", s(st.as_str())));
+            filters.push("#status = :fst".into());
+        }
+        if let (Some(p), true) = (&q.requester, index != BY_REQUESTER) {
+            values.push((":freq", s(p.to_string())));
+            filters.push("requester = :freq".into());
+        }
+        if let (Some(i), true) = (&q.image, index != BY_IMAGE) {
+            values.push((":fimg", s(i.clone())));
+            filters.push("image_name = :fimg".into());
+        }
+        let filter = (!filters.is_empty()).then(|| filters.join(" AND "));
+        self.query_requests(index, &key, values, filter, newest_first, limit)
+            .await
+    }
+}
+
+/// A refused attempt as stored in the audit table.
+#[derive(Serialize, Deserialize)]
+struct RefusalItem {
+    request_id: String,
+    /// Milliseconds, times 1,000, plus a random tail: unique without a counter to contend on.
+    seq: u64,
+    refusal: Refusal,
+}
+
+fn refusals_key(id: RequestId) -> String {
+    format!("refused#{id}")
+}
+
+#[async_trait]
+impl AuditLog for DynamoStore {
+    async fn refused(&self, r: &Refusal) -> Result<(), StoreError> {
+        let item = RefusalItem {
+            request_id: refusals_key(r.request_id),
+            seq: r.at.timestamp_millis().max(0) as u64 * 1000 + u64::from(rand::random::<u16>() % 1000),
+            refusal: r.clone(),
+        };
+        self.client
+            .put_item()
+            .table_name(&self.audit)
+            .set_item(Some(to_item(item).map_err(corrupt)?))
+            .condition_expression("attribute_not_exists(request_id)")
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn refusals(&self, id: RequestId) -> Result<Vec<Refusal>, StoreError> {
+        let items = self.audit_partition(refusals_key(id)).await?;
+        items
+            .into_iter()
+            .map(|i| from_item::<_, RefusalItem>(i).map(|r| r.refusal).map_err(corrupt))
+            .collect()
+    }
+
+    async fn timeline(&self, id: RequestId) -> Result<Vec<AuditEvent>, StoreError> {
+        let items = self.audit_partition(id.to_string()).await?;
+        items.into_iter().map(|i| from_item(i).map_err(corrupt)).collect()
+    }
+
+    async fn query(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        let limit = effective_limit(q.limit);
+        let since = q.since.map(ts).unwrap_or_else(|| "0000".into());
+        let until = q.until.map(ts).unwrap_or_else(|| "9999".into());
+        // One partition per actor; without an actor, one per day, newest day first.
+        let partitions: Vec<(&str, &str, String)> = match &q.actor {
+            Some(a) => vec![(BY_ACTOR, "actor", a.to_string())],
+            None => {
+                let last = q.until.unwrap_or_else(Utc::now).date_naive();
+                let first = q.since.map_or(last - Duration::days(30), |d| d.date_naive());
+                let mut days = vec![];
+                let mut d = last;
+                while d >= first && days.len() < 366 {
+                    days.push((BY_DAY, "day", d.format("%Y-%m-%d").to_string()));
+                    d -= Duration::days(1);
+                }
+                days
+            }
+        };
+        let mut out: Vec<AuditEvent> = vec![];
+        for (index, attr, value) in partitions {
+            let mut items = self
+                .client
+                .query()
+                .table_name(&self.audit)
+                .index_name(index)
+                .key_condition_expression("#p = :p AND at_key BETWEEN :since AND :until")
+                .expression_attribute_names("#p", attr)
+                .expression_attribute_values(":p", s(value.clone()))
+                .expression_attribute_values(":since", s(since.clone()))
+                .expression_attribute_values(":until", s(until.clone()))
+                .scan_index_forward(false)
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(item) = items.next().await {
+                let e: AuditEvent =
+                    from_item(item.map_err(|e| unavailable(e.into_service_error()))?).map_err(corrupt)?;
+                // BETWEEN is inclusive; `until` is not.
+                if q.until.is_some_and(|u| e.at >= u) {
+                    continue;
+                }
+                out.push(e);
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+}

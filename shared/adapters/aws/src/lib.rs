@@ -1,0 +1,175 @@
+//! The AWS adapters: DynamoDB (requests and audit), SQS (work queues), SNS (approval and
+//! outcome messages), SSM Parameter Store (secrets). Every client is built from one
+//! `SdkConfig`, so `AWS_ENDPOINT_URL` points them all at an emulator without code changes.
+//!
+//! SQS and SNS are features: each Lambda enables the clients it calls and links no
+//! other (ARCHITECTURE.md, "Which Lambda links what").
+
+pub mod dynamo;
+#[cfg(feature = "setup")]
+pub mod setup;
+#[cfg(feature = "sns")]
+pub mod sns;
+#[cfg(feature = "sqs")]
+pub mod sqs;
+
+use std::sync::Arc;
+
+use app::config::{ConfigError, LocalCredentials, Settings};
+use app::ports::SystemClock;
+use app::App;
+use aws_config::{BehaviorVersion, SdkConfig};
+
+/// Where this deployment's resources are, from the functions' environment.
+#[derive(Debug, Clone)]
+pub struct AwsNames {
+    pub requests_table: String,
+    pub audit_table: String,
+    pub queues: QueueUrls,
+    pub approvals_topic: String,
+    pub notifications_topic: String,
+}
+
+/// The work queues and their dead-letter queues.
+#[derive(Debug, Clone)]
+pub struct QueueUrls {
+    pub validate: String,
+    pub provision: String,
+    pub validate_dlq: Option<String>,
+    pub provision_dlq: Option<String>,
+}
+
+fn var(name: &'static str) -> Result<String, ConfigError> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or(ConfigError::Env(
+            name,
+            String::new(),
+            "is required when running on AWS".into(),
+        ))
+}
+
+impl AwsNames {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(AwsNames {
+            requests_table: var("REQUESTS_TABLE")?,
+            audit_table: var("AUDIT_TABLE")?,
+            queues: QueueUrls {
+                validate: var("VALIDATE_QUEUE_URL")?,
+                provision: var("PROVISION_QUEUE_URL")?,
+                validate_dlq: var("VALIDATE_DLQ_URL").ok(),
+                provision_dlq: var("PROVISION_DLQ_URL").ok(),
+            },
+            approvals_topic: var("APPROVALS_TOPIC_ARN")?,
+            notifications_topic: var("NOTIFICATIONS_TOPIC_ARN")?,
+        })
+    }
+}
+
+/// The SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`).
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// Reads client secrets and link-signing keys from an SSM SecureString parameter holding
+/// the JSON of `credentials.json`, into settings that lack them.
+pub async fn load_secrets(sdk: &SdkConfig, parameter: &str, mut settings: Settings) -> Result<Settings, ConfigError> {
+    let text = self::parameter(sdk, parameter, true).await?;
+    let creds: LocalCredentials = serde_json::from_str(&text)
+        .map_err(|e| ConfigError::Invalid(format!("SSM parameter {parameter} is not credentials JSON: {e}")))?;
+    if settings.clients.is_empty() {
+        settings.clients = creds.clients;
+    }
+    if settings.approval_keys.is_none() {
+        settings.approval_keys = Some(creds.approval_keys);
+    }
+    settings.add_slack_secrets(creds.slack);
+    settings.check()?;
+    Ok(settings)
+}
+
+async fn parameter(sdk: &SdkConfig, name: &str, decrypt: bool) -> Result<String, ConfigError> {
+    let out = aws_sdk_ssm::Client::new(sdk)
+        .get_parameter()
+        .name(name)
+        .with_decryption(decrypt)
+        .send()
+        .await
+        .map_err(|e| ConfigError::Invalid(format!("reading SSM parameter {name}: {}", e.into_service_error())))?;
+    Ok(out.parameter.and_then(|p| p.value).unwrap_or_default())
+}
+
+/// The DynamoDB store and audit log.
+pub fn store(sdk: &SdkConfig, names: &AwsNames) -> Arc<dynamo::DynamoStore> {
+    Arc::new(dynamo::DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        &names.requests_table,
+        &names.audit_table,
+    ))
+}
+
+#[cfg(feature = "sqs")]
+pub fn queue(sdk: &SdkConfig, names: &AwsNames) -> Arc<sqs::SqsQueue> {
+    Arc::new(sqs::SqsQueue::new(aws_sdk_sqs::Client::new(sdk), names.queues.clone()))
+}
+
+#[cfg(feature = "sns")]
+pub fn notifier(sdk: &SdkConfig, names: &AwsNames) -> Arc<sns::SnsNotifier> {
+    Arc::new(sns::SnsNotifier::new(
+        aws_sdk_sns::Client::new(sdk),
+        &names.approvals_topic,
+        &names.notifications_topic,
+    ))
+}
+
+/// What each Lambda's `main` starts from, once per cold start: settings from the
+/// environment, secrets and the public URL from SSM, the SDK configuration. The function
+/// then wires the adapters it uses into [`Lambda::app`] and nothing else.
+pub struct Lambda {
+    pub sdk: SdkConfig,
+    pub names: AwsNames,
+    pub settings: Settings,
+}
+
+impl Lambda {
+    pub async fn start() -> Result<Lambda, ConfigError> {
+        let settings = Settings::load()?;
+        let names = AwsNames::from_env()?;
+        let sdk = sdk_config().await;
+        // The API's URL lives in a parameter the stack writes: the functions cannot name the
+        // API in their own environment without a dependency cycle in the template. Both reads
+        // at once: each is a round trip paid by every cold start.
+        let url_parameter = var("PUBLIC_URL_PARAMETER")
+            .ok()
+            .filter(|_| settings.public_url.is_none());
+        let public_url = async {
+            match &url_parameter {
+                Some(name) => parameter(&sdk, name, false).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let secrets = var("SECRETS_PARAMETER")?;
+        let (mut settings, public_url) = tokio::try_join!(load_secrets(&sdk, &secrets, settings), public_url)?;
+        if public_url.is_some() {
+            settings.public_url = public_url;
+        }
+        Ok(Lambda { sdk, names, settings })
+    }
+
+    /// The app on DynamoDB with the system clock; add the other ports the function uses.
+    pub fn app(&self) -> App {
+        let store = store(&self.sdk, &self.names);
+        App::new(store.clone(), store, self.settings.clone(), Arc::new(SystemClock))
+    }
+
+    #[cfg(feature = "sqs")]
+    pub fn queue(&self) -> Arc<sqs::SqsQueue> {
+        queue(&self.sdk, &self.names)
+    }
+
+    #[cfg(feature = "sns")]
+    pub fn notifier(&self) -> Arc<sns::SnsNotifier> {
+        notifier(&self.sdk, &self.names)
+    }
+}

@@ -1,0 +1,132 @@
+//! The work queues on SQS. Messages carry the request id and trace id as message
+//! attributes too, so they can be read (and filtered) without parsing the body.
+
+use async_trait::async_trait;
+use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::Client;
+
+use crate::QueueUrls;
+use app::consumer::{Delivery, MessageSource};
+use app::ports::{Queue, QueueError, QueueName, WorkItem};
+
+#[derive(Clone)]
+pub struct SqsQueue {
+    client: Client,
+    urls: QueueUrls,
+}
+
+fn attr(v: &str) -> MessageAttributeValue {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(v)
+        .build()
+        .expect("data type is set")
+}
+
+impl SqsQueue {
+    pub fn new(client: Client, urls: QueueUrls) -> Self {
+        SqsQueue { client, urls }
+    }
+
+    pub fn url(&self, q: QueueName) -> &str {
+        match q {
+            QueueName::Validate => &self.urls.validate,
+            QueueName::Provision => &self.urls.provision,
+        }
+    }
+
+    fn dlq(&self, q: QueueName) -> Option<&str> {
+        match q {
+            QueueName::Validate => self.urls.validate_dlq.as_deref(),
+            QueueName::Provision => self.urls.provision_dlq.as_deref(),
+        }
+    }
+
+    async fn count(&self, url: &str) -> Result<usize, QueueError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|e| QueueError(e.into_service_error().to_string()))?;
+        let attrs = out.attributes.unwrap_or_default();
+        let n = |k: QueueAttributeName| attrs.get(&k).and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+        Ok(n(QueueAttributeName::ApproximateNumberOfMessages)
+            + n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
+    }
+}
+
+#[async_trait]
+impl Queue for SqsQueue {
+    async fn send(&self, queue: QueueName, item: &WorkItem) -> Result<(), QueueError> {
+        self.client
+            .send_message()
+            .queue_url(self.url(queue))
+            .message_body(serde_json::to_string(item).expect("work items serialise"))
+            .message_attributes("request_id", attr(&item.request_id.to_string()))
+            .message_attributes("trace_id", attr(&item.trace_id))
+            .send()
+            .await
+            .map_err(|e| QueueError(e.into_service_error().to_string()))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MessageSource for SqsQueue {
+    async fn receive(&self, queue: QueueName, max: usize) -> Result<Vec<Delivery>, QueueError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(self.url(queue))
+            .max_number_of_messages(max.clamp(1, 10) as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .message_attribute_names("All")
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .map_err(|e| QueueError(e.into_service_error().to_string()))?;
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| {
+                let attrs = m.attributes.unwrap_or_default();
+                let get = |k: MessageSystemAttributeName| attrs.get(&k).and_then(|v| v.parse().ok());
+                Delivery {
+                    message_id: m.message_id.unwrap_or_default(),
+                    receipt: m.receipt_handle.unwrap_or_default(),
+                    body: m.body.unwrap_or_default(),
+                    receive_count: get(MessageSystemAttributeName::ApproximateReceiveCount).unwrap_or(1) as u32,
+                    sent_at_ms: get(MessageSystemAttributeName::SentTimestamp).unwrap_or(0),
+                }
+            })
+            .collect())
+    }
+
+    async fn delete(&self, queue: QueueName, receipt: &str) -> Result<(), QueueError> {
+        self.client
+            .delete_message()
+            .queue_url(self.url(queue))
+            .receipt_handle(receipt)
+            .send()
+            .await
+            .map_err(|e| QueueError(e.into_service_error().to_string()))?;
+        Ok(())
+    }
+
+    async fn dead_letters(&self, queue: QueueName) -> Result<usize, QueueError> {
+        match self.dlq(queue) {
+            Some(url) => self.count(url).await,
+            None => Ok(0),
+        }
+    }
+
+    async fn depth(&self, queue: QueueName) -> Result<usize, QueueError> {
+        self.count(self.url(queue)).await
+    }
+}

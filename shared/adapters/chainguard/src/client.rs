@@ -1,0 +1,332 @@
+//! The Chainguard registry API client, and the `Registry` port on it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use tokio::sync::Mutex;
+
+use super::auth::{AuthError, Tokens};
+use super::types::{Entitlements, Items, Repo, RpcStatus, SyncConfig, Tag};
+use app::ports::{self, Registry, RegistryError};
+use domain::Catalog;
+
+/// The Chainguard group whose repos are the public catalog.
+pub const CATALOG_GROUP: &str = "720909c9f5279097d847ad02a2f24ba8f59de36a";
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub api_url: String,
+    /// The organization's UIDP (40 hex characters).
+    pub org_id: String,
+    /// Its name, as in `cgr.dev/<name>/…`.
+    pub org_name: String,
+    /// Per HTTP call.
+    pub timeout: Duration,
+    pub catalog_ttl: Duration,
+    /// Tries per call for retryable failures, within `retry_budget`.
+    pub attempts: u32,
+    pub base_delay: Duration,
+    pub retry_budget: Duration,
+}
+
+impl Options {
+    pub fn new(api_url: &str, org_id: &str, org_name: &str) -> Self {
+        Options {
+            api_url: api_url.trim_end_matches('/').to_string(),
+            org_id: org_id.to_string(),
+            org_name: org_name.to_string(),
+            timeout: Duration::from_secs(10),
+            catalog_ttl: Duration::from_secs(15 * 60),
+            attempts: 4,
+            base_delay: Duration::from_millis(200),
+            retry_budget: Duration::from_secs(20),
+        }
+    }
+}
+
+/// One failed call, before it is classified for the queue.
+#[derive(Debug)]
+enum CallError {
+    Status(StatusCode, String),
+    Transport(String),
+    Auth(AuthError),
+}
+
+impl CallError {
+    fn retryable(&self) -> bool {
+        match self {
+            CallError::Status(s, msg) => {
+                s.is_server_error()
+                    // Shortly after a role binding, permissions take a moment to apply.
+                    || *s == StatusCode::FORBIDDEN
+                    || (*s == StatusCode::TOO_MANY_REQUESTS && !at_repo_limit(msg))
+            }
+            CallError::Transport(_) => true,
+            CallError::Auth(a) => matches!(a, AuthError::Retryable(_)),
+        }
+    }
+
+    fn into_registry(self) -> RegistryError {
+        let retry = self.retryable();
+        let text = match self {
+            CallError::Status(s, msg) if msg.is_empty() => format!("Chainguard API answered {}", s.as_u16()),
+            CallError::Status(s, msg) => format!("Chainguard API answered {}: {msg}", s.as_u16()),
+            CallError::Transport(e) => format!("Chainguard API unreachable: {e}"),
+            CallError::Auth(e) => e.to_string(),
+        };
+        if retry {
+            RegistryError::Retryable(text)
+        } else {
+            RegistryError::Permanent(text)
+        }
+    }
+}
+
+fn at_repo_limit(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    m.contains("limit") && (m.contains("repo") || m.contains("image"))
+}
+
+pub struct Chainguard {
+    opts: Options,
+    http: reqwest::Client,
+    tokens: Tokens,
+    catalog: Mutex<Option<(Instant, Arc<Catalog>)>>,
+}
+
+impl Chainguard {
+    pub fn new(opts: Options, tokens: Tokens, http: reqwest::Client) -> Self {
+        Chainguard {
+            opts,
+            http,
+            tokens,
+            catalog: Mutex::new(None),
+        }
+    }
+
+    /// An HTTP client with the timeouts every call needs.
+    pub fn http_client(timeout: Duration) -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("image-request/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a TLS backend is compiled in")
+    }
+
+    /// One call, with a fresh token once after a 401.
+    async fn once<T: DeserializeOwned>(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, CallError> {
+        let mut refreshed = false;
+        loop {
+            let token = self.tokens.get().await.map_err(CallError::Auth)?;
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.opts.api_url))
+                .bearer_auth(token)
+                .header("accept", "application/json");
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| CallError::Transport(e.without_url().to_string()))?;
+            let status = resp.status();
+            if status == StatusCode::UNAUTHORIZED && !refreshed {
+                tracing::warn!("Chainguard API answered 401; exchanging a new token once");
+                self.tokens.invalidate().await;
+                refreshed = true;
+                continue;
+            }
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| CallError::Transport(e.without_url().to_string()))?;
+            if !status.is_success() {
+                let msg = serde_json::from_slice::<RpcStatus>(&bytes)
+                    .map(|s| s.message)
+                    .unwrap_or_default();
+                return Err(CallError::Status(status, msg));
+            }
+            let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+                b"{}"
+            } else {
+                &bytes
+            };
+            return serde_json::from_slice(text).map_err(|e| {
+                CallError::Status(StatusCode::BAD_GATEWAY, format!("unreadable answer from {path}: {e}"))
+            });
+        }
+    }
+
+    /// A call with jittered exponential backoff for retryable failures, inside the budget.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, CallError> {
+        let started = Instant::now();
+        let budget = self.opts.retry_budget;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.opts.base_delay)
+            .with_max_times(self.opts.attempts.saturating_sub(1) as usize)
+            .with_jitter();
+        (|| self.once(&method, path, body))
+            .retry(backoff)
+            .when(CallError::retryable)
+            // The budget counts the calls' own time too, not only the waits.
+            .adjust(move |_, delay| delay.filter(|d| started.elapsed() + *d <= budget))
+            .notify(|e, delay| tracing::warn!(error = ?e, "Chainguard call failed; retrying in {delay:?}"))
+            .await
+    }
+
+    pub async fn list_repos(&self, parent: &str, name: Option<&str>) -> Result<Vec<Repo>, RegistryError> {
+        let mut q = vec![("uidp.childrenOf", parent)];
+        if let Some(n) = name {
+            q.push(("name", n));
+        }
+        let query = serde_urlencoded::to_string(q).expect("strings encode");
+        let items: Items<Repo> = self
+            .call(Method::GET, &format!("/registry/v1/repos?{query}"), None)
+            .await
+            .map_err(CallError::into_registry)?;
+        Ok(items.items)
+    }
+
+    pub async fn list_tags(&self, repo_id: &str) -> Result<Vec<Tag>, RegistryError> {
+        let query = serde_urlencoded::to_string([("uidp.childrenOf", repo_id)]).expect("strings encode");
+        let items: Items<Tag> = self
+            .call(Method::GET, &format!("/registry/v1/tags?{query}"), None)
+            .await
+            .map_err(CallError::into_registry)?;
+        Ok(items.items)
+    }
+
+    pub async fn entitlements(&self) -> Result<Entitlements, RegistryError> {
+        self.call(
+            Method::GET,
+            &format!("/registry/v1/entitlements/{}:effective", self.opts.org_id),
+            None,
+        )
+        .await
+        .map_err(CallError::into_registry)
+    }
+
+    /// The repo, with its tags (read from the tags API when the repo lists none).
+    async fn to_port(&self, r: Repo) -> Result<ports::Repo, RegistryError> {
+        let mut tags = r.active_tags;
+        if tags.is_empty() && !r.id.is_empty() {
+            tags = self.list_tags(&r.id).await?.into_iter().map(|t| t.name).collect();
+        }
+        Ok(ports::Repo {
+            id: r.id,
+            name: r.name,
+            tags,
+        })
+    }
+}
+
+#[async_trait]
+impl Registry for Chainguard {
+    fn org_name(&self) -> &str {
+        &self.opts.org_name
+    }
+
+    async fn catalog(&self) -> Result<Arc<Catalog>, RegistryError> {
+        let mut cached = self.catalog.lock().await;
+        if let Some((at, c)) = cached.as_ref() {
+            if at.elapsed() < self.opts.catalog_ttl {
+                return Ok(c.clone());
+            }
+        }
+        let repos = self.list_repos(CATALOG_GROUP, None).await?;
+        if repos.is_empty() {
+            return Err(RegistryError::Retryable(
+                "the Chainguard catalog came back empty".into(),
+            ));
+        }
+        let c = Arc::new(Catalog::from_names(repos.iter().map(|r| r.name.as_str())));
+        *cached = Some((Instant::now(), c.clone()));
+        Ok(c)
+    }
+
+    async fn org_repos(&self) -> Result<Vec<ports::Repo>, RegistryError> {
+        Ok(self
+            .list_repos(&self.opts.org_id, None)
+            .await?
+            .into_iter()
+            .map(|r| ports::Repo {
+                id: r.id,
+                name: r.name,
+                tags: r.active_tags,
+            })
+            .collect())
+    }
+
+    async fn find_repo(&self, name: &str) -> Result<Option<ports::Repo>, RegistryError> {
+        // An empty list is "not found"; a server that ignores `name` is filtered here.
+        let found = self
+            .list_repos(&self.opts.org_id, Some(name))
+            .await?
+            .into_iter()
+            .find(|r| r.name == name);
+        match found {
+            Some(r) => self.to_port(r).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn create_repo(&self, name: &str, source: &str) -> Result<ports::Repo, RegistryError> {
+        let body = serde_json::to_value(Repo {
+            name: name.to_string(),
+            sync_config: Some(SyncConfig {
+                source: source.to_string(),
+                ..SyncConfig::default()
+            }),
+            ..Repo::default()
+        })
+        .expect("repos serialise");
+        let path = format!("/registry/v1/repos/{}?preventExisting=true", self.opts.org_id);
+        match self.call::<Repo>(Method::POST, &path, Some(&body)).await {
+            Ok(r) => {
+                tracing::info!(repo = name, id = r.id, "created the repo");
+                self.to_port(r).await
+            }
+            Err(CallError::Status(StatusCode::CONFLICT, _)) => match self.find_repo(name).await? {
+                Some(r) => {
+                    tracing::info!(repo = name, id = r.id, "the repo exists already");
+                    Ok(r)
+                }
+                None => Err(RegistryError::Retryable(format!(
+                    "Chainguard says {name} exists but does not list it yet"
+                ))),
+            },
+            Err(e) => Err(e.into_registry()),
+        }
+    }
+
+    async fn entitled(&self, name: &str) -> Result<ports::Entitlement, RegistryError> {
+        match self.entitlements().await {
+            Ok(e) => Ok(ports::Entitlement {
+                allowed: (!e.active_images.is_empty()).then(|| e.active_images.iter().any(|i| i.name == name)),
+                max_images: e.max_total_images.filter(|n| *n >= 0).map(|n| n as usize),
+            }),
+            // Entitlements are early access: where the org cannot read them, do not block.
+            Err(RegistryError::Permanent(why)) => {
+                tracing::warn!(error = why, "entitlements unreadable; not checking them");
+                Ok(ports::Entitlement::default())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The audit log port on SQLite: events and refusals, append-only by trigger.
+
+use app::ports::{effective_limit, AuditLog, AuditQuery, StoreError};
+use async_trait::async_trait;
+use domain::{timestamp as ts, AuditEvent, Refusal, RequestId};
+use rusqlite::params;
+
+use super::{bodies, to_json, unavailable, Sqlite};
+
+#[async_trait]
+impl AuditLog for Sqlite {
+    async fn refused(&self, r: &Refusal) -> Result<(), StoreError> {
+        let (id, body) = (r.request_id.to_string(), to_json(r));
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO refusals (request_id, body) VALUES (?1, ?2)",
+                params![id, body],
+            )
+            .map(|_| ())
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn refusals(&self, id: RequestId) -> Result<Vec<Refusal>, StoreError> {
+        self.with(move |c| {
+            bodies(
+                c,
+                "SELECT body FROM refusals WHERE request_id = ?1 ORDER BY id",
+                [id.to_string()],
+            )
+        })
+        .await
+    }
+
+    async fn query(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        let q = q.clone();
+        self.with(move |c| {
+            let mut sql = String::from("SELECT body FROM audit WHERE 1 = 1");
+            let mut args: Vec<String> = vec![];
+            if let Some(a) = &q.actor {
+                args.push(a.to_string());
+                sql += &format!(" AND actor = ?{}", args.len());
+            }
+            if let Some(t) = q.since {
+                args.push(ts(t));
+                sql += &format!(" AND at >= ?{}", args.len());
+            }
+            if let Some(t) = q.until {
+                args.push(ts(t));
+                sql += &format!(" AND at < ?{}", args.len());
+            }
+            sql += &format!(
+                " ORDER BY at DESC, request_id DESC, seq DESC LIMIT {}",
+                effective_limit(q.limit)
+            );
+            bodies(c, &sql, rusqlite::params_from_iter(args.iter()))
+        })
+        .await
+    }
+
+    async fn timeline(&self, id: RequestId) -> Result<Vec<AuditEvent>, StoreError> {
+        self.with(move |c| {
+            bodies(
+                c,
+                "SELECT body FROM audit WHERE request_id = ?1 ORDER BY seq",
+                [id.to_string()],
+            )
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_audit_table_refuses_updates_and_deletes() {
+        let db = Sqlite::in_memory().unwrap();
+        let err = db
+            .with(|c| {
+                c.execute("INSERT INTO audit VALUES ('r', 1, 't', 'a', '{}')", [])
+                    .map_err(unavailable)?;
+                c.execute("UPDATE audit SET body = 'x'", []).map_err(unavailable)
+            })
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("append-only"));
+        let err = db
+            .with(|c| c.execute("DELETE FROM audit", []).map_err(unavailable))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("append-only"));
+    }
+}

@@ -1,0 +1,171 @@
+//! The requests port on SQLite: conditional commits, idempotency keys, link claims, lists.
+
+use app::ports::{effective_limit, Created, RequestQuery, RequestStore, StoreError};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::{timestamp as ts, AuditEvent, Request, RequestId, Status, Transition};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+
+use super::{insert_event, read_request, to_json, unavailable, Sqlite};
+
+#[async_trait]
+impl RequestStore for Sqlite {
+    async fn claim_once(&self, key: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool, StoreError> {
+        let (key, now, until) = (key.to_string(), now.timestamp_millis(), until.timestamp_millis());
+        self.with(move |c| {
+            let changed = c
+                .execute(
+                    "INSERT INTO claims (key, until_ms) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET until_ms = excluded.until_ms WHERE claims.until_ms <= ?3",
+                    params![key, until, now],
+                )
+                .map_err(unavailable)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_string();
+        self.with(move |c| {
+            c.execute("DELETE FROM claims WHERE key = ?1", [key])
+                .map(|_| ())
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn create(&self, request: &Request, event: &AuditEvent) -> Result<Created, StoreError> {
+        let (request, event) = (request.clone(), event.clone());
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            if let Some(key) = &request.idempotency_key {
+                let existing: Option<String> = tx
+                    .query_row("SELECT body FROM requests WHERE idempotency_key = ?1", [key], |r| r.get(0))
+                    .optional()
+                    .map_err(unavailable)?;
+                if let Some(body) = existing {
+                    return Ok(Created::Existing(read_request(body)?));
+                }
+            }
+            tx.execute(
+                "INSERT INTO requests (id, status, version, requester, image, idempotency_key, created_at, updated_at, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    request.id.to_string(),
+                    request.status().as_str(),
+                    request.version() as i64,
+                    request.requester.to_string(),
+                    request.image.name(),
+                    request.idempotency_key,
+                    ts(request.created_at),
+                    ts(request.updated_at),
+                    to_json(&request)
+                ],
+            )
+            .map_err(unavailable)?;
+            insert_event(&tx, &event)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(Created::New(request))
+        })
+        .await
+    }
+
+    async fn get(&self, id: RequestId) -> Result<Option<Request>, StoreError> {
+        self.with(move |c| {
+            c.query_row("SELECT body FROM requests WHERE id = ?1", [id.to_string()], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()
+            .map_err(unavailable)?
+            .map(read_request)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn commit(&self, t: &Transition) -> Result<(), StoreError> {
+        let t = t.clone();
+        self.with(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let r = &t.request;
+            let n = tx
+                .execute(
+                    "UPDATE requests SET status = ?1, version = ?2, updated_at = ?3, body = ?4
+                     WHERE id = ?5 AND status = ?6 AND version = ?7",
+                    params![
+                        r.status().as_str(),
+                        r.version() as i64,
+                        ts(r.updated_at),
+                        to_json(r),
+                        r.id.to_string(),
+                        t.expected_status.as_str(),
+                        t.expected_version as i64
+                    ],
+                )
+                .map_err(unavailable)?;
+            if n == 0 {
+                return Err(StoreError::Conflict);
+            }
+            insert_event(&tx, &t.event)?;
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn list(&self, q: &RequestQuery) -> Result<Vec<Request>, StoreError> {
+        let q = q.clone();
+        self.with(move |c| {
+            let mut sql = String::from("SELECT body FROM requests WHERE 1 = 1");
+            let mut args: Vec<String> = vec![];
+            if let Some(s) = q.status {
+                args.push(s.as_str().into());
+                sql += &format!(" AND status = ?{}", args.len());
+            }
+            if let Some(p) = &q.requester {
+                args.push(p.to_string());
+                sql += &format!(" AND requester = ?{}", args.len());
+            }
+            if let Some(i) = &q.image {
+                args.push(i.clone());
+                sql += &format!(" AND image = ?{}", args.len());
+            }
+            if let Some(p) = &q.decided_by {
+                args.push(p.to_string());
+                sql += &format!(" AND json_extract(body, '$.decision.by') = ?{}", args.len());
+            }
+            if let Some(t) = q.created_after {
+                args.push(ts(t));
+                sql += &format!(" AND created_at >= ?{}", args.len());
+            }
+            if let Some(t) = q.created_before {
+                args.push(ts(t));
+                sql += &format!(" AND created_at < ?{}", args.len());
+            }
+            if let Some(t) = q.updated_before {
+                args.push(ts(t));
+                sql += &format!(" AND updated_at < ?{} AND status IN ({})", args.len(), open_statuses());
+            }
+            let oldest_first = q.status == Some(Status::PendingApproval) || q.updated_before.is_some();
+            sql += if oldest_first {
+                " ORDER BY created_at ASC, id ASC"
+            } else {
+                " ORDER BY created_at DESC, id DESC"
+            };
+            sql += &format!(" LIMIT {}", effective_limit(q.limit));
+            let mut stmt = c.prepare(&sql).map_err(unavailable)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get::<_, String>(0))
+                .map_err(unavailable)?;
+            rows.map(|b| read_request(b.map_err(unavailable)?)).collect()
+        })
+        .await
+    }
+}
+
+/// `status IN (…)` for requests that can still move on: from the status machine's table.
+fn open_statuses() -> String {
+    Status::open().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ")
+}

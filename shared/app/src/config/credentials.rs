@@ -1,0 +1,113 @@
+//! Credential files: client secrets, link-signing keys and Slack secrets. Locally they
+//! are generated once into `<data dir>/credentials.json` (mode 0600), which the CLI reads
+//! too; on AWS the same JSON lives in an SSM SecureString parameter.
+
+use std::path::{Path, PathBuf};
+
+use domain::auth::token::TokenKeys;
+use domain::Principal;
+use rand::RngCore;
+
+use super::{ClientConfig, ConfigError, LocalCredentials, Settings, SlackSecrets, SlackSettings, CREDENTIALS_FILE};
+
+impl Settings {
+    /// Fills in clients and link-signing keys that are not configured from
+    /// `credentials.json`, creating it with fresh random secrets the first time.
+    pub fn with_local_credentials(mut self) -> Result<Settings, ConfigError> {
+        if !self.clients.is_empty() && self.approval_keys.is_some() {
+            return Ok(self);
+        }
+        let creds = load_or_create_credentials(&self.data_dir)?;
+        if self.clients.is_empty() {
+            self.clients = creds.clients;
+        }
+        if self.approval_keys.is_none() {
+            self.approval_keys = Some(creds.approval_keys);
+        }
+        self.add_slack_secrets(creds.slack);
+        self.check()?;
+        Ok(self)
+    }
+
+    /// Slack secrets from a credentials file or parameter, where the environment gave
+    /// none. Slack is on once its secrets are there.
+    pub fn add_slack_secrets(&mut self, secrets: Option<SlackSecrets>) {
+        if let Some(secrets) = secrets {
+            let slack = self.slack.get_or_insert_with(SlackSettings::default);
+            if slack.secrets.signing_secret.is_empty() {
+                slack.secrets = secrets;
+            }
+        }
+    }
+}
+
+pub fn random_secret() -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+pub fn credentials_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(CREDENTIALS_FILE)
+}
+
+pub fn read_credentials(data_dir: &Path) -> Result<LocalCredentials, ConfigError> {
+    let path = credentials_path(data_dir);
+    let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Read(path.clone(), e))?;
+    serde_json::from_str(&text).map_err(|e| ConfigError::Parse(path, e.to_string()))
+}
+
+fn load_or_create_credentials(data_dir: &Path) -> Result<LocalCredentials, ConfigError> {
+    let path = credentials_path(data_dir);
+    if path.exists() {
+        return read_credentials(data_dir);
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| ConfigError::Write(data_dir.into(), e))?;
+    let creds = LocalCredentials {
+        clients: vec![
+            ClientConfig {
+                id: "dev".into(),
+                secret: random_secret(),
+                principal: Principal::Email("developer@example.com".into()),
+                admin: false,
+                assert_requester: false,
+                pre_approve: false,
+            },
+            ClientConfig {
+                id: "admin".into(),
+                secret: random_secret(),
+                principal: Principal::Email("platform-admin@example.com".into()),
+                admin: true,
+                assert_requester: false,
+                pre_approve: false,
+            },
+            // What a merge workflow uses: submits for the PR's author, approved by the merge.
+            ClientConfig {
+                id: "merge-bot".into(),
+                secret: random_secret(),
+                principal: Principal::Service("github-merge".into()),
+                admin: false,
+                assert_requester: true,
+                pre_approve: true,
+            },
+        ],
+        approval_keys: TokenKeys {
+            active: "k1".into(),
+            keys: [("k1".to_string(), random_secret())].into(),
+        },
+        slack: None,
+    };
+    let text = serde_json::to_string_pretty(&creds).expect("credentials serialise");
+    write_private(&path, text.as_bytes()).map_err(|e| ConfigError::Write(path.clone(), e))?;
+    Ok(creds)
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(bytes)
+}

@@ -1,0 +1,168 @@
+//! Turning an SQS batch into per-message work: each record is parsed on its own, and
+//! only the records whose work failed retryably are reported back, so SQS redelivers
+//! exactly those (`ReportBatchItemFailures`).
+
+use std::collections::HashSet;
+use std::future::Future;
+
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use tracing::Instrument;
+
+use crate::ports::{QueueError, QueueName, WorkItem};
+use crate::workflow::StepError;
+
+/// A message handed to a consumer; `receipt` deletes it, and only this delivery of it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub message_id: String,
+    pub receipt: String,
+    pub body: String,
+    pub receive_count: u32,
+    pub sent_at_ms: i64,
+}
+
+/// Where the local server (and the tests) pull messages from when no Lambda event
+/// source mapping does it for them: the embedded queue, or SQS.
+#[async_trait]
+pub trait MessageSource: Send + Sync {
+    async fn receive(&self, queue: QueueName, max: usize) -> Result<Vec<Delivery>, QueueError>;
+    async fn delete(&self, queue: QueueName, receipt: &str) -> Result<(), QueueError>;
+    /// Messages in the queue's dead letters.
+    async fn dead_letters(&self, queue: QueueName) -> Result<usize, QueueError>;
+    /// Messages waiting or in flight.
+    async fn depth(&self, queue: QueueName) -> Result<usize, QueueError>;
+}
+
+/// Deliveries as the `SqsEvent` Lambda would receive.
+pub fn to_sqs_event(deliveries: &[Delivery]) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    for d in deliveries {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(d.message_id.clone());
+        m.receipt_handle = Some(d.receipt.clone());
+        m.body = Some(d.body.clone());
+        m.attributes
+            .insert("ApproximateReceiveCount".into(), d.receive_count.to_string());
+        m.attributes.insert("SentTimestamp".into(), d.sent_at_ms.to_string());
+        event.records.push(m);
+    }
+    event
+}
+
+/// One turn of an event source mapping: receive a batch, hand it to the handler, delete
+/// what it did not report failed (the rest comes back after the visibility timeout).
+/// Returns how many messages were handled.
+pub async fn pump<F, Fut>(source: &dyn MessageSource, queue: QueueName, handler: F) -> Result<usize, QueueError>
+where
+    F: FnOnce(SqsEvent) -> Fut,
+    Fut: Future<Output = SqsBatchResponse>,
+{
+    let deliveries = source.receive(queue, 10).await?;
+    if deliveries.is_empty() {
+        return Ok(0);
+    }
+    let response = handler(to_sqs_event(&deliveries)).await;
+    let failed: HashSet<String> = response
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
+    for d in &deliveries {
+        if !failed.contains(&d.message_id) {
+            if let Err(e) = source.delete(queue, &d.receipt).await {
+                tracing::error!(queue = queue.as_str(), error = %e, "delete failed; the message will be delivered again");
+            }
+        }
+    }
+    Ok(deliveries.len())
+}
+
+/// The delivery's attempt number, from SQS's `ApproximateReceiveCount`.
+pub fn receive_count(m: &aws_lambda_events::event::sqs::SqsMessage) -> u32 {
+    m.attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1)
+}
+
+pub async fn process_batch<F, Fut>(event: SqsEvent, handle: F) -> SqsBatchResponse
+where
+    F: Fn(WorkItem, u32) -> Fut,
+    Fut: Future<Output = Result<(), StepError>>,
+{
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let message_id = record.message_id.clone().unwrap_or_default();
+        let attempt = receive_count(&record);
+        let item = match record.body.as_deref().map(serde_json::from_str::<WorkItem>) {
+            Some(Ok(item)) => item,
+            other => {
+                // Unreadable messages go to the dead letters for a person to look at.
+                let why = match other {
+                    Some(Err(e)) => e.to_string(),
+                    _ => "no body".into(),
+                };
+                tracing::error!(message_id, error = why, "unreadable queue message");
+                response.add_failure(message_id);
+                continue;
+            }
+        };
+        let span = tracing::info_span!("message", request_id = %item.request_id, trace_id = %item.trace_id, attempt);
+        match handle(item, attempt).instrument(span.clone()).await {
+            Ok(()) => {}
+            Err(StepError::Retryable(why)) => {
+                span.in_scope(|| tracing::warn!(error = why, "will be delivered again"));
+                response.add_failure(message_id);
+            }
+            Err(StepError::Permanent(why)) => {
+                // The handler recorded what it could on the request: do not bounce it.
+                span.in_scope(|| tracing::error!(error = why, "permanent failure"));
+            }
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::event::sqs::SqsMessage;
+
+    fn record(id: &str, body: &str, count: u32) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(id.into());
+        m.body = Some(body.into());
+        m.attributes.insert("ApproximateReceiveCount".into(), count.to_string());
+        m
+    }
+
+    #[tokio::test]
+    async fn only_retryable_and_unreadable_records_are_reported() {
+        let item = |n: &str| format!(r#"{{"request_id":"req-01JD3XQ4Z8K9M2N5P7R8S0T1V{n}","trace_id":"t"}}"#);
+        let mut event = SqsEvent::default();
+        event.records = vec![
+            record("ok", &item("1"), 1),
+            record("retry", &item("2"), 3),
+            record("perm", &item("3"), 1),
+            record("junk", "{", 1),
+        ];
+        let resp = process_batch(event, |w, attempt| async move {
+            match w.request_id.to_string().chars().last() {
+                Some('2') => {
+                    assert_eq!(attempt, 3);
+                    Err(StepError::Retryable("busy".into()))
+                }
+                Some('3') => Err(StepError::Permanent("gone".into())),
+                _ => Ok(()),
+            }
+        })
+        .await;
+        let ids: Vec<_> = resp
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(ids, ["retry", "junk"]);
+    }
+}

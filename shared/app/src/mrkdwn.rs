@@ -1,0 +1,75 @@
+//! The words of chat messages, in Slack's mrkdwn: approval messages with buttons, what
+//! replaces the buttons once decided, and ephemeral answers. The Slack adapter and the
+//! Slack routes send them; nothing here does I/O.
+
+use domain::{Principal, Request, Status};
+use serde_json::{json, Value};
+
+/// `&`, `<` and `>` escaped, so user text cannot mention or link in mrkdwn.
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// How a principal reads in Slack: a mention for Slack users.
+pub fn who(p: &Principal) -> String {
+    match p {
+        Principal::Slack { user, .. } => format!("<@{user}>"),
+        other => escape(&other.to_string()),
+    }
+}
+
+pub fn ephemeral(text: &str) -> Value {
+    json!({ "response_type": "ephemeral", "text": text })
+}
+
+/// The approval message: the request's facts, and Approve / Deny with a confirmation.
+pub fn approval_blocks(r: &Request) -> Value {
+    let env = r.environment.map_or("not given".to_string(), |e| e.to_string());
+    let details = format!(
+        "*Approval needed:* `{}`\n*Requested by:* {}\n*Environment:* {}\n*Why:* {}\n*Request:* `{}`",
+        r.image,
+        who(&r.requester),
+        env,
+        escape(r.justification.as_str()),
+        r.id
+    );
+    let button = |id: &str, label: &str, style: &str, question: String| {
+        json!({
+            "type": "button",
+            "action_id": id,
+            "style": style,
+            "text": { "type": "plain_text", "text": label },
+            "value": r.id.to_string(),
+            "confirm": {
+                "title": { "type": "plain_text", "text": format!("{label}?") },
+                "text": { "type": "mrkdwn", "text": question },
+                "confirm": { "type": "plain_text", "text": label },
+                "deny": { "type": "plain_text", "text": "Cancel" }
+            }
+        })
+    };
+    json!([
+        { "type": "section", "text": { "type": "mrkdwn", "text": details } },
+        { "type": "actions", "block_id": "decision", "elements": [
+            button("approve", "Approve", "primary", format!("Add `{}` to the organization's registry?", r.image)),
+            button("deny", "Deny", "danger", format!("Deny `{}`? The requester is told.", r.image)),
+        ]}
+    ])
+}
+
+/// What replaces the buttons once the request is decided.
+pub fn decided_text(r: &Request) -> String {
+    let d = r.decision.as_ref();
+    let by = d.map_or("someone".to_string(), |d| who(&d.by));
+    let at = d.map_or(r.updated_at, |d| d.at).format("%Y-%m-%d %H:%M UTC");
+    match (r.status(), d) {
+        (Status::Denied, Some(d)) => format!(
+            "`{}` for {}: *denied* by {by} at {at}: {}",
+            r.image,
+            who(&r.requester),
+            escape(d.reason.as_deref().unwrap_or(""))
+        ),
+        (_, Some(d)) if d.approved => format!("`{}` for {}: *approved* by {by} at {at}", r.image, who(&r.requester)),
+        _ => format!("`{}` for {}: now {}", r.image, who(&r.requester), r.status()),
+    }
+}

@@ -1,0 +1,144 @@
+//! The words of every message the pipeline sends: approval requests to admins, outcomes
+//! to requesters, alerts to approvers. Adapters only deliver them.
+
+use chrono::{DateTime, Utc};
+
+use crate::ports::{Message, MessageKind};
+use domain::{Request, Status};
+
+fn details(r: &Request) -> String {
+    format!(
+        "Request:       {}\nImage:         {}\nRequested by:  {}\nEnvironment:   {}\nChannel:       {}\nJustification: {}\nSubmitted:     {}\n",
+        r.id,
+        r.image,
+        r.requester,
+        r.environment.map_or("(not given)".to_string(), |e| e.to_string()),
+        r.channel,
+        r.justification,
+        r.created_at.format("%Y-%m-%d %H:%M UTC"),
+    )
+}
+
+/// One approver's email, with links that only this approver can use.
+pub fn approval_request(
+    r: &Request,
+    approver: &str,
+    approve_url: &str,
+    deny_url: &str,
+    expires: DateTime<Utc>,
+) -> Message {
+    Message {
+        kind: MessageKind::ApprovalRequest,
+        to: approver.to_string(),
+        subject: format!("Approval needed: {} for {}", r.image, r.requester),
+        text: format!(
+            "{} asks to add {} to the organization's registry.\n\n{}\nApprove: {approve_url}\nDeny:    {deny_url}\n\nEach link opens a confirmation page first; nothing changes until you confirm there.\nThese links are yours alone and expire at {}.\n",
+            r.requester,
+            r.image,
+            details(r),
+            expires.format("%Y-%m-%d %H:%M UTC"),
+        ),
+        request_id: r.id,
+        status: r.status(),
+        channel: r.channel,
+    }
+}
+
+/// Where the requester is told: their email address, or their principal.
+fn requester_address(r: &Request) -> String {
+    r.requester
+        .email()
+        .map_or_else(|| r.requester.to_string(), str::to_string)
+}
+
+/// The requester's news once their request ends (or starts provisioning).
+pub fn outcome(r: &Request) -> Message {
+    let (subject, lead) = match r.status() {
+        Status::Provisioned => (
+            format!("Ready: {}", r.image),
+            format!(
+                "{} is in your organization's registry. Pull it with:\n\n    docker pull {}\n\nTags: {}",
+                r.image,
+                r.result.as_ref().map_or("", |x| x.pull_string.as_str()),
+                r.result.as_ref().map_or(String::new(), |x| x.tags.join(", ")),
+            ),
+        ),
+        Status::AlreadyAvailable => (
+            format!("Already available: {}", r.image),
+            format!(
+                "{} is already in your organization's registry:\n\n    docker pull {}",
+                r.image,
+                r.result.as_ref().map_or("", |x| x.pull_string.as_str())
+            ),
+        ),
+        Status::Rejected => (
+            format!("Not added: {}", r.image),
+            format!(
+                "{} was not added: {}{}",
+                r.image,
+                r.outcome.as_deref().unwrap_or("rejected"),
+                if r.suggestions.is_empty() {
+                    String::new()
+                } else {
+                    format!("\nDid you mean: {}?", r.suggestions.join(", "))
+                }
+            ),
+        ),
+        Status::Denied => (
+            format!("Denied: {}", r.image),
+            format!(
+                "{} was denied by {}: {}",
+                r.image,
+                r.decision
+                    .as_ref()
+                    .map_or("an approver".to_string(), |d| d.by.to_string()),
+                r.decision
+                    .as_ref()
+                    .and_then(|d| d.reason.as_deref())
+                    .unwrap_or("no reason given")
+            ),
+        ),
+        Status::Expired => (
+            format!("Expired: {}", r.image),
+            format!(
+                "Nobody decided on {} in time; submit it again if you still need it.",
+                r.image
+            ),
+        ),
+        Status::Failed => (
+            format!("Failed: {}", r.image),
+            format!(
+                "{} could not be added: {}\nThe approvers have been told.",
+                r.image,
+                r.outcome.as_deref().unwrap_or("unknown error")
+            ),
+        ),
+        other => (format!("{}: {other}", r.image), format!("{} is now {other}.", r.image)),
+    };
+    Message {
+        kind: MessageKind::Outcome,
+        to: requester_address(r),
+        subject,
+        text: format!("{lead}\n\n{}", details(r)),
+        request_id: r.id,
+        status: r.status(),
+        channel: r.channel,
+    }
+}
+
+/// Tells an approver something needs a person (a provisioning that kept failing).
+pub fn approver_alert(r: &Request, approver: &str, what: &str) -> Message {
+    Message {
+        kind: MessageKind::ApproverAlert,
+        to: approver.to_string(),
+        subject: format!("Needs attention: {} ({})", r.image, r.status()),
+        text: format!(
+            "{what}\n\nRetry with: cgr-request admin retry {}\n\n{}",
+            r.id,
+            details(r)
+        ),
+        request_id: r.id,
+        status: r.status(),
+        channel: r.channel,
+    }
+}

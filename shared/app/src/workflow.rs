@@ -1,0 +1,217 @@
+//! Steps every function shares: applying a change through the status machine and
+//! committing it, classifying failures for the queues, and the sweep that recovers
+//! requests a crash left between two steps.
+
+use chrono::Duration;
+
+use crate::notify;
+use crate::ports::{NotifyError, QueueError, QueueName, RegistryError, RequestQuery, StoreError, WorkItem};
+use crate::App;
+use domain::{Action, Change, Channel, Principal, Refusal, Refused, Request, RequestId, Status};
+
+/// What a queue consumer does with a failed message.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// Leave the message on the queue: it will be delivered again.
+    #[error("will retry: {0}")]
+    Retryable(String),
+    /// Retrying cannot help; the outcome is recorded on the request.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl From<StoreError> for StepError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict | StoreError::Unavailable(_) => StepError::Retryable(e.to_string()),
+            StoreError::Corrupt(_) => StepError::Permanent(e.to_string()),
+        }
+    }
+}
+
+impl From<RegistryError> for StepError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::Retryable(m) => StepError::Retryable(m),
+            RegistryError::Permanent(m) => StepError::Permanent(m),
+        }
+    }
+}
+
+impl From<QueueError> for StepError {
+    fn from(e: QueueError) -> Self {
+        StepError::Retryable(e.to_string())
+    }
+}
+
+impl From<NotifyError> for StepError {
+    fn from(e: NotifyError) -> Self {
+        StepError::Retryable(e.to_string())
+    }
+}
+
+/// The outcome of trying to apply a change.
+#[derive(Debug)]
+pub enum Applied {
+    /// Committed; the request as it now stands.
+    Done(Request),
+    /// The status machine refuses the change from where the request stands.
+    Refused(Request, Refused),
+}
+
+impl App {
+    pub fn change(&self, action: Action, actor: Principal, channel: Channel, reason: Option<String>) -> Change {
+        Change {
+            action,
+            actor,
+            channel,
+            reason,
+            at: self.clock.now(),
+        }
+    }
+
+    pub async fn load(&self, id: RequestId) -> Result<Request, StepError> {
+        self.store
+            .get(id)
+            .await?
+            .ok_or_else(|| StepError::Permanent(format!("request {id} does not exist")))
+    }
+
+    /// Applies `change` to the request as last read and commits it with its audit event.
+    /// A conflict (someone else moved the request first) is returned as such: the caller
+    /// re-reads and decides again.
+    pub async fn apply(
+        &self,
+        request: &Request,
+        change: Change,
+        edit: impl FnOnce(&mut Request),
+    ) -> Result<Applied, StoreError> {
+        match request.apply(change, edit) {
+            Err(refused) => Ok(Applied::Refused(request.clone(), refused)),
+            Ok(t) => {
+                self.store.commit(&t).await?;
+                tracing::info!(request_id = %t.request.id, from = %t.expected_status, to = %t.request.status(), actor = %t.event.actor, "transition");
+                Ok(Applied::Done(t.request))
+            }
+        }
+    }
+
+    /// Records that `change` was refused where `current` stands. A refusal that cannot be
+    /// recorded is logged: the caller's answer (a 409) must not turn into a 500.
+    pub async fn refuse(&self, current: &Request, change: &Change, why: &str) {
+        let refusal = Refusal {
+            request_id: current.id,
+            at: change.at,
+            actor: change.actor.clone(),
+            action: change.action,
+            status: current.status(),
+            why: why.to_string(),
+            channel: change.channel,
+        };
+        tracing::warn!(request_id = %current.id, actor = %change.actor, action = ?change.action, status = %current.status(), "refused: {why}");
+        if let Err(e) = self.audit.refused(&refusal).await {
+            tracing::error!(request_id = %current.id, error = %e, "could not record a refused attempt");
+        }
+    }
+
+    pub async fn enqueue(&self, queue: QueueName, id: RequestId, trace_id: &str) -> Result<(), QueueError> {
+        self.queue
+            .send(
+                queue,
+                &WorkItem {
+                    request_id: id,
+                    trace_id: trace_id.to_string(),
+                },
+            )
+            .await
+    }
+
+    /// Tells the requester; a failure is logged, not fatal: the state change stands and
+    /// the requester can always read it with `status`.
+    pub async fn tell_requester(&self, r: &Request) {
+        let message = notify::outcome(r);
+        if let Err(e) = self.notifier.send(&message).await {
+            tracing::error!(request_id = %r.id, error = %e, "could not notify the requester");
+        }
+        // Requesters who asked from chat hear back there too.
+        if let (Some(chat), Channel::Slack) = (&self.chat, r.channel) {
+            if let Err(e) = chat.tell(r, &message.text, self.clock.now()).await {
+                tracing::error!(request_id = %r.id, error = %e, "could not answer the requester in chat");
+            }
+        }
+    }
+
+    pub async fn tell_approvers(&self, r: &Request, what: &str) {
+        for a in &self.settings.approvers {
+            if let Err(e) = self.notifier.send(&notify::approver_alert(r, a, what)).await {
+                tracing::error!(request_id = %r.id, error = %e, "could not alert an approver");
+            }
+        }
+    }
+
+    /// Recovers what a crash between a commit and the next step would strand, and expires
+    /// approvals nobody decided: requests left `received` or `approved` longer than
+    /// `grace` are queued again (consumers are idempotent, so a spare message is harmless),
+    /// and pending approvals older than the approval TTL expire.
+    pub async fn sweep(&self, grace: Duration) -> Result<SweepReport, StoreError> {
+        let now = self.clock.now();
+        let mut report = SweepReport::default();
+        for (status, queue) in [
+            (Status::Received, QueueName::Validate),
+            (Status::Approved, QueueName::Provision),
+        ] {
+            let stuck = self
+                .store
+                .list(&RequestQuery {
+                    status: Some(status),
+                    updated_before: Some(now - grace),
+                    limit: 100,
+                    ..RequestQuery::default()
+                })
+                .await?;
+            for r in stuck {
+                if self
+                    .enqueue(queue, r.id, &format!("sweep-{}", ulid::Ulid::new()))
+                    .await
+                    .is_ok()
+                {
+                    tracing::warn!(request_id = %r.id, status = %r.status(), "requeued a request stuck since {}", r.updated_at);
+                    report.requeued += 1;
+                }
+            }
+        }
+        let ttl = Duration::hours(i64::from(self.settings.approval_ttl_hours));
+        let stale = self
+            .store
+            .list(&RequestQuery {
+                status: Some(Status::PendingApproval),
+                updated_before: Some(now - ttl),
+                limit: 100,
+                ..RequestQuery::default()
+            })
+            .await?;
+        for r in stale {
+            let change = self.change(
+                Action::Expire,
+                Principal::service("sweeper"),
+                Channel::System,
+                Some(format!("no decision within {} hours", self.settings.approval_ttl_hours)),
+            );
+            match self.apply(&r, change, |_| {}).await {
+                Ok(Applied::Done(r)) => {
+                    report.expired += 1;
+                    self.tell_requester(&r).await;
+                }
+                Ok(Applied::Refused(..)) | Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    pub requeued: usize,
+    pub expired: usize,
+}

@@ -1,0 +1,33 @@
+//! The domain: parsed values, the status machine, policy, the audit chain, the catalog's
+//! name matching and the signatures that authenticate callers. Pure: no I/O, no async,
+//! no AWS, no SQL, no HTTP (see ARCHITECTURE.md for what each crate may depend on).
+
+pub mod audit;
+pub mod auth;
+pub mod catalog;
+mod ids;
+mod image;
+pub mod policy;
+mod principal;
+mod request;
+mod status;
+
+pub use audit::{verify_chain, AuditEvent, ChainBreak, Refusal};
+pub use catalog::Catalog;
+pub use ids::{BadRequestId, RequestId};
+pub use image::{ImageRef, ImageRefError};
+pub use policy::{Policy, Verdict};
+pub use principal::{BadPrincipal, Principal};
+pub use request::{
+    clean_text, BadEnvironment, BadPreApproval, Change, Channel, Decision, Environment, Justification, NewRequest,
+    PreApproval, ProvisionResult, Request, TextError, Transition, MAX_IDEMPOTENCY_KEY_LEN, MAX_REASON_CHARS,
+};
+pub use status::{Action, BadStatus, Refused, Status};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// How every store writes a time where it sorts or compares as text: RFC 3339, UTC,
+/// milliseconds (`2026-11-29T07:07:49.123Z`).
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}

@@ -1,0 +1,424 @@
+//! The request: what was asked, by whom, and everything that happened to it since.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::audit::AuditEvent;
+use super::{Action, ImageRef, Principal, Refused, RequestId, Status};
+
+pub const MAX_JUSTIFICATION_CHARS: usize = 1000;
+pub const MAX_REASON_CHARS: usize = 1000;
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+
+/// Why the image is needed: required, non-blank, bounded, free of control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Justification(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    #[error("{0} is required and may not be blank")]
+    Blank(&'static str),
+    #[error("{0} is {1} characters long; at most {2} are allowed")]
+    TooLong(&'static str, usize, usize),
+    #[error("{0} contains a control character")]
+    Control(&'static str),
+}
+
+/// Trims and bounds free text that people write (justifications, reasons).
+pub fn clean_text(what: &'static str, s: &str, max: usize) -> Result<String, TextError> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(TextError::Blank(what));
+    }
+    let n = t.chars().count();
+    if n > max {
+        return Err(TextError::TooLong(what, n, max));
+    }
+    if t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(TextError::Control(what));
+    }
+    Ok(t.to_string())
+}
+
+impl Justification {
+    pub fn parse(s: &str) -> Result<Self, TextError> {
+        clean_text("justification", s, MAX_JUSTIFICATION_CHARS).map(Justification)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Justification {
+    type Error = TextError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Justification::parse(&s)
+    }
+}
+
+impl From<Justification> for String {
+    fn from(j: Justification) -> String {
+        j.0
+    }
+}
+
+impl fmt::Display for Justification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::Display, strum::VariantArray)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Environment {
+    Dev,
+    Staging,
+    Prod,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not an environment: use dev, staging or prod")]
+pub struct BadEnvironment(String);
+
+impl Environment {
+    /// Parses a name, with an error that says which names there are.
+    pub fn parse(s: &str) -> Result<Self, BadEnvironment> {
+        <Environment as strum::VariantArray>::VARIANTS
+            .iter()
+            .copied()
+            .find(|e| e.to_string() == s)
+            .ok_or_else(|| BadEnvironment(s.chars().take(40).collect()))
+    }
+}
+
+impl std::str::FromStr for Environment {
+    type Err = BadEnvironment;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Environment::parse(s)
+    }
+}
+
+/// Where a request or a decision came from. One table of names, as for [`Status`].
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Channel {
+    Api,
+    Cli,
+    Form,
+    Slack,
+    PullRequest,
+    /// An approval link from an email.
+    Email,
+    /// The pipeline itself (queues, policy).
+    System,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub by: Principal,
+    pub at: DateTime<Utc>,
+    pub approved: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub channel: Channel,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvisionResult {
+    pub repo_id: String,
+    pub pull_string: String,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: RequestId,
+    pub image: ImageRef,
+    pub requester: Principal,
+    pub justification: Justification,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<Environment>,
+    pub channel: Channel,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    // `status`, `version` and `audit_head` move only through `Request::apply`: readable
+    // everywhere, writable only here.
+    pub(crate) status: Status,
+    /// Equals the sequence number of the request's last audit event.
+    pub(crate) version: u64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<ProvisionResult>,
+    /// Why the request ended where it did (rejection, failure), in words for the requester.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggestions: Vec<String>,
+    /// Hash of the last audit event, so the next one can chain to it without a read.
+    pub(crate) audit_head: String,
+    /// Where a Slack command's answers go while Slack honours it. A capability: stored,
+    /// never shown (see `Request::public`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_url: Option<String>,
+    /// The merged pull request that approved this request, where one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_approval: Option<PreApproval>,
+}
+
+/// A reviewed, merged pull request as an approval: which one, who merged it, at what commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "PreApprovalFields", into = "PreApprovalFields")]
+pub struct PreApproval {
+    repository: String,
+    pull_request: u64,
+    merged_by: String,
+    commit: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreApprovalFields {
+    repository: String,
+    pull_request: u64,
+    merged_by: String,
+    commit: String,
+}
+
+/// Why a pull request's fields do not describe a merged pull request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadPreApproval {
+    #[error("repository `{0}` is not owner/name")]
+    Repository(String),
+    #[error("pull_request must be the PR's number")]
+    PullRequest,
+    #[error("merged_by `{0}` is not a GitHub login")]
+    MergedBy(String),
+    #[error("commit `{0}` is not a commit SHA")]
+    Commit(String),
+}
+
+impl TryFrom<PreApprovalFields> for PreApproval {
+    type Error = BadPreApproval;
+    fn try_from(f: PreApprovalFields) -> Result<Self, BadPreApproval> {
+        PreApproval::new(&f.repository, f.pull_request, &f.merged_by, &f.commit)
+    }
+}
+
+impl From<PreApproval> for PreApprovalFields {
+    fn from(p: PreApproval) -> Self {
+        PreApprovalFields {
+            repository: p.repository,
+            pull_request: p.pull_request,
+            merged_by: p.merged_by,
+            commit: p.commit,
+        }
+    }
+}
+
+impl PreApproval {
+    /// `owner/name`, a PR number, a GitHub login and a commit SHA (7 to 40 hex).
+    pub fn new(repository: &str, pull_request: u64, merged_by: &str, commit: &str) -> Result<Self, BadPreApproval> {
+        let name_ok = |s: &str| {
+            !s.is_empty() && s.len() <= 100 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        };
+        match repository.split_once('/') {
+            Some((owner, name)) if name_ok(owner) && name_ok(name) => {}
+            _ => return Err(BadPreApproval::Repository(repository.into())),
+        }
+        if pull_request == 0 {
+            return Err(BadPreApproval::PullRequest);
+        }
+        if merged_by.is_empty()
+            || merged_by.len() > 39
+            || !merged_by.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(BadPreApproval::MergedBy(merged_by.into()));
+        }
+        if !(7..=40).contains(&commit.len()) || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(BadPreApproval::Commit(commit.into()));
+        }
+        Ok(PreApproval {
+            repository: repository.into(),
+            pull_request,
+            merged_by: merged_by.into(),
+            commit: commit.to_ascii_lowercase(),
+        })
+    }
+
+    pub fn merged_by(&self) -> Principal {
+        Principal::Github(self.merged_by.to_ascii_lowercase())
+    }
+
+    /// What the audit trail says approved it.
+    pub fn describe(&self) -> String {
+        let short = &self.commit[..self.commit.len().min(12)];
+        format!(
+            "approved by merging {}#{} (commit {short})",
+            self.repository, self.pull_request
+        )
+    }
+}
+
+/// Who did what, through which channel and why: the input of every transition.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub action: Action,
+    pub actor: Principal,
+    pub channel: Channel,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// A transition ready to commit: the new request and its audit event, conditional on the
+/// request still being at `expected_status` / `expected_version`.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub expected_status: Status,
+    pub expected_version: u64,
+    pub request: Request,
+    pub event: AuditEvent,
+}
+
+/// What a new request is made of, once every field has been parsed.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub image: ImageRef,
+    pub requester: Principal,
+    pub justification: Justification,
+    pub environment: Option<Environment>,
+    pub channel: Channel,
+    pub idempotency_key: Option<String>,
+}
+
+impl Request {
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub fn audit_head(&self) -> &str {
+        &self.audit_head
+    }
+
+    /// A request as intake stores it, with its first audit event.
+    pub fn submit(new: NewRequest, id: RequestId, at: DateTime<Utc>) -> (Request, AuditEvent) {
+        let event = AuditEvent::first(
+            id,
+            at,
+            new.requester.clone(),
+            new.channel,
+            Some(format!(
+                "{} for {}: {}",
+                new.image,
+                new.environment.map_or("any environment".into(), |e| e.to_string()),
+                new.justification
+            )),
+        );
+        let req = Request {
+            id,
+            image: new.image,
+            requester: new.requester,
+            justification: new.justification,
+            environment: new.environment,
+            channel: new.channel,
+            idempotency_key: new.idempotency_key,
+            status: Status::Received,
+            version: event.seq,
+            created_at: at,
+            updated_at: at,
+            decision: None,
+            result: None,
+            outcome: None,
+            suggestions: vec![],
+            audit_head: event.hash.clone(),
+            response_url: None,
+            pre_approval: None,
+        };
+        (req, event)
+    }
+
+    /// Applies a change through the status machine; `edit` fills in what the change
+    /// brings (a decision, a result). Nothing is stored until the transition is committed.
+    pub fn apply(&self, change: Change, edit: impl FnOnce(&mut Request)) -> Result<Transition, Refused> {
+        let to = self.status.apply(change.action)?;
+        let event = AuditEvent::next(self, &change, to);
+        let mut request = self.clone();
+        request.status = to;
+        request.version = event.seq;
+        request.updated_at = change.at;
+        request.audit_head = event.hash.clone();
+        edit(&mut request);
+        Ok(Transition {
+            expected_status: self.status,
+            expected_version: self.version,
+            request,
+            event,
+        })
+    }
+
+    /// The request as API clients see it: everything but the Slack `response_url`.
+    pub fn public(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).expect("requests serialise");
+        if let Some(o) = v.as_object_mut() {
+            o.remove("response_url");
+        }
+        v
+    }
+
+    /// `cgr.dev/<org>/<name>:<tag>`
+    pub fn pull_string(org: &str, image: &ImageRef) -> String {
+        format!("cgr.dev/{org}/{}:{}", image.name(), image.tag())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn justification_is_trimmed_and_bounded() {
+        assert_eq!(Justification::parse("  Debug shell ").unwrap().as_str(), "Debug shell");
+        assert!(matches!(Justification::parse("   "), Err(TextError::Blank(_))));
+        assert!(matches!(
+            Justification::parse(&"x".repeat(1001)),
+            Err(TextError::TooLong(_, 1001, 1000))
+        ));
+        assert!(matches!(Justification::parse("a\u{7}b"), Err(TextError::Control(_))));
+    }
+
+    #[test]
+    fn environments_parse() {
+        assert_eq!(Environment::parse("prod").unwrap(), Environment::Prod);
+        let err = Environment::parse("production").unwrap_err().to_string();
+        assert!(err.contains("use dev, staging or prod"), "{err}");
+        for c in <Channel as strum::VariantArray>::VARIANTS {
+            assert_eq!(c.to_string().parse::<Channel>().unwrap(), *c);
+            assert_eq!(serde_json::to_string(c).unwrap(), format!("\"{c}\""));
+        }
+    }
+}

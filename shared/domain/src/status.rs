@@ -1,0 +1,253 @@
+//! The request status machine: the one place where transitions are defined.
+//!
+//! Stores persist what [`Status::apply`] returns, under a condition on the previous
+//! status and version; no other code decides what status comes next.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Names come from one table: serde, `Display`, `FromStr` and `as_str` all use the
+/// variant in snake case, and every list of statuses is built from [`Status::ALL`].
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Status {
+    Received,
+    Validating,
+    Rejected,
+    AlreadyAvailable,
+    PendingApproval,
+    Approved,
+    Denied,
+    Expired,
+    Cancelled,
+    Provisioning,
+    Provisioned,
+    Failed,
+}
+
+/// What happened to a request; each is valid from some statuses only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Intake stored the request (no previous status).
+    Submit,
+    StartValidation,
+    Reject,
+    FoundAvailable,
+    RequireApproval,
+    /// Approved during validation, by a policy rule or a merged pull request: no person
+    /// was asked, so it is valid only while the request is being validated.
+    AutoApprove,
+    /// A person's decision on a request waiting for one.
+    Approve,
+    Deny,
+    Expire,
+    Cancel,
+    StartProvisioning,
+    CompleteProvisioning,
+    Fail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a request that is {from} cannot be {action}")]
+pub struct Refused {
+    pub from: Status,
+    pub action: Action,
+}
+
+impl Status {
+    pub const ALL: &'static [Status] = <Status as strum::VariantArray>::VARIANTS;
+
+    pub fn apply(self, action: Action) -> Result<Status, Refused> {
+        use Action as A;
+        use Status as S;
+        let next = match (self, action) {
+            (S::Received, A::StartValidation) => S::Validating,
+            (S::Validating, A::Reject) => S::Rejected,
+            (S::Validating, A::FoundAvailable) => S::AlreadyAvailable,
+            (S::Validating, A::RequireApproval) => S::PendingApproval,
+            (S::Validating, A::AutoApprove) => S::Approved,
+            (S::PendingApproval, A::Approve) => S::Approved,
+            (S::PendingApproval, A::Deny) => S::Denied,
+            (S::PendingApproval, A::Expire) => S::Expired,
+            (S::PendingApproval, A::Cancel) => S::Cancelled,
+            // `failed → provisioning` is an admin's retry.
+            (S::Approved | S::Failed, A::StartProvisioning) => S::Provisioning,
+            (S::Provisioning, A::CompleteProvisioning) => S::Provisioned,
+            (S::Provisioning, A::Fail) => S::Failed,
+            (from, action) => return Err(Refused { from, action }),
+        };
+        Ok(next)
+    }
+
+    /// Nothing more happens to a request in a terminal status (but `failed` may be retried).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Status::Rejected
+                | Status::AlreadyAvailable
+                | Status::Denied
+                | Status::Expired
+                | Status::Cancelled
+                | Status::Provisioned
+                | Status::Failed
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// Statuses a request can still move on from, for "open" and "stuck" queries.
+    pub fn open() -> impl Iterator<Item = Status> {
+        Self::ALL.iter().copied().filter(|s| !s.is_terminal())
+    }
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Submit => "submitted",
+            Action::StartValidation => "validation started",
+            Action::Reject => "rejected",
+            Action::FoundAvailable => "found already available",
+            Action::RequireApproval => "sent for approval",
+            Action::AutoApprove => "approved without asking",
+            Action::Approve => "approved",
+            Action::Deny => "denied",
+            Action::Expire => "expired",
+            Action::Cancel => "cancelled",
+            Action::StartProvisioning => "provisioning started",
+            Action::CompleteProvisioning => "provisioned",
+            Action::Fail => "failed",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not a status: one of {names}", names = Status::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))]
+pub struct BadStatus(String);
+
+impl FromStr for Status {
+    type Err = BadStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .iter()
+            .copied()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| BadStatus(s.chars().take(40).collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Action as A;
+    use Status as S;
+
+    const ACTIONS: [Action; 12] = [
+        A::StartValidation,
+        A::Reject,
+        A::FoundAvailable,
+        A::RequireApproval,
+        A::AutoApprove,
+        A::Approve,
+        A::Deny,
+        A::Expire,
+        A::Cancel,
+        A::StartProvisioning,
+        A::CompleteProvisioning,
+        A::Fail,
+    ];
+
+    /// The transitions of DESIGN.md, written out as the edges they are.
+    const DESIGN: [(Status, Status); 14] = [
+        (S::Received, S::Validating),
+        (S::Validating, S::Rejected),
+        (S::Validating, S::AlreadyAvailable),
+        (S::Validating, S::PendingApproval),
+        (S::Validating, S::Approved),
+        (S::PendingApproval, S::Approved),
+        (S::PendingApproval, S::Denied),
+        (S::PendingApproval, S::Expired),
+        (S::PendingApproval, S::Cancelled),
+        (S::Approved, S::Provisioning),
+        (S::Provisioning, S::Provisioned),
+        (S::Provisioning, S::Failed),
+        (S::Failed, S::Provisioning),
+        (S::Failed, S::Provisioning),
+    ];
+
+    #[test]
+    fn machine_allows_exactly_the_designed_edges() {
+        let mut edges = vec![];
+        for &from in Status::ALL {
+            for a in ACTIONS {
+                if let Ok(to) = from.apply(a) {
+                    edges.push((from, to));
+                }
+            }
+        }
+        for e in DESIGN {
+            assert!(edges.contains(&e), "missing {e:?}");
+        }
+        for e in &edges {
+            assert!(DESIGN.contains(e), "undesigned {e:?}");
+        }
+    }
+
+    #[test]
+    fn decided_requests_refuse_a_second_decision() {
+        for from in [S::Approved, S::Denied, S::Provisioned, S::Rejected] {
+            assert_eq!(from.apply(A::Deny), Err(Refused { from, action: A::Deny }));
+        }
+        assert!(S::Denied.apply(A::Approve).is_err());
+    }
+
+    #[test]
+    fn people_decide_pending_requests_and_policy_decides_only_in_validation() {
+        assert_eq!(S::PendingApproval.apply(A::Approve), Ok(S::Approved));
+        assert_eq!(S::Validating.apply(A::AutoApprove), Ok(S::Approved));
+        for from in [S::Validating, S::Received, S::Approved] {
+            assert_eq!(
+                from.apply(A::Approve),
+                Err(Refused {
+                    from,
+                    action: A::Approve
+                })
+            );
+        }
+        for from in [S::PendingApproval, S::Received] {
+            assert!(from.apply(A::AutoApprove).is_err(), "{from}");
+        }
+    }
+
+    #[test]
+    fn statuses_parse_from_their_names() {
+        for &s in Status::ALL {
+            assert_eq!(s.as_str().parse::<Status>().unwrap(), s);
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
+        }
+    }
+}

@@ -1,4 +1,0 @@
-//! Authentication: HMAC-signed API clients and signed approval-link tokens.
-
-pub mod client;
-pub mod token;

@@ -1,0 +1,108 @@
+//! Each Lambda links only what it uses (ARCHITECTURE.md, "Which Lambda links what"): the
+//! dependency graph cargo resolves for each function alone, as its release build sees it.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+/// The package names in `cargo tree -p <package> -e normal`.
+fn linked(package: &str) -> BTreeSet<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "tree",
+            "--locked",
+            "--offline",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "-p",
+            package,
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("cargo runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+const FUNCTIONS: [&str; 4] = ["intake", "validate", "approval", "provision"];
+
+#[test]
+fn no_function_links_sqlite_or_the_embedded_backend() {
+    for f in FUNCTIONS {
+        let deps = linked(f);
+        for banned in ["rusqlite", "libsqlite3-sys", "image-request-embedded"] {
+            assert!(!deps.contains(banned), "{f} links {banned}");
+        }
+    }
+}
+
+#[test]
+fn queue_consumers_link_no_http_server() {
+    for f in ["validate", "provision"] {
+        let deps = linked(f);
+        for banned in ["axum", "lambda_http", "image-request-http", "maud"] {
+            assert!(!deps.contains(banned), "{f} links {banned}");
+        }
+    }
+}
+
+#[test]
+fn each_function_links_the_aws_clients_it_calls_and_no_other() {
+    let sdk = |f: &str| -> BTreeSet<String> {
+        linked(f)
+            .into_iter()
+            .filter(|d| ["aws-sdk-dynamodb", "aws-sdk-sqs", "aws-sdk-sns", "aws-sdk-ssm"].contains(&d.as_str()))
+            .collect()
+    };
+    let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(sdk("intake"), set(&["aws-sdk-dynamodb", "aws-sdk-sqs", "aws-sdk-ssm"]));
+    assert_eq!(
+        sdk("approval"),
+        set(&["aws-sdk-dynamodb", "aws-sdk-sns", "aws-sdk-sqs", "aws-sdk-ssm"])
+    );
+    assert_eq!(
+        sdk("validate"),
+        set(&["aws-sdk-dynamodb", "aws-sdk-sns", "aws-sdk-sqs", "aws-sdk-ssm"])
+    );
+    assert_eq!(
+        sdk("provision"),
+        set(&["aws-sdk-dynamodb", "aws-sdk-sns", "aws-sdk-ssm"])
+    );
+}
+
+#[test]
+fn only_functions_that_call_out_link_an_http_client() {
+    // intake answers from the store and the built-in catalog: no Chainguard, no Slack.
+    let deps = linked("intake");
+    for banned in ["reqwest", "image-request-chainguard", "image-request-slack"] {
+        assert!(!deps.contains(banned), "intake links {banned}");
+    }
+    assert!(!linked("approval").contains("image-request-chainguard"));
+}
+
+#[test]
+fn the_domain_is_pure() {
+    let deps = linked("image-request-domain");
+    for banned in [
+        "tokio",
+        "aws-config",
+        "aws-sdk-dynamodb",
+        "rusqlite",
+        "axum",
+        "hyper",
+        "reqwest",
+        "image-request-app",
+    ] {
+        assert!(!deps.contains(banned), "the domain links {banned}");
+    }
+    let app = linked("image-request-app");
+    for banned in ["aws-config", "rusqlite", "axum", "hyper", "reqwest"] {
+        assert!(!app.contains(banned), "the app crate links {banned}");
+    }
+}
