@@ -118,16 +118,10 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("`{s}` is not a duration like 45s, 90m, 6h or 2d");
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
-    let n: i64 = n.parse().map_err(|_| bad())?;
-    match unit {
-        "s" => Ok(Duration::seconds(n)),
-        "m" => Ok(Duration::minutes(n)),
-        "h" => Ok(Duration::hours(n)),
-        "d" => Ok(Duration::days(n)),
-        _ => Err(bad()),
-    }
+    humantime::parse_duration(s)
+        .ok()
+        .and_then(|d| Duration::from_std(d).ok())
+        .ok_or_else(|| format!("`{s}` is not a duration like 45s, 90m, 6h, 2d or 1h30m"))
 }
 
 /// Answers the question the arguments ask.

@@ -85,15 +85,15 @@ impl ApiClient {
     }
 }
 
-/// Percent-encodes a query parameter's value.
-pub fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+/// A query string from name/value pairs, percent-encoded.
+pub fn query(pairs: &[(&str, &str)]) -> String {
+    serde_urlencoded::to_string(pairs).expect("string pairs always encode")
+}
+
+/// What `POST /requests` answers (202 for a new request, 200 for an idempotent repeat).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Submitted {
+    pub id: domain::RequestId,
+    pub image: String,
+    pub status: domain::Status,
 }

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use domain::{Environment, ImageRef, Justification, Principal};
 
-use crate::client::{url_encode, ApiClient};
+use crate::client::{query, ApiClient, Submitted};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,7 +161,7 @@ pub fn check_offline(text: &str) -> (Vec<Checked>, Vec<Problem>) {
 pub async fn validate(api: &ApiClient, text: &str) -> Result<(Vec<Checked>, Vec<Problem>), String> {
     let (checked, mut problems) = check_offline(text);
     for c in &checked {
-        let path = format!("/catalog?name={}", url_encode(c.image.name()));
+        let path = format!("/catalog?{}", query(&[("name", c.image.name())]));
         let (_, v) = api
             .call(Method::GET, &path, None, &[])
             .await
@@ -216,7 +216,7 @@ pub async fn submit(
     checked: &[Checked],
     commit: &str,
     merge: Option<&Merge>,
-) -> Result<Vec<(Checked, String, String, bool)>, String> {
+) -> Result<Vec<(Checked, Submitted, bool)>, String> {
     let mut out = vec![];
     for c in checked {
         let mut body = json!({
@@ -236,12 +236,9 @@ pub async fn submit(
             .call(Method::POST, "/requests", Some(&body), &[("idempotency-key", &key)])
             .await
             .map_err(|e| format!("line {}: {}: {e}", c.line, c.image))?;
-        out.push((
-            c.clone(),
-            v["id"].as_str().unwrap_or_default().to_string(),
-            v["status"].as_str().unwrap_or_default().to_string(),
-            status == 202,
-        ));
+        let submitted: Submitted =
+            serde_json::from_value(v).map_err(|e| format!("line {}: {}: unreadable answer: {e}", c.line, c.image))?;
+        out.push((c.clone(), submitted, status == 202));
     }
     Ok(out)
 }

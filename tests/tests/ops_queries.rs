@@ -73,6 +73,7 @@ async fn every_documented_aws_cli_query_answers_its_question() {
             .env("REQUESTER", "email:developer@example.com")
             .env("IMAGE", "curl")
             .env("APPROVER", "email:security-lead@example.com")
+            .env("STATUS", "pending_approval")
             .env("DAY", now.format("%Y-%m-%d").to_string())
             .env("FROM", ts(now - chrono::Duration::hours(1)))
             .env("TO", ts(now + chrono::Duration::hours(1)))
@@ -131,7 +132,7 @@ async fn every_documented_aws_cli_query_answers_its_question() {
     assert_eq!(field(&decisions, "reason"), ["ok for prod"]);
     assert_eq!(
         field(
-            &run("Stuck requests: not finished, not updated since the cut-off, oldest first"),
+            &run("Stuck requests: in one unfinished status, not updated since the cut-off, oldest first"),
             "id"
         ),
         [python.as_str()]

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use aws_adapter::setup::{AUDIT_INDEXES, REQUEST_INDEXES};
+use aws_adapter::setup::{request_projection, AUDIT_INDEXES, REQUEST_INDEXES};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -262,6 +262,17 @@ fn tables_are_protected_and_indexed_as_the_adapters_query_them() {
     };
     assert_eq!(indexes(&t["Resources"]["RequestsTable"]), want(&REQUEST_INDEXES));
     assert_eq!(indexes(&t["Resources"]["AuditTable"]), want(&AUDIT_INDEXES));
+    // Projections as the adapter creates them: index writes are most of the cost.
+    for i in list(&t["Resources"]["RequestsTable"]["Properties"]["GlobalSecondaryIndexes"]) {
+        let name = i["IndexName"].as_str().unwrap();
+        let (kind, include) = request_projection(name);
+        assert_eq!(i["Projection"]["ProjectionType"], kind.as_str(), "{name}");
+        let listed: Vec<String> = list(&i["Projection"]["NonKeyAttributes"])
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(listed, include, "{name}");
+    }
 }
 
 #[test]

@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 use app::ports::{Created, QueueName, RequestQuery};
 use app::App;
 use domain::{
-    Channel, Environment, ImageRef, Justification, NewRequest, PreApproval, Principal, Request, RequestId, Status,
-    MAX_IDEMPOTENCY_KEY_LEN,
+    Channel, Environment, ImageRef, Justification, NewRequest, PreApproval, Principal, Request, RequestId, RequestView,
+    Status, MAX_IDEMPOTENCY_KEY_LEN,
 };
 use http_api::{ApiError, Signed};
 
@@ -100,16 +100,15 @@ fn parse_submission(
         .map_err(|e| field("environment", &e))?;
     let channel = match body.channel.as_deref() {
         None if signed.form => Channel::Form,
-        None | Some("api") => Channel::Api,
-        Some("cli") => Channel::Cli,
-        Some("form") => Channel::Form,
-        Some("pull_request") => Channel::PullRequest,
-        Some(other) => {
-            return Err(field(
-                "channel",
-                &format!("`{other}` is not one of api, cli, form, pull_request"),
-            ))
-        }
+        None => Channel::Api,
+        Some(name) => name
+            .parse::<Channel>()
+            .ok()
+            .filter(|c| Channel::SUBMITTED_BY_CLIENTS.contains(c))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Channel::SUBMITTED_BY_CLIENTS.iter().map(|c| c.into()).collect();
+                field("channel", &format!("`{name}` is not one of {}", names.join(", ")))
+            })?,
     };
     let requester = match body.requester.filter(|r| !r.is_empty()) {
         None => signed.client.principal.clone(),
@@ -199,12 +198,12 @@ fn may_read(signed: &Signed, r: &Request) -> bool {
 
 /// A request with its audit timeline, as `GET /requests/{id}` answers it.
 pub async fn request_view(app: &App, r: &Request) -> Result<Value, ApiError> {
-    let events = app.audit.timeline(r.id).await.map_err(ApiError::internal)?;
-    let mut v = r.public();
-    v["audit"] = serde_json::to_value(events).map_err(ApiError::internal)?;
-    let refused = app.audit.refusals(r.id).await.map_err(ApiError::internal)?;
-    v["refused_attempts"] = serde_json::to_value(refused).map_err(ApiError::internal)?;
-    Ok(v)
+    let view = RequestView {
+        request: r.clone(),
+        audit: app.audit.timeline(r.id).await.map_err(ApiError::internal)?,
+        refused_attempts: app.audit.refusals(r.id).await.map_err(ApiError::internal)?,
+    };
+    Ok(view.public())
 }
 
 async fn status(State(app): State<App>, Path(id): Path<String>, signed: Signed) -> Result<Json<Value>, ApiError> {

@@ -203,18 +203,24 @@ pub async fn send_approval_requests(app: &App, r: &Request) {
     }
 }
 
+/// Why an invocation failed as a whole (a batch's single messages fail on their own).
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("an event with `Records` that is not an SQS event: {0}")]
+    NotSqs(serde_json::Error),
+    #[error("the sweep could not read or write requests: {0}")]
+    Sweep(#[from] StoreError),
+}
+
 /// What the validate Lambda receives: its queue's batches, or the schedule's tick that
 /// runs the sweep (one function fewer to deploy and grant).
-pub async fn handle_any(app: &App, event: serde_json::Value) -> Result<serde_json::Value, String> {
+pub async fn handle_any(app: &App, event: serde_json::Value) -> Result<serde_json::Value, InvokeError> {
     if event.get("Records").is_some() {
-        let batch: SqsEvent = serde_json::from_value(event).map_err(|e| format!("not an SQS event: {e}"))?;
-        return serde_json::to_value(handle(app, batch).await).map_err(|e| e.to_string());
+        let batch: SqsEvent = serde_json::from_value(event).map_err(InvokeError::NotSqs)?;
+        return Ok(serde_json::to_value(handle(app, batch).await).expect("batch responses serialise"));
     }
-    let report = app
-        .sweep(chrono::Duration::minutes(5))
-        .await
-        .map_err(|e| e.to_string())?;
-    let oldest = oldest_pending_age(app).await.map_err(|e| e.to_string())?;
+    let report = app.sweep(chrono::Duration::minutes(5)).await?;
+    let oldest = oldest_pending_age(app).await?;
     // CloudWatch embedded metric format: the alarm on stale approvals reads this line.
     println!("{}", emf_line(oldest, app.clock.now()));
     tracing::info!(

@@ -20,7 +20,8 @@ pub use policy::{Policy, Verdict};
 pub use principal::{BadPrincipal, Principal};
 pub use request::{
     clean_text, BadEnvironment, BadPreApproval, Change, Channel, Decision, Environment, Justification, NewRequest,
-    PreApproval, ProvisionResult, Request, TextError, Transition, MAX_IDEMPOTENCY_KEY_LEN, MAX_REASON_CHARS,
+    PreApproval, ProvisionResult, Request, RequestView, TextError, Transition, MAX_IDEMPOTENCY_KEY_LEN,
+    MAX_REASON_CHARS,
 };
 pub use status::{Action, BadStatus, Refused, Status};
 

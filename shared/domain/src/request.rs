@@ -187,6 +187,32 @@ pub struct Request {
     pub pre_approval: Option<PreApproval>,
 }
 
+/// A request with its audit timeline and refused attempts: what `GET /requests/{id}`
+/// answers, and what the CLI reads back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestView {
+    #[serde(flatten)]
+    pub request: Request,
+    pub audit: Vec<AuditEvent>,
+    #[serde(default)]
+    pub refused_attempts: Vec<super::Refusal>,
+}
+
+impl RequestView {
+    /// As API clients see it: without the Slack `response_url` (see [`Request::public`]).
+    pub fn public(&self) -> serde_json::Value {
+        without_response_url(serde_json::to_value(self).expect("requests serialise"))
+    }
+}
+
+/// The Slack `response_url` is a capability: stored, never shown.
+fn without_response_url(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("response_url");
+    }
+    v
+}
+
 /// A reviewed, merged pull request as an approval: which one, who merged it, at what commit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "PreApprovalFields", into = "PreApprovalFields")]
@@ -279,6 +305,12 @@ impl PreApproval {
             self.repository, self.pull_request
         )
     }
+}
+
+impl Channel {
+    /// The channels an API client may name for what it submits; the others (Slack, email
+    /// links, the system) are set by the routes that receive them.
+    pub const SUBMITTED_BY_CLIENTS: [Channel; 4] = [Channel::Api, Channel::Cli, Channel::Form, Channel::PullRequest];
 }
 
 /// Who did what, through which channel and why: the input of every transition.
@@ -383,11 +415,7 @@ impl Request {
 
     /// The request as API clients see it: everything but the Slack `response_url`.
     pub fn public(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(self).expect("requests serialise");
-        if let Some(o) = v.as_object_mut() {
-            o.remove("response_url");
-        }
-        v
+        without_response_url(serde_json::to_value(self).expect("requests serialise"))
     }
 
     /// `cgr.dev/<org>/<name>:<tag>`

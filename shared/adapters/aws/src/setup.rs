@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
-use super::dynamo::{BY_ACTOR, BY_APPROVER, BY_DAY, BY_IMAGE, BY_REQUESTER, BY_STATUS, BY_TIME, OPEN};
+use super::dynamo::{BY_ACTOR, BY_APPROVER, BY_DAY, BY_IMAGE, BY_REQUESTER, BY_STATUS, BY_STATUS_INCLUDES, BY_TIME};
 use super::{AwsNames, QueueUrls};
 
 fn key(name: &str, kind: KeyType) -> KeySchemaElement {
@@ -28,25 +28,34 @@ fn attr(name: &str, t: ScalarAttributeType) -> AttributeDefinition {
         .expect("attribute fields set")
 }
 
-fn gsi(name: &str, pk: &str, sk: &str) -> GlobalSecondaryIndex {
+fn gsi(name: &str, pk: &str, sk: &str, projection: Projection) -> GlobalSecondaryIndex {
     GlobalSecondaryIndex::builder()
         .index_name(name)
         .key_schema(key(pk, KeyType::Hash))
         .key_schema(key(sk, KeyType::Range))
-        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .projection(projection)
         .build()
         .expect("index fields set")
 }
 
+/// What a requests-table index projects: `by_status` a few small attributes, the others
+/// keys only (`infra/template.yaml` declares the same; a test compares them).
+pub fn request_projection(index: &str) -> (ProjectionType, Vec<&'static str>) {
+    if index == BY_STATUS {
+        (ProjectionType::Include, BY_STATUS_INCLUDES.to_vec())
+    } else {
+        (ProjectionType::KeysOnly, vec![])
+    }
+}
+
 /// The requests table's indexes: (name, partition key, sort key). `infra/template.yaml`
 /// declares the same (a test compares them).
-pub const REQUEST_INDEXES: [(&str, &str, &str); 6] = [
+pub const REQUEST_INDEXES: [(&str, &str, &str); 5] = [
     (BY_STATUS, "status", "created_at"),
     (BY_REQUESTER, "requester", "created_at"),
     (BY_IMAGE, "image_name", "created_at"),
     (BY_TIME, "all", "created_at"),
     (BY_APPROVER, "decided_by", "decided_at"),
-    (OPEN, "open", "updated_at"),
 ];
 
 pub const AUDIT_INDEXES: [(&str, &str, &str); 2] = [(BY_ACTOR, "actor", "at_key"), (BY_DAY, "day", "at_key")];
@@ -75,15 +84,18 @@ pub async fn create(
         "image_name",
         "all",
         "decided_by",
-        "open",
         "created_at",
-        "updated_at",
         "decided_at",
     ] {
         t = t.attribute_definitions(attr(a, string.clone()));
     }
     for (name, pk, sk) in REQUEST_INDEXES {
-        t = t.global_secondary_indexes(gsi(name, pk, sk));
+        let (kind, include) = request_projection(name);
+        let projection = Projection::builder()
+            .projection_type(kind)
+            .set_non_key_attributes((!include.is_empty()).then(|| include.iter().map(|a| a.to_string()).collect()))
+            .build();
+        t = t.global_secondary_indexes(gsi(name, pk, sk, projection));
     }
     t.send().await.map_err(|e| err(&e.into_service_error()))?;
     let mut t = ddb
@@ -98,7 +110,9 @@ pub async fn create(
         t = t.attribute_definitions(attr(a, string.clone()));
     }
     for (name, pk, sk) in AUDIT_INDEXES {
-        t = t.global_secondary_indexes(gsi(name, pk, sk));
+        // Audit events are small and never change: projecting them whole costs no more.
+        let all = Projection::builder().projection_type(ProjectionType::All).build();
+        t = t.global_secondary_indexes(gsi(name, pk, sk, all));
     }
     t.send().await.map_err(|e| err(&e.into_service_error()))?;
 

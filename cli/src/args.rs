@@ -1,0 +1,156 @@
+//! The command line: every command, flag and its help.
+
+use std::path::PathBuf;
+
+use app::config::DEFAULT_DATA_DIR;
+use cgr_request::audit::AuditArgs;
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "cgr-request",
+    version,
+    about = "Ask for Chainguard images for your organization's registry, follow them, approve them."
+)]
+pub struct Cli {
+    /// The Image Request API.
+    #[arg(
+        long,
+        global = true,
+        env = "CGR_REQUEST_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+    /// API client id (default: from the local credentials file).
+    #[arg(long, global = true, env = "CGR_REQUEST_CLIENT")]
+    pub client: Option<String>,
+    /// API client secret (default: from the local credentials file).
+    #[arg(long, global = true, env = "CGR_REQUEST_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Where the local server keeps its state, and where local credentials are read from.
+    #[arg(long, global = true, env = "IMAGE_REQUEST_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Output format.
+    #[arg(short, long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the whole system locally: HTTP API, consumers, embedded state.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080, or IMAGE_REQUEST_LISTEN).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Ask for an image.
+    Add {
+        /// `name[:tag]`, e.g. `busybox` or `python:3.12`.
+        image: String,
+        /// Why you need it (required; approvers read it).
+        #[arg(long, short = 'j')]
+        justification: String,
+        /// dev, staging or prod.
+        #[arg(long)]
+        env: Option<String>,
+        /// Submitting again with the same key returns the same request.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Follow the request until it ends.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+    },
+    /// Show a request, its result and its audit timeline.
+    Status {
+        id: String,
+        /// Follow the request until it ends.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+    },
+    /// Admin commands (need an admin client).
+    #[command(subcommand)]
+    Admin(Admin),
+    /// Look through the Chainguard catalog.
+    #[command(subcommand)]
+    Catalog(CatalogCmd),
+    /// Check a requested-images.yaml (for a PR check): one GitHub annotation per problem,
+    /// exit 1 when there is any.
+    ValidateFile { file: PathBuf },
+    /// Submit a requested-images.yaml (for the merge workflow): idempotent per entry and
+    /// commit; with --pull-request and --merged-by, approved by the merge.
+    SubmitFile {
+        file: PathBuf,
+        /// The merge commit (default: GITHUB_SHA).
+        #[arg(long, env = "GITHUB_SHA")]
+        commit: String,
+        /// `owner/name` (default: GITHUB_REPOSITORY).
+        #[arg(long, env = "GITHUB_REPOSITORY")]
+        repository: Option<String>,
+        /// The merged PR's number.
+        #[arg(long, requires = "merged_by")]
+        pull_request: Option<u64>,
+        /// Who merged it (a GitHub login): the approver on record.
+        #[arg(long, requires = "pull_request")]
+        merged_by: Option<String>,
+        /// Wait for every request to end and print the pull strings.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+    },
+    /// Answer ops questions from the audit trail: DynamoDB when REQUESTS_TABLE and
+    /// AUDIT_TABLE are set (with the usual AWS environment), else the local state.
+    #[command(args_conflicts_with_subcommands = true)]
+    Audit {
+        #[command(subcommand)]
+        verify: Option<AuditCmd>,
+        #[command(flatten)]
+        args: AuditArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCmd {
+    /// Recompute a request's hash chain; names the first broken event and exits 1.
+    Verify { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum Admin {
+    /// Requests waiting for a decision, oldest first.
+    Pending,
+    /// Approve a request waiting for a decision: it is provisioned next.
+    Approve {
+        id: String,
+        /// Why, for the audit trail and the requester.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Deny a request waiting for a decision; the requester is told why.
+    Deny {
+        id: String,
+        /// Required: the requester reads it.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Provision a failed request again.
+    Retry { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum CatalogCmd {
+    /// Catalog names matching a word, best first.
+    Search { word: String },
+}

@@ -1,0 +1,101 @@
+//! One module per command; this one dispatches and holds what they share: the API client
+//! the flags or the local credentials give, and how an API error is explained.
+
+mod admin;
+mod audit;
+mod catalog;
+mod files;
+mod request;
+mod serve;
+mod show;
+
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Context, Result};
+use app::config::read_credentials;
+use cgr_request::client::{ApiClient, CallError};
+
+use crate::args::{Cli, Command};
+
+/// A request that ended badly exits with this code under `--wait`.
+pub const EXIT_UNSUCCESSFUL: u8 = 2;
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let out = cli.output;
+    match &cli.command {
+        Command::Serve { listen } => return serve::run(&cli.data_dir, *listen).await,
+        Command::Audit { verify, args } => return audit::run(&cli.data_dir, verify.as_ref(), args, out).await,
+        _ => {}
+    }
+    let api = client_for(&cli, matches!(cli.command, Command::Admin(_)))?;
+    match cli.command {
+        Command::Serve { .. } | Command::Audit { .. } => unreachable!("handled above"),
+        Command::ValidateFile { file } => files::validate(&api, &file).await,
+        Command::SubmitFile {
+            file,
+            commit,
+            repository,
+            pull_request,
+            merged_by,
+            wait,
+            timeout_secs,
+        } => {
+            let merge = files::merge(repository, pull_request, merged_by, &commit)?;
+            files::submit(&api, &file, &commit, merge, wait.then_some(timeout_secs), out).await
+        }
+        Command::Add {
+            image,
+            justification,
+            env,
+            idempotency_key,
+            wait,
+            timeout_secs,
+        } => {
+            let new = request::New {
+                image,
+                justification,
+                env,
+                idempotency_key,
+            };
+            request::add(&api, new, wait.then_some(timeout_secs), out).await
+        }
+        Command::Status { id, wait, timeout_secs } => {
+            request::status(&api, &id, wait.then_some(timeout_secs), out).await
+        }
+        Command::Admin(cmd) => admin::run(&api, cmd, out).await,
+        Command::Catalog(cmd) => catalog::run(&api, cmd, out).await,
+    }
+}
+
+/// Credentials from flags or environment, else the local server's credentials file.
+fn client_for(cli: &Cli, admin: bool) -> Result<ApiClient> {
+    if let (Some(id), Some(secret)) = (&cli.client, &cli.secret) {
+        return Ok(ApiClient::new(&cli.url, id, secret));
+    }
+    let creds = read_credentials(&cli.data_dir).context(
+        "no API client: give --client and --secret (or CGR_REQUEST_CLIENT / CGR_REQUEST_SECRET), or start the local server once with `cgr-request serve` to create local credentials",
+    )?;
+    let chosen = match &cli.client {
+        Some(id) => creds.clients.iter().find(|c| &c.id == id),
+        None => creds.clients.iter().find(|c| c.admin == admin),
+    };
+    let c = chosen.ok_or_else(|| {
+        anyhow!(
+            "no {} client in {}",
+            if admin { "admin" } else { "non-admin" },
+            cli.data_dir.display()
+        )
+    })?;
+    Ok(ApiClient::new(&cli.url, &c.id, &c.secret))
+}
+
+/// An API error with what to do about it, where there is something to do.
+fn explain(e: CallError) -> anyhow::Error {
+    match &e {
+        CallError::Api { status: 401, .. } => {
+            anyhow!("{e}\n  The server did not accept this client's signature: check --client/--secret and the clock.")
+        }
+        CallError::Api { status: 403, .. } => anyhow!("{e}\n  Admin commands need an admin client."),
+        _ => anyhow!(e),
+    }
+}

@@ -1,0 +1,127 @@
+//! `add` and `status`: ask for an image, and follow a request until it ends.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use cgr_request::client::{ApiClient, Submitted};
+use domain::{RequestView, Status};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use super::{explain, show, EXIT_UNSUCCESSFUL};
+use crate::args::Output;
+
+pub struct New {
+    pub image: String,
+    pub justification: String,
+    pub env: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+pub async fn add(api: &ApiClient, new: New, wait: Option<u64>, out: Output) -> Result<ExitCode> {
+    let mut body = json!({ "image": new.image, "justification": new.justification, "channel": "cli" });
+    if let Some(e) = new.env {
+        body["environment"] = json!(e);
+    }
+    let headers: Vec<(&str, &str)> = new
+        .idempotency_key
+        .as_deref()
+        .map(|k| vec![("idempotency-key", k)])
+        .unwrap_or_default();
+    let (_, v) = api
+        .call(Method::POST, "/requests", Some(&body), &headers)
+        .await
+        .map_err(explain)?;
+    let accepted: Submitted = serde_json::from_value(v.clone()).context("reading the answer to the submission")?;
+    match out {
+        Output::Json if wait.is_none() => println!("{v:#}"),
+        Output::Json => {}
+        Output::Table => println!(
+            "{}  {}  {}\nFollow it with: cgr-request status {} --wait",
+            accepted.id, accepted.image, accepted.status, accepted.id
+        ),
+    }
+    match wait {
+        Some(secs) => follow(api, &accepted.id.to_string(), secs, out).await,
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+pub async fn status(api: &ApiClient, id: &str, wait: Option<u64>, out: Output) -> Result<ExitCode> {
+    if let Some(secs) = wait {
+        return follow(api, id, secs, out).await;
+    }
+    let (raw, view) = get(api, id).await?;
+    match out {
+        Output::Json => println!("{raw:#}"),
+        Output::Table => show::request(&view),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A request with its timeline: as sent (for `-o json`) and as read.
+pub async fn get(api: &ApiClient, id: &str) -> Result<(Value, RequestView)> {
+    let (_, v) = api
+        .call(Method::GET, &format!("/requests/{id}"), None, &[])
+        .await
+        .map_err(explain)?;
+    let view = serde_json::from_value(v.clone()).with_context(|| format!("reading request {id}"))?;
+    Ok((v, view))
+}
+
+/// Ended well: the image is in the org.
+pub fn succeeded(status: Status) -> bool {
+    matches!(status, Status::Provisioned | Status::AlreadyAvailable)
+}
+
+/// The request once it has ended (quietly; `follow` is the talkative one).
+pub async fn wait_until_done(api: &ApiClient, id: &str, timeout_secs: u64) -> Result<(Value, RequestView)> {
+    let started = Instant::now();
+    loop {
+        let (raw, view) = get(api, id).await?;
+        if view.request.status().is_terminal() {
+            return Ok((raw, view));
+        }
+        if started.elapsed() > Duration::from_secs(timeout_secs) {
+            bail!("{id} has not ended after {timeout_secs} s");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Prints each status change until the request ends; the exit code says how it ended.
+async fn follow(api: &ApiClient, id: &str, timeout_secs: u64, out: Output) -> Result<ExitCode> {
+    let started = Instant::now();
+    let mut last = None;
+    loop {
+        let (raw, view) = get(api, id).await?;
+        let status = view.request.status();
+        if last != Some(status) {
+            if out == Output::Table {
+                let note = if status == Status::PendingApproval {
+                    "  (waiting for an approver)"
+                } else {
+                    ""
+                };
+                println!("{}  {id}  {status}{note}", chrono::Utc::now().format("%H:%M:%S"));
+            }
+            last = Some(status);
+        }
+        if status.is_terminal() {
+            match out {
+                Output::Json => println!("{raw:#}"),
+                Output::Table => show::request(&view),
+            }
+            return Ok(if succeeded(status) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_UNSUCCESSFUL)
+            });
+        }
+        if started.elapsed() > Duration::from_secs(timeout_secs) {
+            bail!("{id} is still {status} after {timeout_secs} s; check again with `cgr-request status {id}`");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}

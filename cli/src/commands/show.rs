@@ -1,0 +1,71 @@
+//! How a request and a list of requests read in a terminal.
+
+use domain::{Request, RequestView};
+
+pub fn request(v: &RequestView) {
+    let r = &v.request;
+    let row = |k: &str, val: String| {
+        if !val.is_empty() {
+            println!("{k:<14}{val}");
+        }
+    };
+    row("Request", r.id.to_string());
+    row("Image", r.image.to_string());
+    row("Status", r.status().to_string());
+    row("Requested by", r.requester.to_string());
+    row("Environment", r.environment.map(|e| e.to_string()).unwrap_or_default());
+    row("Justification", r.justification.to_string());
+    row("Outcome", r.outcome.clone().unwrap_or_default());
+    row("Did you mean", r.suggestions.join(", "));
+    if let Some(d) = &r.decision {
+        let verdict = if d.approved { "approved" } else { "denied" };
+        row(
+            "Decision",
+            format!("{verdict} by {} at {} via {}", d.by, d.at.to_rfc3339(), d.channel),
+        );
+    }
+    if let Some(res) = &r.result {
+        row("Pull", res.pull_string.clone());
+        row("Tags", res.tags.join(", "));
+        row("Repo id", res.repo_id.clone());
+    }
+    println!("\nAudit timeline");
+    println!(
+        "{:>3}  {:<24}  {:<34}  {:<24}  {:<36}  {:<8}  REASON",
+        "#", "TIME", "ACTOR", "ACTION", "FROM -> TO", "CHANNEL"
+    );
+    for e in &v.audit {
+        let from = e.from.map_or("-".to_string(), |f| f.to_string());
+        println!(
+            "{:>3}  {:<24}  {:<34}  {:<24}  {:<36}  {:<8}  {}",
+            e.seq,
+            domain::timestamp(e.at),
+            e.actor.to_string(),
+            e.action.to_string(),
+            format!("{from} -> {}", e.to),
+            e.channel.to_string(),
+            e.reason.as_deref().unwrap_or("")
+        );
+    }
+}
+
+pub fn pending(list: &[Request]) {
+    if list.is_empty() {
+        println!("nothing pending");
+        return;
+    }
+    println!(
+        "{:<30}  {:<28}  {:<30}  {:<20}  JUSTIFICATION",
+        "REQUEST", "IMAGE", "REQUESTED BY", "SUBMITTED"
+    );
+    for r in list {
+        println!(
+            "{:<30}  {:<28}  {:<30}  {:<20}  {}",
+            r.id.to_string(),
+            r.image.to_string(),
+            r.requester.to_string(),
+            r.created_at.format("%Y-%m-%dT%H:%M:%S").to_string(),
+            r.justification
+        );
+    }
+}
