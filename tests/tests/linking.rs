@@ -43,6 +43,19 @@ fn no_function_links_sqlite_or_the_embedded_backend() {
 }
 
 #[test]
+fn functions_link_one_tls_stack_and_no_credential_chain() {
+    // ring for every TLS client; the Lambda's credentials come from its environment, so
+    // aws-config's provider chain (profiles, SSO, STS) stays out of the bootstraps.
+    for f in FUNCTIONS {
+        let deps = linked(f);
+        for banned in ["aws-lc-rs", "aws-lc-sys", "aws-config", "aws-sdk-sts", "aws-sdk-sso"] {
+            assert!(!deps.contains(banned), "{f} links {banned}");
+        }
+        assert!(deps.contains("ring"), "{f} has a TLS provider");
+    }
+}
+
+#[test]
 fn queue_consumers_link_no_http_server() {
     for f in ["validate", "provision"] {
         let deps = linked(f);

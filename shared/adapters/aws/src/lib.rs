@@ -18,7 +18,9 @@ use std::sync::Arc;
 use app::config::{ConfigError, LocalCredentials, Settings};
 use app::ports::SystemClock;
 use app::App;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use aws_types::SdkConfig;
 
 /// Where this deployment's resources are, from the functions' environment.
 #[derive(Debug, Clone)]
@@ -67,26 +69,55 @@ impl AwsNames {
     }
 }
 
-/// The SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`).
+/// The SDK configuration through the full provider chain (environment, profiles, SSO,
+/// assume-role), for people at a terminal.
+#[cfg(feature = "provider-chain")]
 pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).load().await
 }
 
+/// The SDK configuration of a Lambda: region, the function's credentials and
+/// `AWS_ENDPOINT_URL`, all from its environment. Built by hand rather than through
+/// aws-config's provider chain: a Lambda's credentials are always in its environment, and
+/// the chain (profiles, SSO, STS, IMDS) would add its code to every bootstrap.
+pub fn lambda_sdk_config() -> Result<SdkConfig, ConfigError> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let region = env("AWS_REGION")
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .ok_or(ConfigError::Env(
+            "AWS_REGION",
+            String::new(),
+            "is required when running on AWS".into(),
+        ))?;
+    let credentials = Credentials::new(
+        var("AWS_ACCESS_KEY_ID")?,
+        var("AWS_SECRET_ACCESS_KEY")?,
+        env("AWS_SESSION_TOKEN"),
+        None,
+        "lambda-environment",
+    );
+    // HTTPS through rustls with ring, as every other client of the functions.
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let mut b = SdkConfig::builder()
+        .http_client(http)
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .credentials_provider(SharedCredentialsProvider::new(credentials));
+    if let Some(url) = env("AWS_ENDPOINT_URL") {
+        b = b.endpoint_url(url);
+    }
+    Ok(b.build())
+}
+
 /// Reads client secrets and link-signing keys from an SSM SecureString parameter holding
 /// the JSON of `credentials.json`, into settings that lack them.
-pub async fn load_secrets(sdk: &SdkConfig, parameter: &str, mut settings: Settings) -> Result<Settings, ConfigError> {
+pub async fn load_secrets(sdk: &SdkConfig, parameter: &str, settings: Settings) -> Result<Settings, ConfigError> {
     let text = self::parameter(sdk, parameter, true).await?;
     let creds: LocalCredentials = serde_json::from_str(&text)
         .map_err(|e| ConfigError::Invalid(format!("SSM parameter {parameter} is not credentials JSON: {e}")))?;
-    if settings.clients.is_empty() {
-        settings.clients = creds.clients;
-    }
-    if settings.approval_keys.is_none() {
-        settings.approval_keys = Some(creds.approval_keys);
-    }
-    settings.add_slack_secrets(creds.slack);
-    settings.check()?;
-    Ok(settings)
+    settings.with_credentials(creds)
 }
 
 async fn parameter(sdk: &SdkConfig, name: &str, decrypt: bool) -> Result<String, ConfigError> {
@@ -136,7 +167,7 @@ impl Lambda {
     pub async fn start() -> Result<Lambda, ConfigError> {
         let settings = Settings::load()?;
         let names = AwsNames::from_env()?;
-        let sdk = sdk_config().await;
+        let sdk = lambda_sdk_config()?;
         // The API's URL lives in a parameter the stack writes: the functions cannot name the
         // API in their own environment without a dependency cycle in the template. Both reads
         // at once: each is a round trip paid by every cold start.

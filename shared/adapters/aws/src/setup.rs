@@ -2,12 +2,12 @@
 //! indexes and redrive policies as `infra/template.yaml`. Used against the local emulator
 //! (tests, and trying the AWS adapters without an account).
 
-use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
     ScalarAttributeType,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
+use aws_types::SdkConfig;
 
 use super::dynamo::{BY_ACTOR, BY_APPROVER, BY_DAY, BY_IMAGE, BY_REQUESTER, BY_STATUS, BY_STATUS_INCLUDES, BY_TIME};
 use super::{AwsNames, QueueUrls};

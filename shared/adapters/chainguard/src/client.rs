@@ -110,6 +110,8 @@ impl Chainguard {
 
     /// An HTTP client with the timeouts every call needs.
     pub fn http_client(timeout: Duration) -> reqwest::Client {
+        // TLS through ring (no-op where a provider is installed already): see Cargo.toml.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))

@@ -27,6 +27,8 @@ pub struct SlackClient {
 
 impl SlackClient {
     pub fn new(api_url: &str, bot_token: &str) -> Self {
+        // TLS through ring (no-op where a provider is installed already): see Cargo.toml.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         SlackClient {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))

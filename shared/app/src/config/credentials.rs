@@ -13,11 +13,17 @@ use super::{ClientConfig, ConfigError, LocalCredentials, Settings, SlackSecrets,
 impl Settings {
     /// Fills in clients and link-signing keys that are not configured from
     /// `credentials.json`, creating it with fresh random secrets the first time.
-    pub fn with_local_credentials(mut self) -> Result<Settings, ConfigError> {
+    pub fn with_local_credentials(self) -> Result<Settings, ConfigError> {
         if !self.clients.is_empty() && self.approval_keys.is_some() {
             return Ok(self);
         }
         let creds = load_or_create_credentials(&self.data_dir)?;
+        self.with_credentials(creds)
+    }
+
+    /// Fills in clients, link-signing keys and Slack secrets the settings lack from a
+    /// credentials file (or the SSM parameter holding the same JSON), then checks them.
+    pub fn with_credentials(mut self, creds: LocalCredentials) -> Result<Settings, ConfigError> {
         if self.clients.is_empty() {
             self.clients = creds.clients;
         }
