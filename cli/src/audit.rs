@@ -2,6 +2,7 @@
 //! when `REQUESTS_TABLE` and `AUDIT_TABLE` name the tables, the local SQLite otherwise),
 //! each one Query on an index, never a Scan.
 
+use anyhow::{anyhow, Context};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -73,7 +74,7 @@ pub struct Stores {
 
 /// DynamoDB where the environment names the tables (the AWS SDK's usual environment,
 /// `AWS_ENDPOINT_URL` included); otherwise the local server's database.
-pub async fn open(data_dir: &Path) -> Result<Stores, String> {
+pub async fn open(data_dir: &Path) -> anyhow::Result<Stores> {
     let env = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
     if let (Some(requests), Some(audit)) = (env("REQUESTS_TABLE"), env("AUDIT_TABLE")) {
         let sdk = aws_adapter::sdk_config().await;
@@ -86,12 +87,12 @@ pub async fn open(data_dir: &Path) -> Result<Stores, String> {
     }
     let path = data_dir.join("image-request.db");
     if !path.exists() {
-        return Err(format!(
+        return Err(anyhow!(
             "no local state at {}: start `cgr-request serve` there, or set REQUESTS_TABLE and AUDIT_TABLE to read DynamoDB",
             path.display()
         ));
     }
-    let db = Sqlite::open(&path).map_err(|e| e.to_string())?;
+    let db = Sqlite::open(&path).with_context(|| format!("opening {}", path.display()))?;
     Ok(Stores {
         requests: Arc::new(db.clone()),
         audit: Arc::new(db),
@@ -125,53 +126,67 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Answers the question the arguments ask.
-pub async fn query(stores: &Stores, a: &AuditArgs, now: DateTime<Utc>) -> Result<Report, String> {
-    let since = a.since.as_deref().map(parse_time).transpose()?;
-    let until = a.until.as_deref().map(parse_time).transpose()?;
-    let err = |e: app::ports::StoreError| e.to_string();
+pub async fn query(stores: &Stores, a: &AuditArgs, now: DateTime<Utc>) -> anyhow::Result<Report> {
+    let since = a
+        .since
+        .as_deref()
+        .map(parse_time)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let until = a
+        .until
+        .as_deref()
+        .map(parse_time)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     if let Some(id) = &a.request {
-        let id: RequestId = id.parse().map_err(|e| format!("{e}"))?;
+        let id: RequestId = id.parse()?;
         let request = stores
             .requests
             .get(id)
-            .await
-            .map_err(err)?
-            .ok_or_else(|| format!("no request {id} in {}", stores.place))?;
+            .await?
+            .ok_or_else(|| anyhow!("no request {id} in {}", stores.place))?;
         return Ok(Report::Timeline {
             request: Box::new(request),
-            events: stores.audit.timeline(id).await.map_err(err)?,
-            refused_attempts: stores.audit.refusals(id).await.map_err(err)?,
+            events: stores.audit.timeline(id).await?,
+            refused_attempts: stores.audit.refusals(id).await?,
         });
     }
     if let Some(who) = &a.approver {
         let events = stores
             .audit
             .query(&AuditQuery {
-                actor: Some(principal(who)?),
+                actor: Some(principal(who).map_err(anyhow::Error::msg)?),
                 since,
                 until,
                 limit: a.limit,
             })
-            .await
-            .map_err(err)?;
+            .await?;
         return Ok(Report::Events { events });
     }
-    let status: Option<Status> = a
-        .status
-        .as_deref()
-        .map(|s| s.parse().map_err(|e| format!("{e}")))
-        .transpose()?;
+    let status: Option<Status> = a.status.as_deref().map(str::parse).transpose()?;
     let q = RequestQuery {
         status,
-        requester: a.requester.as_deref().map(principal).transpose()?,
+        requester: a
+            .requester
+            .as_deref()
+            .map(principal)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
         image: a.image.clone(),
         decided_by: None,
         created_after: since,
         created_before: until,
-        updated_before: a.stuck_for.as_deref().map(parse_duration).transpose()?.map(|d| now - d),
+        updated_before: a
+            .stuck_for
+            .as_deref()
+            .map(parse_duration)
+            .transpose()
+            .map_err(anyhow::Error::msg)?
+            .map(|d| now - d),
         limit: a.limit,
     };
-    let requests = stores.requests.list(&q).await.map_err(err)?;
+    let requests = stores.requests.list(&q).await?;
     Ok(Report::Requests { requests })
 }
 
@@ -185,19 +200,18 @@ pub struct Verified {
 
 /// Recomputes the request's hash chain, and checks that it ends where the request says
 /// its trail ends (so a trail cut short is caught too). The error names the first bad event.
-pub async fn verify(stores: &Stores, id: &str) -> Result<Verified, String> {
-    let id: RequestId = id.parse().map_err(|e| format!("{e}"))?;
+pub async fn verify(stores: &Stores, id: &str) -> anyhow::Result<Verified> {
+    let id: RequestId = id.parse()?;
     let request = stores
         .requests
         .get(id)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no request {id} in {}", stores.place))?;
-    let events = stores.audit.timeline(id).await.map_err(|e| e.to_string())?;
-    verify_chain(&events).map_err(|b| b.to_string())?;
+        .await?
+        .ok_or_else(|| anyhow!("no request {id} in {}", stores.place))?;
+    let events = stores.audit.timeline(id).await?;
+    verify_chain(&events).map_err(|b| anyhow!("{b}"))?;
     let head = events.last().map(|e| e.hash.clone()).unwrap_or_default();
     if events.len() as u64 != request.version() || head != request.audit_head() {
-        return Err(format!(
+        return Err(anyhow!(
             "audit chain broken at event {}: the request is at version {} with head {}, the trail has {} events ending in {}",
             events.len() + 1,
             request.version(),

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use axum::http::StatusCode;
 use axum::Router;
 use tokio::task::JoinHandle;
@@ -96,28 +97,29 @@ impl Running {
     }
 }
 
-pub async fn start(settings: Settings, opts: Options) -> Result<Running, String> {
-    let mut settings = settings.with_local_credentials().map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::bind(settings.listen).await.map_err(|e| {
+pub async fn start(settings: Settings, opts: Options) -> anyhow::Result<Running> {
+    let mut settings = settings
+        .with_local_credentials()
+        .context("loading the local credentials")?;
+    let listener = tokio::net::TcpListener::bind(settings.listen).await.with_context(|| {
         format!(
-            "cannot listen on {}: {e} (set IMAGE_REQUEST_LISTEN to another address)",
+            "cannot listen on {} (set IMAGE_REQUEST_LISTEN to another address)",
             settings.listen
         )
     })?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let addr = listener.local_addr()?;
     settings.listen = addr;
     // The test's registry, else the Chainguard API where an org is configured, else the simulated org.
     let registry: Option<Arc<dyn Registry>> = match opts.registry.clone() {
         Some(r) => Some(r),
         None => chainguard::from_settings(&settings, None)
-            .map_err(|e| e.to_string())?
+            .context("configuring the Chainguard API")?
             .map(|c| Arc::new(c) as Arc<dyn Registry>),
     };
-    let chat = slack::from_settings(&settings).map_err(|e| e.to_string())?;
+    let chat = slack::from_settings(&settings).context("configuring Slack")?;
     let (app, db, source): (App, Sqlite, Arc<dyn MessageSource>) = match &opts.backend {
         Backend::Embedded => {
-            let Embedded { app, db } =
-                Embedded::open_with(settings, registry, opts.clock.clone()).map_err(|e| e.to_string())?;
+            let Embedded { app, db } = Embedded::open_with(settings, registry, opts.clock.clone())?;
             let app = app.with_chat(chat);
             let source = SqliteSource {
                 db: db.clone(),
@@ -128,8 +130,8 @@ pub async fn start(settings: Settings, opts: Options) -> Result<Running, String>
         }
         Backend::Aws { sdk, names } => {
             let dir = &settings.data_dir;
-            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-            let db = Sqlite::open(&dir.join("simulated-org.db")).map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let db = Sqlite::open(&dir.join("simulated-org.db")).context("opening the simulated org")?;
             let registry = registry
                 .unwrap_or_else(|| Arc::new(SimulatedOrg::new(db.clone(), &settings.org_name, Catalog::embedded())));
             let store = aws_adapter::store(sdk, names);

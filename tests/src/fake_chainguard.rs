@@ -1,4 +1,4 @@
-//! A local server speaking the Chainguard API as CHAINGUARD.md documents it: registry v1
+//! A local server speaking the Chainguard API: registry v1
 //! repos, tags and entitlements, the STS exchange, `google.rpc.Status` errors. It records
 //! every request, and answers the next matching request from a script when told to.
 

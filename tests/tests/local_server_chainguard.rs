@@ -22,7 +22,7 @@ async fn serve_uses_the_api_with_an_org_and_a_token_and_says_what_is_missing_wit
         ..Settings::default()
     };
     std::env::remove_var("CHAINGUARD_TOKEN");
-    let err = start(settings.clone(), Options::default()).await.err().unwrap();
+    let err = format!("{:#}", start(settings.clone(), Options::default()).await.err().unwrap());
     assert!(err.contains("CHAINGUARD_TOKEN"), "{err}");
 
     std::env::set_var("CHAINGUARD_TOKEN", STATIC_TOKEN);

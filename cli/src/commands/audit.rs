@@ -10,12 +10,9 @@ use serde_json::json;
 use crate::args::{AuditCmd, Output};
 
 pub async fn run(data_dir: &Path, verify: Option<&AuditCmd>, args: &AuditArgs, out: Output) -> Result<ExitCode> {
-    let stores = audit::open(data_dir)
-        .await
-        .map_err(anyhow::Error::msg)
-        .context("opening the audit trail")?;
+    let stores = audit::open(data_dir).await.context("opening the audit trail")?;
     if let Some(AuditCmd::Verify { id }) = verify {
-        let verified = audit::verify(&stores, id).await.map_err(anyhow::Error::msg)?;
+        let verified = audit::verify(&stores, id).await?;
         match out {
             Output::Json => println!("{:#}", json!(verified)),
             Output::Table => println!(
@@ -25,9 +22,7 @@ pub async fn run(data_dir: &Path, verify: Option<&AuditCmd>, args: &AuditArgs, o
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let report = audit::query(&stores, args, chrono::Utc::now())
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let report = audit::query(&stores, args, chrono::Utc::now()).await?;
     match out {
         Output::Json => println!("{:#}", json!(report)),
         Output::Table => audit::print(&report),

@@ -17,7 +17,6 @@ pub async fn run(data_dir: &Path, listen: Option<SocketAddr>) -> Result<ExitCode
     }
     let running = server::start(settings, server::Options::default())
         .await
-        .map_err(anyhow::Error::msg)
         .context("starting the local server")?;
     eprintln!(
         "Image Request is listening on http://{}\n  state:       {}\n  outbox:      {}\n  credentials: {}\nStop with Ctrl-C.",

@@ -181,8 +181,8 @@ mod tests {
         A::Fail,
     ];
 
-    /// The transitions of DESIGN.md, written out as the edges they are.
-    const DESIGN: [(Status, Status); 14] = [
+    /// The designed transitions (README, "How a request moves"), written out as edges.
+    const DESIGNED: [(Status, Status); 14] = [
         (S::Received, S::Validating),
         (S::Validating, S::Rejected),
         (S::Validating, S::AlreadyAvailable),
@@ -209,11 +209,11 @@ mod tests {
                 }
             }
         }
-        for e in DESIGN {
+        for e in DESIGNED {
             assert!(edges.contains(&e), "missing {e:?}");
         }
         for e in &edges {
-            assert!(DESIGN.contains(e), "undesigned {e:?}");
+            assert!(DESIGNED.contains(e), "undesigned {e:?}");
         }
     }
 

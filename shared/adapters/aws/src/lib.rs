@@ -111,24 +111,41 @@ pub fn lambda_sdk_config() -> Result<SdkConfig, ConfigError> {
     Ok(b.build())
 }
 
-/// Reads client secrets and link-signing keys from an SSM SecureString parameter holding
-/// the JSON of `credentials.json`, into settings that lack them.
-pub async fn load_secrets(sdk: &SdkConfig, parameter: &str, settings: Settings) -> Result<Settings, ConfigError> {
-    let text = self::parameter(sdk, parameter, true).await?;
-    let creds: LocalCredentials = serde_json::from_str(&text)
-        .map_err(|e| ConfigError::Invalid(format!("SSM parameter {parameter} is not credentials JSON: {e}")))?;
-    settings.with_credentials(creds)
-}
-
-async fn parameter(sdk: &SdkConfig, name: &str, decrypt: bool) -> Result<String, ConfigError> {
+/// Reads SSM parameters in one round trip (`GetParameters`, decrypting SecureStrings):
+/// each round trip is paid by every cold start. Every name must exist.
+async fn parameters(sdk: &SdkConfig, names: &[&str]) -> Result<Vec<String>, ConfigError> {
     let out = aws_sdk_ssm::Client::new(sdk)
-        .get_parameter()
-        .name(name)
-        .with_decryption(decrypt)
+        .get_parameters()
+        .set_names(Some(names.iter().map(|n| n.to_string()).collect()))
+        .with_decryption(true)
         .send()
         .await
-        .map_err(|e| ConfigError::Invalid(format!("reading SSM parameter {name}: {}", e.into_service_error())))?;
-    Ok(out.parameter.and_then(|p| p.value).unwrap_or_default())
+        .map_err(|e| ConfigError::Invalid(format!("reading SSM parameters {names:?}: {}", e.into_service_error())))?;
+    if let Some(missing) = out.invalid_parameters.filter(|m| !m.is_empty()) {
+        return Err(ConfigError::Invalid(format!(
+            "SSM parameters not found: {}",
+            missing.join(", ")
+        )));
+    }
+    let found = out.parameters.unwrap_or_default();
+    names
+        .iter()
+        .map(|n| {
+            found
+                .iter()
+                .find(|p| p.name.as_deref() == Some(*n))
+                .and_then(|p| p.value.clone())
+                .ok_or_else(|| ConfigError::Invalid(format!("SSM parameter {n} came back without a value")))
+        })
+        .collect()
+}
+
+/// Client secrets and link-signing keys from the JSON of `credentials.json` (what the
+/// secrets parameter holds), into settings that lack them.
+fn with_secrets(settings: Settings, parameter: &str, text: &str) -> Result<Settings, ConfigError> {
+    let creds: LocalCredentials = serde_json::from_str(text)
+        .map_err(|e| ConfigError::Invalid(format!("SSM parameter {parameter} is not credentials JSON: {e}")))?;
+    settings.with_credentials(creds)
 }
 
 /// The DynamoDB store and audit log.
@@ -169,21 +186,18 @@ impl Lambda {
         let names = AwsNames::from_env()?;
         let sdk = lambda_sdk_config()?;
         // The API's URL lives in a parameter the stack writes: the functions cannot name the
-        // API in their own environment without a dependency cycle in the template. Both reads
-        // at once: each is a round trip paid by every cold start.
+        // API in their own environment without a dependency cycle in the template. It is
+        // read with the secrets, in one round trip.
+        let secrets = var("SECRETS_PARAMETER")?;
         let url_parameter = var("PUBLIC_URL_PARAMETER")
             .ok()
             .filter(|_| settings.public_url.is_none());
-        let public_url = async {
-            match &url_parameter {
-                Some(name) => parameter(&sdk, name, false).await.map(Some),
-                None => Ok(None),
-            }
-        };
-        let secrets = var("SECRETS_PARAMETER")?;
-        let (mut settings, public_url) = tokio::try_join!(load_secrets(&sdk, &secrets, settings), public_url)?;
-        if public_url.is_some() {
-            settings.public_url = public_url;
+        let mut wanted = vec![secrets.as_str()];
+        wanted.extend(url_parameter.as_deref());
+        let mut values = parameters(&sdk, &wanted).await?.into_iter();
+        let mut settings = with_secrets(settings, &secrets, &values.next().unwrap_or_default())?;
+        if let Some(url) = values.next() {
+            settings.public_url = Some(url);
         }
         Ok(Lambda { sdk, names, settings })
     }

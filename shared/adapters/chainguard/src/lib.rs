@@ -1,4 +1,4 @@
-//! The Chainguard API, as ARCHITECTURE.md summarises it: the registry v1 calls
+//! The Chainguard API client: the registry v1 calls
 //! provisioning and validation need, and keyless authentication through the STS.
 
 pub mod auth;

@@ -1,4 +1,4 @@
-//! The Chainguard API's JSON, read tolerantly (CHAINGUARD.md): every field optional,
+//! The Chainguard API's JSON, read tolerantly: every field optional,
 //! unknown fields ignored, `sync_config` snake_case and the rest lowerCamelCase, 64-bit
 //! integers as strings (or, from some servers, numbers).
 
