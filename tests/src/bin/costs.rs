@@ -49,12 +49,18 @@ async fn forward(State(p): State<Proxy>, method: Method, uri: Uri, headers: Head
     if *p.enabled.lock().unwrap() {
         let mut c = p.counts.lock().unwrap();
         *c.entry(op.clone()).or_default() += 1;
+        let json = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
         if op == "dynamodb:TransactWriteItems" {
-            let items = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["TransactItems"].as_array().map(|a| a.len() as u64))
-                .unwrap_or(0);
-            *c.entry("dynamodb:items written in transactions".into()).or_default() += items;
+            let items = json["TransactItems"].as_array().cloned().unwrap_or_default();
+            *c.entry("dynamodb:items written in transactions".into()).or_default() += items.len() as u64;
+            // Transactional writes are billed twice.
+            let wru: u64 = items.iter().map(|i| 2 * write_units(&i["Put"]["Item"])).sum();
+            *c.entry("dynamodb:base-table WRU (measured item sizes)".into())
+                .or_default() += wru;
+        }
+        if op == "dynamodb:PutItem" {
+            *c.entry("dynamodb:base-table WRU (measured item sizes)".into())
+                .or_default() += write_units(&json["Item"]);
         }
     }
     let mut req = p
@@ -84,6 +90,41 @@ async fn forward(State(p): State<Proxy>, method: Method, uri: Uri, headers: Head
         }
         Err(e) => (axum::http::StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     }
+}
+
+/// DynamoDB's size of an attribute value, by its published rules: strings and binary by
+/// their bytes, numbers about one byte per two digits plus one, booleans and nulls one
+/// byte, maps and lists three bytes plus one per element (and each key's length).
+fn value_size(v: &serde_json::Value) -> u64 {
+    let Some((kind, inner)) = v.as_object().and_then(|o| o.iter().next()) else {
+        return 0;
+    };
+    match kind.as_str() {
+        "S" | "B" => inner.as_str().map_or(0, |s| s.len() as u64),
+        "N" => inner
+            .as_str()
+            .map_or(0, |n| n.trim_start_matches('-').replace('.', "").len() as u64 / 2 + 1),
+        "BOOL" | "NULL" => 1,
+        "M" => {
+            3 + inner
+                .as_object()
+                .map_or(0, |m| m.iter().map(|(k, v)| k.len() as u64 + value_size(v) + 1).sum())
+        }
+        "L" => {
+            3 + inner
+                .as_array()
+                .map_or(0, |l| l.iter().map(|v| value_size(v) + 1).sum())
+        }
+        _ => inner.to_string().len() as u64,
+    }
+}
+
+/// Write units of putting an item: one per started kilobyte.
+fn write_units(item: &serde_json::Value) -> u64 {
+    let size: u64 = item
+        .as_object()
+        .map_or(0, |m| m.iter().map(|(k, v)| k.len() as u64 + value_size(v)).sum());
+    size.div_ceil(1024).max(1)
 }
 
 #[tokio::main]
