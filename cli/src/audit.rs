@@ -100,45 +100,35 @@ pub async fn open(data_dir: &Path) -> anyhow::Result<Stores> {
     })
 }
 
-fn principal(s: &str) -> Result<Principal, String> {
+fn principal(s: &str) -> anyhow::Result<Principal> {
     let s = if !s.contains(':') && s.contains('@') {
         format!("email:{s}")
     } else {
         s.to_string()
     };
-    s.parse().map_err(|e| format!("{e}"))
+    Ok(s.parse()?)
 }
 
-pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+pub fn parse_time(s: &str) -> anyhow::Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
-        .map_err(|_| format!("`{s}` is neither an RFC 3339 time nor a YYYY-MM-DD date"))
+        .map_err(|_| anyhow!("`{s}` is neither an RFC 3339 time nor a YYYY-MM-DD date"))
 }
 
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     humantime::parse_duration(s)
         .ok()
         .and_then(|d| Duration::from_std(d).ok())
-        .ok_or_else(|| format!("`{s}` is not a duration like 45s, 90m, 6h, 2d or 1h30m"))
+        .ok_or_else(|| anyhow!("`{s}` is not a duration like 45s, 90m, 6h, 2d or 1h30m"))
 }
 
 /// Answers the question the arguments ask.
 pub async fn query(stores: &Stores, a: &AuditArgs, now: DateTime<Utc>) -> anyhow::Result<Report> {
-    let since = a
-        .since
-        .as_deref()
-        .map(parse_time)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
-    let until = a
-        .until
-        .as_deref()
-        .map(parse_time)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
+    let since = a.since.as_deref().map(parse_time).transpose()?;
+    let until = a.until.as_deref().map(parse_time).transpose()?;
     if let Some(id) = &a.request {
         let id: RequestId = id.parse()?;
         let request = stores
@@ -156,7 +146,7 @@ pub async fn query(stores: &Stores, a: &AuditArgs, now: DateTime<Utc>) -> anyhow
         let events = stores
             .audit
             .query(&AuditQuery {
-                actor: Some(principal(who).map_err(anyhow::Error::msg)?),
+                actor: Some(principal(who)?),
                 since,
                 until,
                 limit: a.limit,
@@ -167,23 +157,12 @@ pub async fn query(stores: &Stores, a: &AuditArgs, now: DateTime<Utc>) -> anyhow
     let status: Option<Status> = a.status.as_deref().map(str::parse).transpose()?;
     let q = RequestQuery {
         status,
-        requester: a
-            .requester
-            .as_deref()
-            .map(principal)
-            .transpose()
-            .map_err(anyhow::Error::msg)?,
+        requester: a.requester.as_deref().map(principal).transpose()?,
         image: a.image.clone(),
         decided_by: None,
         created_after: since,
         created_before: until,
-        updated_before: a
-            .stuck_for
-            .as_deref()
-            .map(parse_duration)
-            .transpose()
-            .map_err(anyhow::Error::msg)?
-            .map(|d| now - d),
+        updated_before: a.stuck_for.as_deref().map(parse_duration).transpose()?.map(|d| now - d),
         limit: a.limit,
     };
     let requests = stores.requests.list(&q).await?;

@@ -207,12 +207,14 @@ impl DynamoStore {
     }
 
     /// The requests an index query names, read in full and kept where `keep` says, page
-    /// by page until `limit` are collected. The key condition narrows; everything else is
-    /// checked on the full item (indexes project keys, so they cannot filter).
+    /// by page until `limit` are collected. The key condition (and `filter`, on what the
+    /// index projects) narrows before the items are read; `keep` decides on the full item.
+    #[allow(clippy::too_many_arguments)]
     async fn query_requests(
         &self,
         index: &str,
         key_condition: &str,
+        filter: Option<&str>,
         values: &[(&str, AttributeValue)],
         newest_first: bool,
         limit: usize,
@@ -226,6 +228,7 @@ impl DynamoStore {
             .key_condition_expression(key_condition)
             .scan_index_forward(!newest_first)
             .projection_expression("pk")
+            .set_filter_expression(filter.map(str::to_string))
             .limit(limit.min(100) as i32);
         for (k, v) in values {
             q = q.expression_attribute_values(*k, v.clone());
@@ -502,7 +505,16 @@ impl RequestStore for DynamoStore {
                 (None, None) => {}
             }
         }
-        self.query_requests(index, &key, &values, newest_first, limit, &keep)
+        // `by_status` projects `updated_at`, so stuck requests are found without reading
+        // every request in the status (the sweep asks this every few minutes).
+        let filter = match (index, q.updated_before) {
+            (BY_STATUS, Some(cut)) => {
+                values.push((":cut", s(ts(cut))));
+                Some("updated_at < :cut")
+            }
+            _ => None,
+        };
+        self.query_requests(index, &key, filter, &values, newest_first, limit, &keep)
             .await
     }
 }
