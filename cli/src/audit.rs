@@ -23,8 +23,9 @@ pub struct AuditArgs {
     /// Requests by this requester, newest first (`email:dev@example.com`, or just the address).
     #[arg(long)]
     pub requester: Option<String>,
-    /// Every audit event this approver caused, newest first: their decisions and retries.
-    #[arg(long, conflicts_with = "stuck_for")]
+    /// Every audit event this principal caused, newest first: an approver's decisions and
+    /// retries, or a service's steps (`service:policy`, `service:provision`).
+    #[arg(long, visible_alias = "actor", conflicts_with = "stuck_for")]
     pub approver: Option<String>,
     /// Requests for this image name, newest first.
     #[arg(long)]

@@ -261,4 +261,45 @@ async fn ops_queries_find_decisions_by_approver_and_events_by_actor_and_time() {
         .unwrap();
     assert_eq!(recent.len(), 3);
     assert!(recent.windows(2).all(|w| w[0].at >= w[1].at), "newest first");
+
+    // The pipeline's own steps and policy decisions answer too, although DynamoDB's
+    // `by_actor` and `by_approver` index people only.
+    let policy = domain::Principal::service("policy");
+    let by_policy = app
+        .store
+        .list(&RequestQuery {
+            decided_by: Some(policy.clone()),
+            ..RequestQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        by_policy.iter().map(|r| r.id.to_string()).collect::<Vec<_>>(),
+        [b.as_str()]
+    );
+    let policy_events = app
+        .audit
+        .query(&AuditQuery {
+            actor: Some(policy),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(policy_events.len(), 1);
+    assert_eq!(policy_events[0].request_id.to_string(), b);
+    let provisioner = app
+        .audit
+        .query(&AuditQuery {
+            actor: Some(domain::Principal::service("provision")),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = provisioner.iter().map(|e| e.request_id.to_string()).collect();
+    ids.sort();
+    ids.dedup();
+    let mut both = vec![a.clone(), b.clone()];
+    both.sort();
+    assert_eq!(ids, both);
+    assert!(provisioner.iter().all(|e| e.actor.to_string() == "service:provision"));
 }

@@ -21,13 +21,119 @@ use serde_json::json;
 
 type Counts = Arc<Mutex<BTreeMap<String, u64>>>;
 
+/// A global secondary index as the table describes it.
+#[derive(Clone, Debug)]
+struct Index {
+    name: String,
+    keys: Vec<String>,
+    /// `None`: every attribute (`ALL`); otherwise the non-key attributes projected.
+    projects: Option<Vec<String>>,
+}
+
+/// A table's primary key and indexes, read back from the emulator (`DescribeTable`), so the
+/// count follows whatever the adapter created.
+#[derive(Clone, Debug)]
+struct Shape {
+    keys: Vec<String>,
+    indexes: Vec<Index>,
+}
+
+type Item = serde_json::Map<String, serde_json::Value>;
+
 #[derive(Clone)]
 struct Proxy {
     upstream: String,
     http: reqwest::Client,
     counts: Counts,
-    /// Items a DynamoDB transaction writes, counted apart (each is billed).
     enabled: Arc<Mutex<bool>>,
+    shapes: Arc<BTreeMap<String, Shape>>,
+    /// Every item the stack has put, by table and key: the "before" of the next write, which
+    /// decides what each index write costs.
+    shadow: Arc<Mutex<BTreeMap<(String, String), Item>>>,
+}
+
+impl Proxy {
+    /// Applies a successful put to the shadow and returns the index write units it cost,
+    /// by index, following DynamoDB's rules: an entry appearing or disappearing is one
+    /// write, a changed index key is two (delete and put), a changed projected attribute
+    /// one; each write one unit per started kilobyte of the index entry.
+    fn put(&self, table: &str, item: &Item) -> Vec<(String, u64)> {
+        let Some(shape) = self.shapes.get(table) else {
+            return vec![];
+        };
+        let key: serde_json::Map<_, _> = shape
+            .keys
+            .iter()
+            .filter_map(|k| item.get(k).map(|v| (k.clone(), v.clone())))
+            .collect();
+        let slot = (table.to_string(), serde_json::Value::Object(key).to_string());
+        let old = self.shadow.lock().unwrap().insert(slot, item.clone());
+        let entry = |item: &Item, ix: &Index| -> Option<Item> {
+            if !ix.keys.iter().all(|k| item.contains_key(k)) {
+                return None;
+            }
+            Some(
+                item.iter()
+                    .filter(|(k, _)| {
+                        shape.keys.contains(k)
+                            || ix.keys.contains(k)
+                            || ix.projects.as_ref().is_none_or(|p| p.contains(k))
+                    })
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            )
+        };
+        let units = |e: &Item| write_units(&serde_json::Value::Object(e.clone()));
+        shape
+            .indexes
+            .iter()
+            .map(|ix| {
+                let before = old.as_ref().and_then(|o| entry(o, ix));
+                let after = entry(item, ix);
+                let wru = match (before, after) {
+                    (None, None) => 0,
+                    (None, Some(n)) => units(&n),
+                    (Some(o), None) => units(&o),
+                    (Some(o), Some(n)) => {
+                        if ix.keys.iter().any(|k| o.get(k) != n.get(k)) {
+                            units(&o) + units(&n)
+                        } else if o != n {
+                            units(&n)
+                        } else {
+                            0
+                        }
+                    }
+                };
+                (ix.name.clone(), wru)
+            })
+            .collect()
+    }
+}
+
+async fn shape(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Shape {
+    let t = ddb.describe_table().table_name(table).send().await.unwrap();
+    let t = t.table().unwrap();
+    let names = |ks: &[aws_sdk_dynamodb::types::KeySchemaElement]| {
+        ks.iter().map(|k| k.attribute_name().to_string()).collect::<Vec<_>>()
+    };
+    Shape {
+        keys: names(t.key_schema()),
+        indexes: t
+            .global_secondary_indexes()
+            .iter()
+            .map(|g| {
+                let p = g.projection().unwrap();
+                Index {
+                    name: g.index_name().unwrap().to_string(),
+                    keys: names(g.key_schema()),
+                    projects: match p.projection_type() {
+                        Some(aws_sdk_dynamodb::types::ProjectionType::All) => None,
+                        _ => Some(p.non_key_attributes().to_vec()),
+                    },
+                }
+            })
+            .collect(),
+    }
 }
 
 async fn forward(State(p): State<Proxy>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
@@ -46,23 +152,27 @@ async fn forward(State(p): State<Proxy>, method: Method, uri: Uri, headers: Head
                 .map(|(_, a)| format!("sns:{a}"))
         })
         .unwrap_or_else(|| "other".into());
-    if *p.enabled.lock().unwrap() {
-        let mut c = p.counts.lock().unwrap();
-        *c.entry(op.clone()).or_default() += 1;
-        let json = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
-        if op == "dynamodb:TransactWriteItems" {
-            let items = json["TransactItems"].as_array().cloned().unwrap_or_default();
-            *c.entry("dynamodb:items written in transactions".into()).or_default() += items.len() as u64;
-            // Transactional writes are billed twice.
-            let wru: u64 = items.iter().map(|i| 2 * write_units(&i["Put"]["Item"])).sum();
-            *c.entry("dynamodb:base-table WRU (measured item sizes)".into())
-                .or_default() += wru;
-        }
-        if op == "dynamodb:PutItem" {
-            *c.entry("dynamodb:base-table WRU (measured item sizes)".into())
-                .or_default() += write_units(&json["Item"]);
-        }
+    let enabled = *p.enabled.lock().unwrap();
+    if enabled {
+        *p.counts.lock().unwrap().entry(op.clone()).or_default() += 1;
     }
+    // Puts only: the adapter writes every item whole. Anything else would need its own rule.
+    assert!(
+        !matches!(op.as_str(), "dynamodb:UpdateItem" | "dynamodb:BatchWriteItem") || !enabled,
+        "{op}: the cost count sizes puts only"
+    );
+    let json = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
+    let puts: Vec<(bool, serde_json::Value)> = match op.as_str() {
+        "dynamodb:TransactWriteItems" => json["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| i.get("Put").is_some())
+            .map(|i| (true, i["Put"].clone()))
+            .collect(),
+        "dynamodb:PutItem" => vec![(false, json.clone())],
+        _ => vec![],
+    };
     let mut req = p
         .http
         .request(
@@ -78,6 +188,30 @@ async fn forward(State(p): State<Proxy>, method: Method, uri: Uri, headers: Head
     match req.send().await {
         Ok(r) => {
             let status = r.status();
+            if status.is_success() {
+                let mut c = p.counts.lock().unwrap();
+                if op == "dynamodb:TransactWriteItems" && enabled {
+                    *c.entry("dynamodb:items written in transactions".into()).or_default() += puts.len() as u64;
+                }
+                for (transactional, put) in &puts {
+                    let item = put["Item"].as_object().cloned().unwrap_or_default();
+                    if std::env::var("DUMP").is_ok() {
+                        eprintln!("ITEM {}", serde_json::to_string(&item).unwrap());
+                    }
+                    let index_wru = p.put(put["TableName"].as_str().unwrap_or(""), &item);
+                    if !enabled {
+                        continue;
+                    }
+                    // Transactional writes are billed twice on the table; index upkeep once.
+                    let base = write_units(&put["Item"]) * if *transactional { 2 } else { 1 };
+                    *c.entry("dynamodb:WRU base tables (measured item sizes)".into())
+                        .or_default() += base;
+                    for (name, wru) in index_wru {
+                        *c.entry("dynamodb:WRU indexes (measured)".into()).or_default() += wru;
+                        *c.entry(format!("dynamodb:WRU index {name}")).or_default() += wru;
+                    }
+                }
+            }
             let headers = r.headers().clone();
             let bytes = r.bytes().await.unwrap_or_default();
             let mut resp = (status, bytes).into_response();
@@ -130,11 +264,24 @@ fn write_units(item: &serde_json::Value) -> u64 {
 #[tokio::main]
 async fn main() {
     let moto = std::env::var("MOTO_URL").expect("MOTO_URL: run through tests/bench.sh");
+    let direct = setup::emulator_config(&moto).await;
+    let approvers = vec![
+        "platform-admin@example.com".to_string(),
+        "security-lead@example.com".to_string(),
+    ];
+    let (names, mail) = harness::create(&direct, &harness::unique_prefix(), 5, 30, &approvers).await;
+    let ddb = aws_sdk_dynamodb::Client::new(&direct);
+    let mut shapes = BTreeMap::new();
+    for t in [&names.requests_table, &names.audit_table] {
+        shapes.insert(t.clone(), shape(&ddb, t).await);
+    }
     let proxy = Proxy {
         upstream: moto.clone(),
         http: reqwest::Client::new(),
         counts: Counts::default(),
         enabled: Arc::new(Mutex::new(false)),
+        shapes: Arc::new(shapes),
+        shadow: Default::default(),
     };
     let app = Router::new().fallback(forward).with_state(proxy.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -144,12 +291,6 @@ async fn main() {
     // The stack talks through the proxy; the harness's own reads (polling, mail) go
     // straight to the emulator, uncounted.
     let sdk = setup::emulator_config(&proxy_url).await;
-    let direct = setup::emulator_config(&moto).await;
-    let approvers = vec![
-        "platform-admin@example.com".to_string(),
-        "security-lead@example.com".to_string(),
-    ];
-    let (names, mail) = harness::create(&direct, &harness::unique_prefix(), 5, 30, &approvers).await;
     let store = aws_adapter::dynamo::DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&direct),
         &names.requests_table,
@@ -192,15 +333,20 @@ async fn main() {
         }
     };
     let mut per_path = vec![];
-    for (label, env) in [
-        ("auto-approved (policy)", Some("dev")),
-        ("approved by an admin's link", None),
+    // A justification people write ("needed for the payments service's build, replacing
+    // our mirrored upstream image after the CVE review", and a ticket) is a few hundred
+    // characters: the third path shows what that costs.
+    let long = "x".repeat(300);
+    for (label, env, justification) in [
+        ("auto-approved (policy)", Some("dev"), "cost count"),
+        ("approved by an admin's link", None, "cost count"),
+        ("auto-approved, 300-character justification", Some("dev"), long.as_str()),
     ] {
         proxy.counts.lock().unwrap().clear();
         *proxy.enabled.lock().unwrap() = true;
         for _ in 0..n {
             let image = images.next().unwrap();
-            let mut body = json!({"image": image, "justification": "cost count"});
+            let mut body = json!({"image": image, "justification": justification});
             if let Some(e) = env {
                 body["environment"] = json!(e);
             }
@@ -259,4 +405,57 @@ async fn main() {
     let out = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("costs.json"), serde_json::to_string_pretty(&per_path).unwrap()).unwrap();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(v: serde_json::Value) -> Item {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn index_writes_follow_dynamodb_rules() {
+        let shape = Shape {
+            keys: vec!["pk".into()],
+            indexes: vec![
+                Index {
+                    name: "by_status".into(),
+                    keys: vec!["status".into()],
+                    projects: Some(vec![]),
+                },
+                Index {
+                    name: "by_who".into(),
+                    keys: vec!["who".into()],
+                    projects: None,
+                },
+            ],
+        };
+        let p = Proxy {
+            upstream: String::new(),
+            http: reqwest::Client::new(),
+            counts: Counts::default(),
+            enabled: Default::default(),
+            shapes: Arc::new(BTreeMap::from([("t".to_string(), shape)])),
+            shadow: Default::default(),
+        };
+        let s = |v: &str| json!({"S": v});
+        // New item in both indexes: one write each.
+        let first = item(json!({"pk": s("1"), "status": s("received"), "who": s("a"), "x": s("1")}));
+        assert_eq!(p.put("t", &first), [("by_status".into(), 1), ("by_who".into(), 1)]);
+        // A non-key attribute changes: the keys-only index is untouched, the ALL one updated.
+        let second = item(json!({"pk": s("1"), "status": s("received"), "who": s("a"), "x": s("2")}));
+        assert_eq!(p.put("t", &second), [("by_status".into(), 0), ("by_who".into(), 1)]);
+        // The status key changes (delete and put); `who` disappears (a delete).
+        let third = item(json!({"pk": s("1"), "status": s("approved"), "x": s("2")}));
+        assert_eq!(p.put("t", &third), [("by_status".into(), 2), ("by_who".into(), 1)]);
+        // Nothing changes: nothing written; an item without `who` never enters that index.
+        assert_eq!(p.put("t", &third), [("by_status".into(), 0), ("by_who".into(), 0)]);
+        // Entries over a kilobyte cost a unit per started kilobyte.
+        let big = item(json!({"pk": s("2"), "status": s("received"), "who": s("b"), "x": s(&"y".repeat(1500))}));
+        assert_eq!(p.put("t", &big), [("by_status".into(), 1), ("by_who".into(), 2)]);
+        // Tables the harness did not describe cost nothing here.
+        assert!(p.put("other", &big).is_empty());
+    }
 }

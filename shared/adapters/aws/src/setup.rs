@@ -58,7 +58,7 @@ pub const REQUEST_INDEXES: [(&str, &str, &str); 5] = [
     (BY_APPROVER, "decided_by", "decided_at"),
 ];
 
-pub const AUDIT_INDEXES: [(&str, &str, &str); 2] = [(BY_ACTOR, "actor", "at_key"), (BY_DAY, "day", "at_key")];
+pub const AUDIT_INDEXES: [(&str, &str, &str); 2] = [(BY_ACTOR, "who", "at_key"), (BY_DAY, "day", "at_key")];
 
 /// Creates every resource under names starting with `prefix`.
 pub async fn create(
@@ -106,7 +106,7 @@ pub async fn create(
         .key_schema(key("seq", KeyType::Range))
         .attribute_definitions(attr("request_id", string.clone()))
         .attribute_definitions(attr("seq", ScalarAttributeType::N));
-    for a in ["actor", "day", "at_key"] {
+    for a in ["who", "day", "at_key"] {
         t = t.attribute_definitions(attr(a, string.clone()));
     }
     for (name, pk, sk) in AUDIT_INDEXES {
