@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Sourced by run.sh: makes sure the local AWS emulator (moto's server), the AWS CLI and
-# cfn-lint are installed in the project's venv, starts moto on a free loopback port, exports
-# MOTO_URL for the tests, and stops it when the calling shell exits.
+# Sourced by run.sh: makes sure the local AWS emulator (moto's server), the AWS CLI,
+# cfn-lint and SAM's translator are installed in the project's venv at the versions
+# tests/requirements.txt pins, starts moto on a free loopback port, exports MOTO_URL for
+# the tests, and stops it when the calling shell exits.
 
 venv="$PWD/.venv"
-if ! "$venv/bin/python" -c 'import moto, boto3, cfnlint' 2>/dev/null || [ ! -x "$venv/bin/aws" ]; then
-  echo "== installing moto[server], awscli and cfn-lint into .venv"
+if ! cmp -s tests/requirements.txt "$venv/installed-requirements.txt"; then
+  echo "== installing tests/requirements.txt (moto, awscli, cfn-lint, aws-sam-translator) into .venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' 'awscli>=1.32,<2' 'cfn-lint>=1,<2'
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+  cp tests/requirements.txt "$venv/installed-requirements.txt"
 fi
 export PATH="$venv/bin:$PATH"
 

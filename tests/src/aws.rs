@@ -1,8 +1,13 @@
-//! The AWS backend of the harness: every test gets its own tables, queues and topics on
-//! the local emulator (moto's server at `MOTO_URL`), and mailboxes that catch what SNS
-//! delivers, through the same subscriptions and filter policies a deployment uses.
+//! The AWS backend of the harness: every test deploys its own stack from
+//! `infra/template.yaml` (through SAM's translator, into the emulator's CloudFormation:
+//! moto's server at `MOTO_URL`), so what the tests exercise is what a deployment creates;
+//! and mailboxes that catch what SNS delivers, through the same subscriptions and filter
+//! policies the template's email subscriptions use.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
 
 use aws_adapter::{setup, AwsNames};
 use aws_config::SdkConfig;
@@ -41,6 +46,103 @@ pub struct Mailboxes {
     seen: Mutex<Vec<(String, String)>>,
 }
 
+/// The repository's root, where the template and the venv are.
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The venv's Python (tests/run.sh makes it), or the one on the PATH.
+fn python() -> PathBuf {
+    let venv = root().join(".venv/bin/python");
+    if venv.exists() {
+        venv
+    } else {
+        "python3".into()
+    }
+}
+
+/// `infra/template.yaml` through SAM's translator (tests/infra/sam.py), once per test
+/// process, so every stack is what `sam deploy` would create from the template as it is now.
+fn translated_template() -> &'static Path {
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let dir = root().join("target/sam");
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join(format!("template-{}.json", std::process::id()));
+        let run = Command::new(python())
+            .arg(root().join("tests/infra/sam.py"))
+            .arg("translate")
+            .arg(root().join("infra/template.yaml"))
+            .arg(&out)
+            .output()
+            .expect("python runs (tests/run.sh installs the venv)");
+        assert!(
+            run.status.success(),
+            "SAM's translator refused infra/template.yaml, or the result cannot deploy:\n{}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+        // One file for everyone who reads it after: renamed into place whole.
+        let shared = dir.join("template.json");
+        std::fs::rename(&out, &shared).unwrap();
+        shared
+    })
+}
+
+/// A stack deployed from the template into the emulator's CloudFormation.
+pub struct Deployed {
+    pub stack: String,
+    /// The functions' environment as the stack resolved it.
+    pub environment: HashMap<String, String>,
+    /// Physical ids by logical id.
+    pub resources: HashMap<String, String>,
+    pub names: AwsNames,
+}
+
+/// Deploys the template as stack `image-request-<stage>` (tests/infra/stack.py), with the
+/// work queues' visibility timeout and redrive count set for a test's patience.
+pub async fn deploy(stage: &str, max_receives: u32, visibility: u64, approvers: &[String]) -> Deployed {
+    let template = translated_template();
+    let mut cmd = Command::new(python());
+    cmd.arg(root().join("tests/infra/stack.py"))
+        .arg("deploy")
+        .arg(stage)
+        .arg(template)
+        .arg("--visibility")
+        .arg(visibility.to_string())
+        .arg("--max-receives")
+        .arg(max_receives.to_string())
+        .env("MOTO_URL", moto_url());
+    for a in approvers {
+        cmd.arg("--approver").arg(a);
+    }
+    let run = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "the stack did not deploy into the emulator:\n{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    #[derive(serde::Deserialize)]
+    struct Out {
+        stack: String,
+        environment: HashMap<String, String>,
+        resources: HashMap<String, String>,
+    }
+    let out: Out = serde_json::from_slice(&run.stdout).unwrap();
+    let names = AwsNames::from_vars(|k| out.environment.get(k).cloned()).unwrap();
+    Deployed {
+        stack: out.stack,
+        environment: out.environment,
+        resources: out.resources,
+        names,
+    }
+}
+
+/// The stack's resources (see [`deploy`]), and mailboxes on its topics.
 pub async fn create(
     sdk: &SdkConfig,
     prefix: &str,
@@ -48,7 +150,14 @@ pub async fn create(
     visibility: u64,
     approvers: &[String],
 ) -> (AwsNames, Mailboxes) {
-    let names = setup::create(sdk, prefix, max_receives, visibility).await.unwrap();
+    let names = deploy(prefix, max_receives, visibility, approvers).await.names;
+    let mail = mailboxes(sdk, &names, prefix, approvers).await;
+    (names, mail)
+}
+
+/// What the approvers' and requesters' email subscriptions would receive, caught in queues
+/// subscribed the same way (moto's CloudFormation skips the template's subscriptions).
+pub async fn mailboxes(sdk: &SdkConfig, names: &AwsNames, prefix: &str, approvers: &[String]) -> Mailboxes {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let sns = aws_sdk_sns::Client::new(sdk);
     let mut queues = vec![];
@@ -88,15 +197,12 @@ pub async fn create(
         sub.send().await.unwrap();
         queues.push(url);
     }
-    (
-        names,
-        Mailboxes {
-            sqs,
-            queues,
-            approvers: approvers.to_vec(),
-            seen: Mutex::new(vec![]),
-        },
-    )
+    Mailboxes {
+        sqs,
+        queues,
+        approvers: approvers.to_vec(),
+        seen: Mutex::new(vec![]),
+    }
 }
 
 fn attr<'a>(envelope: &'a Value, name: &str) -> &'a str {
@@ -192,7 +298,9 @@ pub async fn count(sdk: &SdkConfig, names: &AwsNames) -> (i64, i64) {
     (requests, audit)
 }
 
-/// Names no other test uses, so tests share one emulator in parallel.
+/// Names no other test uses, so tests share one emulator in parallel. Short enough for
+/// the template's `Stage` (16 characters): the ULID's random tail.
 pub fn unique_prefix() -> String {
-    format!("t{}", ulid::Ulid::new().to_string().to_lowercase())
+    let id = ulid::Ulid::new().to_string().to_lowercase();
+    format!("t{}", &id[id.len() - 15..])
 }

@@ -237,43 +237,64 @@ fn set_env(pairs: &[(&str, &str)]) {
 
 #[tokio::test]
 async fn happy_path_through_every_lambda_handler_with_the_lambda_bootstrap() {
-    let (sdk, names, mail, dir, credentials) = resources(3).await;
-    // What the template gives each function: names in the environment, secrets in SSM.
-    let parameter = format!("/{}/secrets", aws::unique_prefix());
-    aws_sdk_ssm::Client::new(&sdk)
-        .put_parameter()
-        .name(&parameter)
+    let sdk = aws::sdk().await;
+    let approvers: Vec<String> = APPROVERS.iter().map(|a| a.to_string()).collect();
+    let stage = aws::unique_prefix();
+    let deployed = aws::deploy(&stage, 3, 0, &approvers).await;
+    let names = deployed.names.clone();
+    let mail = aws::mailboxes(&sdk, &names, &stage, &approvers).await;
+    let dir = tempfile::tempdir().unwrap();
+    Settings {
+        data_dir: dir.path().into(),
+        ..Settings::default()
+    }
+    .with_local_credentials()
+    .unwrap();
+    let credentials = std::fs::read_to_string(dir.path().join("credentials.json")).unwrap();
+    // The stack names the secrets parameter; an operator creates it (infra/README.md).
+    let env = &deployed.environment;
+    assert_eq!(env["SECRETS_PARAMETER"], format!("/image-request/{stage}/secrets"));
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    ssm.put_parameter()
+        .name(&env["SECRETS_PARAMETER"])
         .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
         .value(&credentials)
         .send()
         .await
         .unwrap();
-    let url_parameter = format!("{parameter}-public-url");
-    aws_sdk_ssm::Client::new(&sdk)
-        .put_parameter()
-        .name(&url_parameter)
+    // The stack made the public-URL parameter; its value is the HTTP API's URL, which the
+    // emulator's CloudFormation cannot fill (it skips API Gateway v2).
+    let made = ssm
+        .get_parameter()
+        .name(&env["PUBLIC_URL_PARAMETER"])
+        .send()
+        .await
+        .expect("the stack created the public-URL parameter the functions are told to read");
+    assert!(made.parameter.unwrap().value.unwrap().contains("execute-api"));
+    ssm.put_parameter()
+        .name(&env["PUBLIC_URL_PARAMETER"])
         .r#type(aws_sdk_ssm::types::ParameterType::String)
         .value(PUBLIC_URL)
+        .overwrite(true)
         .send()
         .await
         .unwrap();
-    // Only this test in this binary touches the environment.
-    set_env(&[
-        ("AWS_ENDPOINT_URL", &aws::moto_url()),
+    // The functions' environment as the stack resolved it, plus what the Lambda service
+    // adds (region, credentials) and where the emulator is. Only this test in this binary
+    // touches the environment.
+    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let approvers_joined = APPROVERS.join(",");
+    let moto = aws::moto_url();
+    vars.extend([
+        ("AWS_ENDPOINT_URL", moto.as_str()),
         ("AWS_REGION", "us-east-1"),
         ("AWS_ACCESS_KEY_ID", "test"),
         ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("REQUESTS_TABLE", &names.requests_table),
-        ("AUDIT_TABLE", &names.audit_table),
-        ("VALIDATE_QUEUE_URL", &names.queues.validate),
-        ("PROVISION_QUEUE_URL", &names.queues.provision),
-        ("APPROVALS_TOPIC_ARN", &names.approvals_topic),
-        ("NOTIFICATIONS_TOPIC_ARN", &names.notifications_topic),
-        ("SECRETS_PARAMETER", &parameter),
-        ("PUBLIC_URL_PARAMETER", &url_parameter),
-        ("IMAGE_REQUEST_APPROVERS", &APPROVERS.join(",")),
+        // moto's CloudFormation writes an `AWS::NoValue` inside `Fn::Join` as "None".
+        ("IMAGE_REQUEST_APPROVERS", approvers_joined.as_str()),
         ("IMAGE_REQUEST_DATA_DIR", dir.path().to_str().unwrap()),
     ]);
+    set_env(&vars);
     let lambda = aws_adapter::Lambda::start().await.unwrap();
     let wired = Wired {
         intake: intake::wire(&lambda).unwrap(),

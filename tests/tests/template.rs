@@ -378,3 +378,56 @@ fn the_example_requested_images_file_matches_its_schema() {
     let (checked, problems) = cgr_request::pr::check_offline(&example);
     assert!(problems.is_empty() && checked.len() == 2, "{problems:?}");
 }
+
+fn sam(args: &[&str]) -> (bool, String) {
+    let out = Command::new(python())
+        .arg(format!("{ROOT}/tests/infra/sam.py"))
+        .args(args)
+        .output()
+        .expect("python runs");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn sam_translates_the_template_into_one_cloudformation_can_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("template.json");
+    let (ok, said) = sam(&[
+        "translate",
+        &format!("{ROOT}/infra/template.yaml"),
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{said}");
+    let t: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    // What the translator made is what the stack will hold: the API, its routes and the
+    // functions' permissions, plain CloudFormation.
+    assert!(t.get("Transform").is_none());
+    assert_eq!(resources(&t, "AWS::Lambda::Function").len(), 4);
+    assert_eq!(resources(&t, "AWS::ApiGatewayV2::Api").len(), 1);
+    assert_eq!(resources(&t, "AWS::Lambda::EventSourceMapping").len(), 2);
+    // The functions learn the public URL parameter's name, not a reference to it.
+    for (name, f) in resources(&t, "AWS::Lambda::Function") {
+        let v = &f["Properties"]["Environment"]["Variables"]["PUBLIC_URL_PARAMETER"];
+        assert_eq!(v["Fn::Sub"], "/image-request/${Stage}/public-url", "{name}");
+    }
+}
+
+#[test]
+fn the_cycle_check_finds_cycles_and_references_to_nothing() {
+    // The shape of the template that could not deploy: API → function → parameter → API.
+    let (ok, said) = sam(&["check", &format!("{ROOT}/tests/infra/fixtures/broken.json")]);
+    assert!(!ok);
+    assert!(
+        said.contains("circular dependency: HttpApi -> IntakeFunction -> PublicUrlParameter -> HttpApi"),
+        "{said}"
+    );
+    assert!(said.contains("DependsOn IntakeLogs names nothing"), "{said}");
+    assert!(said.contains("condition HasOrg is not defined"), "{said}");
+}

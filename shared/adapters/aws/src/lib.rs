@@ -54,6 +54,19 @@ fn var(name: &'static str) -> Result<String, ConfigError> {
 
 impl AwsNames {
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(|k| std::env::var(k).ok())
+    }
+
+    /// From a function's environment variables, wherever they are read from (the tests
+    /// read a deployed stack's).
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &'static str| {
+            get(name).filter(|v| !v.is_empty()).ok_or(ConfigError::Env(
+                name,
+                String::new(),
+                "is required when running on AWS".into(),
+            ))
+        };
         Ok(AwsNames {
             requests_table: var("REQUESTS_TABLE")?,
             audit_table: var("AUDIT_TABLE")?,
