@@ -16,6 +16,18 @@ source tests/emulator.sh
 echo "== cfn-lint infra/template.yaml"
 cfn-lint infra/template.yaml
 
+# checkov pins an older boto3 than the AWS CLI: its own venv. Zero failures; every skip in
+# the template says why (tests/tests/template.rs holds that).
+ckv=.tools/checkov
+if ! cmp -s tests/requirements-checkov.txt "$ckv/installed-requirements.txt"; then
+  echo "== installing tests/requirements-checkov.txt into $ckv"
+  python3 -m venv "$ckv"
+  "$ckv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements-checkov.txt
+  cp tests/requirements-checkov.txt "$ckv/installed-requirements.txt"
+fi
+echo "== checkov infra/template.yaml"
+"$ckv/bin/checkov" -f infra/template.yaml --framework cloudformation --compact --quiet --skip-download
+
 log=target/test-output.log
 echo "== cargo test (embedded backend, and the emulator tests)"
 cargo test --workspace --all-targets --locked 2>&1 | tee "$log"

@@ -92,8 +92,8 @@ fn translated_template() -> &'static Path {
 /// A stack deployed from the template into the emulator's CloudFormation.
 pub struct Deployed {
     pub stack: String,
-    /// The functions' environment as the stack resolved it.
-    pub environment: HashMap<String, String>,
+    /// Each function's environment as the stack resolved it, by logical id (`IntakeFunction`).
+    pub environments: HashMap<String, HashMap<String, String>>,
     /// Physical ids by logical id.
     pub resources: HashMap<String, String>,
     pub names: AwsNames,
@@ -129,14 +129,15 @@ pub async fn deploy(stage: &str, max_receives: u32, visibility: u64, approvers: 
     #[derive(serde::Deserialize)]
     struct Out {
         stack: String,
-        environment: HashMap<String, String>,
+        environments: HashMap<String, HashMap<String, String>>,
         resources: HashMap<String, String>,
     }
     let out: Out = serde_json::from_slice(&run.stdout).unwrap();
-    let names = AwsNames::from_vars(|k| out.environment.get(k).cloned()).unwrap();
+    // The names every function is given (the template's globals).
+    let names = AwsNames::from_vars(|k| out.environments["IntakeFunction"].get(k).cloned()).unwrap();
     Deployed {
         stack: out.stack,
-        environment: out.environment,
+        environments: out.environments,
         resources: out.resources,
         names,
     }

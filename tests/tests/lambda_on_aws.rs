@@ -251,59 +251,82 @@ async fn happy_path_through_every_lambda_handler_with_the_lambda_bootstrap() {
     .with_local_credentials()
     .unwrap();
     let credentials = std::fs::read_to_string(dir.path().join("credentials.json")).unwrap();
-    // The stack names the secrets parameter; an operator creates it (infra/README.md).
-    let env = &deployed.environment;
-    assert_eq!(env["SECRETS_PARAMETER"], format!("/image-request/{stage}/secrets"));
+    // The stack names the secrets' parameters; an operator creates them (infra/README.md).
+    let envs = &deployed.environments;
+    let stored: app::config::LocalCredentials = serde_json::from_str(&credentials).unwrap();
     let ssm = aws_sdk_ssm::Client::new(&sdk);
-    ssm.put_parameter()
-        .name(&env["SECRETS_PARAMETER"])
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .value(&credentials)
-        .send()
-        .await
-        .unwrap();
+    let clients_parameter = format!("/image-request/{stage}/secrets/clients");
+    let keys_parameter = format!("/image-request/{stage}/secrets/approval-keys");
+    for (name, value) in [
+        (&clients_parameter, serde_json::to_string(&stored.clients).unwrap()),
+        (&keys_parameter, serde_json::to_string(&stored.approval_keys).unwrap()),
+    ] {
+        ssm.put_parameter()
+            .name(name)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .value(value)
+            .send()
+            .await
+            .unwrap();
+    }
     // The stack made the public-URL parameter; its value is the HTTP API's URL, which the
     // emulator's CloudFormation cannot fill (it skips API Gateway v2).
+    let url_parameter = &envs["IntakeFunction"]["PUBLIC_URL_PARAMETER"];
     let made = ssm
         .get_parameter()
-        .name(&env["PUBLIC_URL_PARAMETER"])
+        .name(url_parameter)
         .send()
         .await
         .expect("the stack created the public-URL parameter the functions are told to read");
     assert!(made.parameter.unwrap().value.unwrap().contains("execute-api"));
     ssm.put_parameter()
-        .name(&env["PUBLIC_URL_PARAMETER"])
+        .name(url_parameter)
         .r#type(aws_sdk_ssm::types::ParameterType::String)
         .value(PUBLIC_URL)
         .overwrite(true)
         .send()
         .await
         .unwrap();
-    // The functions' environment as the stack resolved it, plus what the Lambda service
-    // adds (region, credentials) and where the emulator is. Only this test in this binary
-    // touches the environment.
-    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    // Each function starts with its environment as the stack resolved it, plus what the
+    // Lambda service adds (region, credentials) and where the emulator is. Only this test
+    // in this binary touches the environment.
     let approvers_joined = APPROVERS.join(",");
     let moto = aws::moto_url();
-    vars.extend([
-        ("AWS_ENDPOINT_URL", moto.as_str()),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        // moto's CloudFormation writes an `AWS::NoValue` inside `Fn::Join` as "None".
-        ("IMAGE_REQUEST_APPROVERS", approvers_joined.as_str()),
-        ("IMAGE_REQUEST_DATA_DIR", dir.path().to_str().unwrap()),
-    ]);
-    set_env(&vars);
-    let lambda = aws_adapter::Lambda::start().await.unwrap();
-    let wired = Wired {
-        intake: intake::wire(&lambda).unwrap(),
-        approval: approval::wire(&lambda).unwrap(),
-        validate: validate::wire(&lambda).unwrap(),
-        provision: provision::wire(&lambda).unwrap(),
+    let start = |function: &str| {
+        for secret in ["CLIENTS_PARAMETER", "APPROVAL_KEYS_PARAMETER", "SLACK_PARAMETER"] {
+            std::env::remove_var(secret);
+        }
+        let mut vars: Vec<(&str, &str)> = envs[function].iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        vars.extend([
+            ("AWS_ENDPOINT_URL", moto.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            // moto's CloudFormation writes an `AWS::NoValue` inside `Fn::Join` as "None".
+            ("IMAGE_REQUEST_APPROVERS", approvers_joined.as_str()),
+            ("IMAGE_REQUEST_DATA_DIR", dir.path().to_str().unwrap()),
+        ]);
+        set_env(&vars);
+        aws_adapter::Lambda::start()
     };
-    let app = wired.validate.clone();
-    let stored: app::config::LocalCredentials = serde_json::from_str(&credentials).unwrap();
+    let intake_lambda = start("IntakeFunction").await.unwrap();
+    let approval_lambda = start("ApprovalFunction").await.unwrap();
+    let validate_lambda = start("ValidateFunction").await.unwrap();
+    let provision_lambda = start("ProvisionFunction").await.unwrap();
+    // Each reads only the secrets it uses: no function but approval and validate holds a
+    // link-signing key, none but intake and approval a client secret.
+    let holds = |l: &aws_adapter::Lambda| (!l.settings.clients.is_empty(), l.settings.approval_keys.is_some());
+    assert_eq!(holds(&intake_lambda), (true, false), "intake");
+    assert_eq!(holds(&approval_lambda), (true, true), "approval");
+    assert_eq!(holds(&validate_lambda), (false, true), "validate");
+    assert_eq!(holds(&provision_lambda), (false, false), "provision");
+    let wired = Wired {
+        intake: intake::wire(&intake_lambda).unwrap(),
+        approval: approval::wire(&approval_lambda).unwrap(),
+        validate: validate::wire(&validate_lambda).unwrap(),
+        provision: provision::wire(&provision_lambda).unwrap(),
+    };
+    let app = wired.approval.clone();
     assert_eq!(
         app.settings.clients.iter().map(|c| &c.secret).collect::<Vec<_>>(),
         stored.clients.iter().map(|c| &c.secret).collect::<Vec<_>>(),

@@ -431,3 +431,189 @@ fn the_cycle_check_finds_cycles_and_references_to_nothing() {
     assert!(said.contains("DependsOn IntakeLogs names nothing"), "{said}");
     assert!(said.contains("condition HasOrg is not defined"), "{said}");
 }
+
+/// The statements of a function's role, as (actions, referenced resources, condition).
+fn statements(t: &Value, binary: &str) -> Vec<(Vec<String>, Vec<String>, Value)> {
+    let (_, f) = function(t, binary);
+    let role = f["Properties"]["Role"]["Fn::GetAtt"][0].as_str().unwrap();
+    let mut out = vec![];
+    for policy in list(&t["Resources"][role]["Properties"]["Policies"]) {
+        for st in list(&policy["PolicyDocument"]["Statement"]) {
+            let actions = list(&st["Action"])
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect();
+            out.push((actions, referenced(&st["Resource"]), st["Condition"].clone()));
+        }
+    }
+    out
+}
+
+#[test]
+fn each_function_reads_only_its_secrets_and_nobody_else_mints_links() {
+    let t = template();
+    for (binary, secrets) in [
+        ("intake", vec!["clients", "slack"]),
+        ("approval", vec!["clients", "approval-keys", "slack"]),
+        ("validate", vec!["approval-keys", "slack"]),
+        ("provision", vec!["slack"]),
+    ] {
+        let readable: Vec<String> = statements(&t, binary)
+            .into_iter()
+            .filter(|(actions, _, _)| actions.iter().any(|a| a.starts_with("ssm:")))
+            .flat_map(|(_, resources, _)| resources)
+            .filter_map(|r| r.split("/secrets/").nth(1).map(str::to_string))
+            .collect();
+        assert_eq!(readable, secrets, "{binary} may read exactly these secrets");
+        // And is told exactly these names.
+        let (_, f) = function(&t, binary);
+        let env = &f["Properties"]["Environment"]["Variables"];
+        for (var, secret) in [
+            ("CLIENTS_PARAMETER", "clients"),
+            ("APPROVAL_KEYS_PARAMETER", "approval-keys"),
+            ("SLACK_PARAMETER", "slack"),
+        ] {
+            assert_eq!(!env[var].is_null(), secrets.contains(&secret), "{binary}: {var}");
+            if !env[var].is_null() {
+                assert_eq!(
+                    env[var]["Fn::Sub"],
+                    format!("/image-request/${{Stage}}/secrets/{secret}")
+                );
+            }
+        }
+    }
+    // No function's environment reads a secret the globals hand everyone.
+    let globals = &t["Globals"]["Function"]["Environment"]["Variables"];
+    for var in [
+        "CLIENTS_PARAMETER",
+        "APPROVAL_KEYS_PARAMETER",
+        "SLACK_PARAMETER",
+        "SECRETS_PARAMETER",
+    ] {
+        assert!(globals[var].is_null(), "{var} in the globals");
+    }
+}
+
+#[test]
+fn only_link_claims_can_be_deleted_and_unused_grants_are_gone() {
+    let t = template();
+    for binary in ["intake", "approval", "validate", "provision"] {
+        for (actions, resources, condition) in statements(&t, binary) {
+            if actions.iter().any(|a| a == "dynamodb:DeleteItem") {
+                assert_eq!(binary, "approval", "only approval gives back a link's use");
+                assert_eq!(actions, ["dynamodb:DeleteItem"]);
+                assert_eq!(resources, ["RequestsTable"]);
+                assert_eq!(
+                    condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+                    serde_json::json!(["claim#*"])
+                );
+            }
+            // approval answers from one request; intake reads a timeline from the audit
+            // table itself, never its indexes.
+            if binary == "approval" {
+                assert!(!actions.iter().any(|a| a == "dynamodb:Query"), "approval: {actions:?}");
+            }
+            if binary == "intake" && resources.iter().any(|r| r.contains("AuditTable")) {
+                assert!(
+                    !resources.iter().any(|r| r.contains("/index/")),
+                    "intake: {resources:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_approvals_topic_is_encrypted_and_takes_email_subscribers_from_this_account_only() {
+    let t = template();
+    for topic in ["ApprovalsTopic", "NotificationsTopic"] {
+        assert_eq!(
+            t["Resources"][topic]["Properties"]["KmsMasterKeyId"], "alias/aws/sns",
+            "{topic}"
+        );
+    }
+    let policies = resources(&t, "AWS::SNS::TopicPolicy");
+    assert_eq!(policies.len(), 1);
+    let p = &policies[0].1["Properties"];
+    assert_eq!(p["Topics"][0]["Ref"], "ApprovalsTopic");
+    let denies: Vec<&Value> = p["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["Effect"] == "Deny" && list(&s["Action"]).contains(&Value::from("sns:Subscribe")))
+        .collect();
+    assert!(denies
+        .iter()
+        .any(|s| s["Condition"]["StringNotEquals"]["aws:PrincipalAccount"]["Ref"] == "AWS::AccountId"));
+    assert!(denies
+        .iter()
+        .any(|s| s["Condition"]["StringNotEquals"]["sns:Protocol"] == "email"));
+}
+
+#[test]
+fn alarms_watch_the_api_and_every_queue() {
+    let t = template();
+    let alarms = resources(&t, "AWS::CloudWatch::Alarm");
+    let watched = |metric: &str, dimension: &str| {
+        alarms.iter().any(|(_, a)| {
+            a["Properties"]["MetricName"] == metric
+                && a["Properties"]["Dimensions"].to_string().contains(dimension)
+                && a["Properties"]["AlarmActions"][0]["Ref"] == "AlarmsTopic"
+        })
+    };
+    assert!(watched("5xx", "HttpApi"));
+    for q in ["ValidateQueue", "ProvisionQueue"] {
+        assert!(watched("ApproximateAgeOfOldestMessage", q), "{q}");
+    }
+    for q in ["ValidateDeadLetters", "ProvisionDeadLetters"] {
+        assert!(watched("ApproximateNumberOfMessagesVisible", q), "{q}");
+    }
+}
+
+#[test]
+fn every_checkov_skip_says_why() {
+    let t = template();
+    let mut skipped = 0;
+    for (name, r) in t["Resources"].as_object().unwrap() {
+        for skip in list(&r["Metadata"]["checkov"]["skip"]) {
+            let id = skip["id"].as_str().unwrap_or("");
+            let why = skip["comment"].as_str().unwrap_or("");
+            assert!(id.starts_with("CKV_AWS_"), "{name}: {skip}");
+            assert!(
+                why.len() >= 40,
+                "{name}: skip {id} without a reason worth reading: {why:?}"
+            );
+            skipped += 1;
+        }
+    }
+    assert!(skipped > 0);
+}
+
+#[test]
+fn every_function_finishes_its_worst_case_inside_its_timeout() {
+    use std::time::Duration;
+    let t = template();
+    let secs = |binary: &str| {
+        let (_, f) = function(&t, binary);
+        Duration::from_secs(f["Properties"]["Timeout"].as_u64().unwrap())
+    };
+    let batch = |binary: &str| {
+        let (_, f) = function(&t, binary);
+        f["Properties"]["Events"]["Queue"]["Properties"]["BatchSize"]
+            .as_u64()
+            .unwrap() as u32
+    };
+    let store_and_mail = Duration::from_secs(2);
+    let margin = app::consumer::ANSWER_MARGIN;
+    // The HTTP functions: at most two Slack calls after the store and SNS.
+    for binary in ["intake", "approval"] {
+        assert!(2 * slack::CALL_BUDGET + store_and_mail <= secs(binary), "{binary}");
+    }
+    // provision: every request of a full batch gets its whole budget, which covers a lookup
+    // and a create in Chainguard and a Slack notice.
+    assert!(2 * chainguard::CALL_BUDGET + slack::CALL_BUDGET + store_and_mail <= provision::RECORD_BUDGET);
+    assert!(batch("provision") * provision::RECORD_BUDGET + margin <= secs("provision"));
+    // validate: at least one request always fits; the rest of a batch waits its turn.
+    assert!(slack::CALL_BUDGET + chainguard::CALL_BUDGET + store_and_mail <= validate::RECORD_BUDGET);
+    assert!(validate::RECORD_BUDGET + margin <= secs("validate"));
+}

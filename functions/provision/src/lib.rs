@@ -5,7 +5,7 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
-use app::consumer::process_batch;
+use app::consumer::{process_batch_within, Budget};
 use app::ports::{RegistryError, StoreError, WorkItem};
 use app::workflow::{Applied, StepError};
 use app::App;
@@ -23,8 +23,21 @@ pub fn wire(lambda: &aws_adapter::Lambda) -> Result<App, app::config::ConfigErro
         .with_chat(slack::from_settings(&lambda.settings)?))
 }
 
+/// The longest one request may take before it is handed back to the queue: a lookup and
+/// a create in Chainguard (each at most `chainguard::CALL_BUDGET`, token exchange
+/// included), the store, and a Slack notice (`slack::CALL_BUDGET`). Two fit the
+/// template's 60 s timeout (batch size 2) with `consumer::ANSWER_MARGIN` to spare.
+pub const RECORD_BUDGET: std::time::Duration = std::time::Duration::from_secs(28);
+
+/// The local consumer's handler: one SQS batch, no deadline.
 pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
-    process_batch(event, |item, attempt| provision(app, item, attempt)).await
+    handle_within(app, event, Budget::unbounded()).await
+}
+
+/// One SQS batch inside an invocation's time. A request given up part-way is redelivered:
+/// an existing repo counts as created, so nothing is made twice.
+pub async fn handle_within(app: &App, event: SqsEvent, budget: Budget) -> SqsBatchResponse {
+    process_batch_within(event, budget, |item, attempt| provision(app, item, attempt)).await
 }
 
 fn actor() -> Principal {

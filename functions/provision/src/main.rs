@@ -9,7 +9,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let app = provision::wire(&aws_adapter::Lambda::start().await?)?;
     let app = &app;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, lambda_runtime::Error>(provision::handle(app, event.payload).await)
+        let budget = app::consumer::Budget::lambda(event.context.deadline, provision::RECORD_BUDGET);
+        Ok::<SqsBatchResponse, lambda_runtime::Error>(provision::handle_within(app, event.payload, budget).await)
     }))
     .await
 }

@@ -8,7 +8,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Duration;
 
-use app::consumer::process_batch;
+use app::consumer::{process_batch_within, Budget};
 use app::notify;
 use app::ports::{QueueName, StoreError, WorkItem};
 use app::workflow::{Applied, StepError};
@@ -28,9 +28,21 @@ pub fn wire(lambda: &aws_adapter::Lambda) -> Result<App, app::config::ConfigErro
         .with_chat(slack::from_settings(&lambda.settings)?))
 }
 
-/// The Lambda handler (and the local consumer's): one SQS batch.
+/// The longest one request's checks may take before it is handed back to the queue: a
+/// few Chainguard reads (each at most `chainguard::CALL_BUDGET`, the catalog cached), the
+/// store, and a Slack post (`slack::CALL_BUDGET`). Inside the template's 30 s timeout with
+/// `consumer::ANSWER_MARGIN` to spare; later records of a batch that would not fit are
+/// handed back unstarted (infra/template.yaml, "Timeouts").
+pub const RECORD_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The local consumer's handler: one SQS batch, no deadline.
 pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
-    process_batch(event, |item, _attempt| validate(app, item)).await
+    handle_within(app, event, Budget::unbounded()).await
+}
+
+/// One SQS batch inside an invocation's time.
+pub async fn handle_within(app: &App, event: SqsEvent, budget: Budget) -> SqsBatchResponse {
+    process_batch_within(event, budget, |item, _attempt| validate(app, item)).await
 }
 
 fn actor() -> Principal {
@@ -214,10 +226,10 @@ pub enum InvokeError {
 
 /// What the validate Lambda receives: its queue's batches, or the schedule's tick that
 /// runs the sweep (one function fewer to deploy and grant).
-pub async fn handle_any(app: &App, event: serde_json::Value) -> Result<serde_json::Value, InvokeError> {
+pub async fn handle_any(app: &App, event: serde_json::Value, budget: Budget) -> Result<serde_json::Value, InvokeError> {
     if event.get("Records").is_some() {
         let batch: SqsEvent = serde_json::from_value(event).map_err(InvokeError::NotSqs)?;
-        return Ok(serde_json::to_value(handle(app, batch).await).expect("batch responses serialise"));
+        return Ok(serde_json::to_value(handle_within(app, batch, budget).await).expect("batch responses serialise"));
     }
     let report = app.sweep(chrono::Duration::minutes(5)).await?;
     let oldest = oldest_pending_age(app).await?;

@@ -8,7 +8,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let app = validate::wire(&aws_adapter::Lambda::start().await?)?;
     let app = &app;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        validate::handle_any(app, event.payload)
+        let budget = app::consumer::Budget::lambda(event.context.deadline, validate::RECORD_BUDGET);
+        validate::handle_any(app, event.payload, budget)
             .await
             .map_err(lambda_runtime::Error::from)
     }))

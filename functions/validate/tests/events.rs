@@ -1,5 +1,6 @@
 //! The validate handler on the SQS events in `events/`.
 
+use app::consumer::Budget;
 use app::ports::QueueName;
 use aws_lambda_events::event::sqs::SqsEvent;
 use domain::{Channel, Environment, ImageRef, Justification, NewRequest, Request, Status};
@@ -79,7 +80,7 @@ async fn the_lambda_takes_queue_batches_and_the_scheduled_sweep() {
         let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     };
-    let out = validate::handle_any(&e.app, raw("validate-sqs-one.json"))
+    let out = validate::handle_any(&e.app, raw("validate-sqs-one.json"), Budget::unbounded())
         .await
         .unwrap();
     assert_eq!(out["batchItemFailures"], serde_json::json!([]));
@@ -87,12 +88,14 @@ async fn the_lambda_takes_queue_batches_and_the_scheduled_sweep() {
         status(&e, "req-01JD3XQ4Z8K9M2N5P7R8S0T1V2").await,
         Status::PendingApproval
     );
-    let out = validate::handle_any(&e.app, raw("validate-scheduled-sweep.json"))
+    let out = validate::handle_any(&e.app, raw("validate-scheduled-sweep.json"), Budget::unbounded())
         .await
         .unwrap();
     assert_eq!((out["requeued"].as_u64(), out["expired"].as_u64()), (Some(0), Some(0)));
     assert!(out["oldest_pending_secs"].as_i64().unwrap() >= 0);
-    assert!(validate::handle_any(&e.app, serde_json::json!({"Records": "nope"}))
-        .await
-        .is_err());
+    assert!(
+        validate::handle_any(&e.app, serde_json::json!({"Records": "nope"}), Budget::unbounded())
+            .await
+            .is_err()
+    );
 }

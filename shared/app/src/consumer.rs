@@ -4,6 +4,9 @@
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -91,9 +94,70 @@ where
     F: Fn(WorkItem, u32) -> Fut,
     Fut: Future<Output = Result<(), StepError>>,
 {
+    process_batch_within(event, Budget::unbounded(), handle).await
+}
+
+/// What an invocation has to work in: when it must have answered (the Lambda's deadline)
+/// and the longest one record may take. A record that could not finish before the
+/// deadline is not started, and one that overruns its time is given up: both are
+/// reported failed, so SQS delivers them again (every step is idempotent), instead of
+/// the whole batch dying with the function's timeout.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub deadline: Option<Instant>,
+    pub per_record: Option<Duration>,
+}
+
+/// Kept back from the deadline to send the batch response.
+pub const ANSWER_MARGIN: Duration = Duration::from_secs(2);
+
+impl Budget {
+    pub fn unbounded() -> Self {
+        Budget {
+            deadline: None,
+            per_record: None,
+        }
+    }
+
+    /// From a Lambda invocation's deadline (milliseconds since the epoch).
+    pub fn lambda(deadline_epoch_ms: u64, per_record: Duration) -> Self {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let left = Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms));
+        Budget {
+            deadline: Some(Instant::now() + left),
+            per_record: Some(per_record),
+        }
+    }
+
+    /// Whether a record started now could use all its time and still leave the margin.
+    fn fits(&self) -> bool {
+        match (self.deadline, self.per_record) {
+            (Some(d), Some(r)) => Instant::now() + r + ANSWER_MARGIN <= d,
+            (Some(d), None) => Instant::now() + ANSWER_MARGIN <= d,
+            _ => true,
+        }
+    }
+}
+
+/// [`process_batch`] inside a [`Budget`].
+pub async fn process_batch_within<F, Fut>(event: SqsEvent, budget: Budget, handle: F) -> SqsBatchResponse
+where
+    F: Fn(WorkItem, u32) -> Fut,
+    Fut: Future<Output = Result<(), StepError>>,
+{
     let mut response = SqsBatchResponse::default();
     for record in event.records {
         let message_id = record.message_id.clone().unwrap_or_default();
+        if !budget.fits() {
+            tracing::warn!(
+                message_id,
+                "no time left in this invocation; the message will be delivered again"
+            );
+            response.add_failure(message_id);
+            continue;
+        }
         let attempt = receive_count(&record);
         let item = match record.body.as_deref().map(serde_json::from_str::<WorkItem>) {
             Some(Ok(item)) => item,
@@ -109,7 +173,14 @@ where
             }
         };
         let span = tracing::info_span!("message", request_id = %item.request_id, trace_id = %item.trace_id, attempt);
-        match handle(item, attempt).instrument(span.clone()).await {
+        let work = handle(item, attempt).instrument(span.clone());
+        let outcome = match budget.per_record {
+            Some(limit) => tokio::time::timeout(limit, work)
+                .await
+                .unwrap_or_else(|_| Err(StepError::Retryable(format!("gave up after {limit:?}")))),
+            None => work.await,
+        };
+        match outcome {
             Ok(()) => {}
             Err(StepError::Retryable(why)) => {
                 span.in_scope(|| tracing::warn!(error = why, "will be delivered again"));
@@ -164,5 +235,86 @@ mod tests {
             .map(|f| f.item_identifier.as_str())
             .collect();
         assert_eq!(ids, ["retry", "junk"]);
+    }
+
+    fn batch(n: usize) -> SqsEvent {
+        let mut event = SqsEvent::default();
+        event.records = (0..n)
+            .map(|i| {
+                record(
+                    &format!("m{i}"),
+                    &format!(r#"{{"request_id":"req-01JD3XQ4Z8K9M2N5P7R8S0T1V{i}","trace_id":"t"}}"#),
+                    1,
+                )
+            })
+            .collect();
+        event
+    }
+
+    // Paused time: the clock moves only when every task waits, so these hold on any machine.
+    #[tokio::test(start_paused = true)]
+    async fn a_record_over_its_time_is_given_up_and_the_rest_still_run() {
+        let budget = Budget {
+            deadline: Some(Instant::now() + Duration::from_secs(60)),
+            per_record: Some(Duration::from_secs(10)),
+        };
+        let started = std::sync::Mutex::new(vec![]);
+        let resp = process_batch_within(batch(3), budget, |w, _| {
+            let id = w.request_id.to_string();
+            started.lock().unwrap().push(id.clone());
+            async move {
+                if id.ends_with('0') {
+                    // A call that never answers.
+                    std::future::pending::<()>().await;
+                }
+                Ok(())
+            }
+        })
+        .await;
+        let failed: Vec<_> = resp
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["m0"]);
+        assert_eq!(started.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn records_that_cannot_finish_before_the_deadline_are_not_started() {
+        // 25 s each inside 60 s: two fit with the margin, the third is handed back.
+        let budget = Budget {
+            deadline: Some(Instant::now() + Duration::from_secs(60)),
+            per_record: Some(Duration::from_secs(25)),
+        };
+        let started = std::sync::Mutex::new(0);
+        let resp = process_batch_within(batch(3), budget, |_, _| {
+            *started.lock().unwrap() += 1;
+            async {
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                Ok(())
+            }
+        })
+        .await;
+        let failed: Vec<_> = resp
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["m2"]);
+        assert_eq!(*started.lock().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_lambda_deadline_becomes_the_time_left() {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let b = Budget::lambda(now_ms + 30_000, Duration::from_secs(20));
+        let left = b.deadline.unwrap() - Instant::now();
+        assert!(
+            left <= Duration::from_secs(30) && left > Duration::from_secs(20),
+            "{left:?}"
+        );
+        // A deadline already past leaves nothing: no record starts.
+        assert!(!Budget::lambda(now_ms - 1, Duration::from_secs(1)).fits());
     }
 }

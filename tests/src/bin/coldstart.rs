@@ -46,7 +46,7 @@ async fn next(State(s): State<Shared>) -> (HeaderMap, String) {
     }
     let event = s.lock().unwrap().event.to_string();
     let mut h = HeaderMap::new();
-    let deadline = (chrono::Utc::now().timestamp_millis() + 30_000).to_string();
+    let deadline = (chrono::Utc::now().timestamp_millis() + 60_000).to_string();
     h.insert("lambda-runtime-aws-request-id", HeaderValue::from_static("bench-1"));
     h.insert("lambda-runtime-deadline-ms", HeaderValue::from_str(&deadline).unwrap());
     h.insert(
@@ -170,10 +170,12 @@ async fn main() {
     let runs: usize = std::env::var("RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(5);
     let moto = std::env::var("MOTO_URL").expect("MOTO_URL: run through tests/bench.sh");
 
-    // A deployment on the emulator: tables, queues, topics, the secrets parameter.
+    // A deployment on the emulator: the template's stack (as the tests deploy it), and the
+    // secrets' parameters an operator creates.
     let sdk = setup::emulator_config(&moto).await;
-    let prefix = format!("cold{}", std::process::id());
-    let names: AwsNames = setup::create(&sdk, &prefix, 5, 30).await.unwrap();
+    let stage = pipeline_tests::aws::unique_prefix();
+    let deployed = pipeline_tests::aws::deploy(&stage, 5, 30, &["platform-admin@example.com".into()]).await;
+    let names: AwsNames = deployed.names.clone();
     let dir = tempfile::tempdir().unwrap();
     Settings {
         data_dir: dir.path().into(),
@@ -184,19 +186,33 @@ async fn main() {
     let creds_text = std::fs::read_to_string(dir.path().join("credentials.json")).unwrap();
     let creds: LocalCredentials = serde_json::from_str(&creds_text).unwrap();
     let ssm = aws_sdk_ssm::Client::new(&sdk);
-    let secrets = format!("/{prefix}/secrets");
-    let url_param = format!("/{prefix}/public-url");
+    let function_env = |logical: &str| deployed.environments[logical].clone();
+    let intake_env = function_env("IntakeFunction");
+    let approval_env = function_env("ApprovalFunction");
+    for (name, value) in [
+        (
+            &intake_env["CLIENTS_PARAMETER"],
+            serde_json::to_string(&creds.clients).unwrap(),
+        ),
+        (
+            &approval_env["APPROVAL_KEYS_PARAMETER"],
+            serde_json::to_string(&creds.approval_keys).unwrap(),
+        ),
+    ] {
+        ssm.put_parameter()
+            .name(name)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .value(value)
+            .send()
+            .await
+            .unwrap();
+    }
+    // The API's URL, which the emulator's CloudFormation cannot fill in.
     ssm.put_parameter()
-        .name(&secrets)
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .value(&creds_text)
-        .send()
-        .await
-        .unwrap();
-    ssm.put_parameter()
-        .name(&url_param)
+        .name(&intake_env["PUBLIC_URL_PARAMETER"])
         .r#type(aws_sdk_ssm::types::ParameterType::String)
         .value("https://abc123.execute-api.us-east-1.amazonaws.com")
+        .overwrite(true)
         .send()
         .await
         .unwrap();
@@ -217,10 +233,23 @@ async fn main() {
         ("PROVISION_QUEUE_URL", names.queues.provision.clone()),
         ("APPROVALS_TOPIC_ARN", names.approvals_topic.clone()),
         ("NOTIFICATIONS_TOPIC_ARN", names.notifications_topic.clone()),
-        ("SECRETS_PARAMETER", secrets.clone()),
-        ("PUBLIC_URL_PARAMETER", url_param.clone()),
+        ("PUBLIC_URL_PARAMETER", intake_env["PUBLIC_URL_PARAMETER"].clone()),
         ("RUST_LOG", "warn".into()),
     ];
+    // Each function is given the names of the secrets it reads, as the stack gives them.
+    let secrets_of = |binary: &str| -> Vec<(&'static str, String)> {
+        let logical = match binary {
+            "intake" => "IntakeFunction",
+            "approval" => "ApprovalFunction",
+            "validate" => "ValidateFunction",
+            _ => "ProvisionFunction",
+        };
+        let e = function_env(logical);
+        ["CLIENTS_PARAMETER", "APPROVAL_KEYS_PARAMETER", "SLACK_PARAMETER"]
+            .into_iter()
+            .filter_map(|k| e.get(k).map(|v| (k, v.clone())))
+            .collect()
+    };
 
     // Each function's first invocation does real work against the emulator.
     let dev = creds.clients.iter().find(|c| c.id == "dev").unwrap().clone();
@@ -258,6 +287,7 @@ async fn main() {
         for _ in 0..runs {
             let mut cmd = Command::new(&path);
             cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+            cmd.envs(secrets_of(name));
             let (run, resp) = cold_start(cmd, event()).await.unwrap_or_else(|e| panic!("{name}: {e}"));
             if *name == "intake" {
                 let v: Value = serde_json::from_str(&resp).unwrap_or(Value::Null);

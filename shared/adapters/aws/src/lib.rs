@@ -13,9 +13,10 @@ pub mod sns;
 #[cfg(feature = "sqs")]
 pub mod sqs;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use app::config::{ConfigError, LocalCredentials, Settings};
+use app::config::{ConfigError, Settings};
 use app::ports::SystemClock;
 use app::App;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
@@ -125,8 +126,9 @@ pub fn lambda_sdk_config() -> Result<SdkConfig, ConfigError> {
 }
 
 /// Reads SSM parameters in one round trip (`GetParameters`, decrypting SecureStrings):
-/// each round trip is paid by every cold start. Every name must exist.
-async fn parameters(sdk: &SdkConfig, names: &[&str]) -> Result<Vec<String>, ConfigError> {
+/// each round trip is paid by every cold start. Answers the values found, by name; a name
+/// the account does not have is absent.
+async fn parameters(sdk: &SdkConfig, names: &[&str]) -> Result<HashMap<String, String>, ConfigError> {
     let out = aws_sdk_ssm::Client::new(sdk)
         .get_parameters()
         .set_names(Some(names.iter().map(|n| n.to_string()).collect()))
@@ -134,31 +136,30 @@ async fn parameters(sdk: &SdkConfig, names: &[&str]) -> Result<Vec<String>, Conf
         .send()
         .await
         .map_err(|e| ConfigError::Invalid(format!("reading SSM parameters {names:?}: {}", e.into_service_error())))?;
-    if let Some(missing) = out.invalid_parameters.filter(|m| !m.is_empty()) {
-        return Err(ConfigError::Invalid(format!(
-            "SSM parameters not found: {}",
-            missing.join(", ")
-        )));
-    }
-    let found = out.parameters.unwrap_or_default();
-    names
-        .iter()
-        .map(|n| {
-            found
-                .iter()
-                .find(|p| p.name.as_deref() == Some(*n))
-                .and_then(|p| p.value.clone())
-                .ok_or_else(|| ConfigError::Invalid(format!("SSM parameter {n} came back without a value")))
-        })
-        .collect()
+    Ok(out
+        .parameters
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| Some((p.name?, p.value?)))
+        .collect())
 }
 
-/// Client secrets and link-signing keys from the JSON of `credentials.json` (what the
-/// secrets parameter holds), into settings that lack them.
-fn with_secrets(settings: Settings, parameter: &str, text: &str) -> Result<Settings, ConfigError> {
-    let creds: LocalCredentials = serde_json::from_str(text)
-        .map_err(|e| ConfigError::Invalid(format!("SSM parameter {parameter} is not credentials JSON: {e}")))?;
-    settings.with_credentials(creds)
+/// A secret parameter's JSON, where the function was told its name.
+fn secret<T: serde::de::DeserializeOwned>(
+    found: &HashMap<String, String>,
+    name: Option<&str>,
+    required: bool,
+) -> Result<Option<T>, ConfigError> {
+    let Some(name) = name else { return Ok(None) };
+    match found.get(name) {
+        Some(text) => serde_json::from_str(text)
+            .map(Some)
+            .map_err(|e| ConfigError::Invalid(format!("SSM parameter {name} is not the JSON expected: {e}"))),
+        None if required => Err(ConfigError::Invalid(format!(
+            "SSM parameter {name} not found (infra/README.md, \"Set the secrets\")"
+        ))),
+        None => Ok(None),
+    }
 }
 
 /// The DynamoDB store and audit log.
@@ -200,17 +201,34 @@ impl Lambda {
         let sdk = lambda_sdk_config()?;
         // The API's URL lives in a parameter the stack writes: the functions cannot name the
         // API in their own environment without a dependency cycle in the template. It is
-        // read with the secrets, in one round trip.
-        let secrets = var("SECRETS_PARAMETER")?;
-        let url_parameter = var("PUBLIC_URL_PARAMETER")
-            .ok()
-            .filter(|_| settings.public_url.is_none());
-        let mut wanted = vec![secrets.as_str()];
-        wanted.extend(url_parameter.as_deref());
-        let mut values = parameters(&sdk, &wanted).await?.into_iter();
-        let mut settings = with_secrets(settings, &secrets, &values.next().unwrap_or_default())?;
-        if let Some(url) = values.next() {
-            settings.public_url = Some(url);
+        // read with the secrets, in one round trip. Each function is told only the secrets
+        // it uses (least privilege: intake and provision cannot mint approval links).
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let clients = env("CLIENTS_PARAMETER");
+        let keys = env("APPROVAL_KEYS_PARAMETER");
+        let slack = env("SLACK_PARAMETER");
+        let url = env("PUBLIC_URL_PARAMETER").filter(|_| settings.public_url.is_none());
+        let wanted: Vec<&str> = [&clients, &keys, &slack, &url]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        let found = if wanted.is_empty() {
+            HashMap::new()
+        } else {
+            parameters(&sdk, &wanted).await?
+        };
+        let mut settings = settings.with_secrets(
+            secret(&found, clients.as_deref(), true)?,
+            secret(&found, keys.as_deref(), true)?,
+            // Slack is optional: no parameter, no Slack.
+            secret(&found, slack.as_deref(), false)?,
+        )?;
+        if let Some(name) = &url {
+            let value = found
+                .get(name)
+                .ok_or_else(|| ConfigError::Invalid(format!("SSM parameter {name} not found")))?;
+            settings.public_url = Some(value.clone());
         }
         Ok(Lambda { sdk, names, settings })
     }

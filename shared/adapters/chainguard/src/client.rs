@@ -30,8 +30,14 @@ pub struct Options {
     /// Tries per call for retryable failures, within `retry_budget`.
     pub attempts: u32,
     pub base_delay: Duration,
+    /// The most one call may take, every try and wait included: a hard ceiling, which
+    /// the functions' time budgets count on (see [`CALL_BUDGET`]).
     pub retry_budget: Duration,
 }
+
+/// The default [`Options::retry_budget`]: what validate's and provision's per-request time
+/// budgets assume one Chainguard call takes at worst.
+pub const CALL_BUDGET: Duration = Duration::from_secs(10);
 
 impl Options {
     pub fn new(api_url: &str, org_id: &str, org_name: &str) -> Self {
@@ -39,11 +45,11 @@ impl Options {
             api_url: api_url.trim_end_matches('/').to_string(),
             org_id: org_id.to_string(),
             org_name: org_name.to_string(),
-            timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(5),
             catalog_ttl: Duration::from_secs(15 * 60),
             attempts: 4,
             base_delay: Duration::from_millis(200),
-            retry_budget: Duration::from_secs(20),
+            retry_budget: CALL_BUDGET,
         }
     }
 }
@@ -183,13 +189,16 @@ impl Chainguard {
             .with_min_delay(self.opts.base_delay)
             .with_max_times(self.opts.attempts.saturating_sub(1) as usize)
             .with_jitter();
-        (|| self.once(&method, path, body))
+        let call = (|| self.once(&method, path, body))
             .retry(backoff)
             .when(CallError::retryable)
             // The budget counts the calls' own time too, not only the waits.
             .adjust(move |_, delay| delay.filter(|d| started.elapsed() + *d <= budget))
-            .notify(|e, delay| tracing::warn!(error = ?e, "Chainguard call failed; retrying in {delay:?}"))
+            .notify(|e, delay| tracing::warn!(error = ?e, "Chainguard call failed; retrying in {delay:?}"));
+        // And a try in flight when the budget runs out is cut short, not waited for.
+        tokio::time::timeout(budget, call)
             .await
+            .unwrap_or_else(|_| Err(CallError::Transport(format!("no answer within {budget:?}"))))
     }
 
     pub async fn list_repos(&self, parent: &str, name: Option<&str>) -> Result<Vec<Repo>, RegistryError> {
@@ -330,5 +339,42 @@ impl Registry for Chainguard {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::TokenSource;
+    use app::ports::Registry;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    // Paused time: the clock moves only when every task waits, so no wall clock decides.
+    #[tokio::test(start_paused = true)]
+    async fn a_chainguard_that_never_answers_costs_at_most_the_budget() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = vec![];
+            while let Ok((socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        let opts = Options::new(&url, &"a".repeat(40), "example.com");
+        let http = Chainguard::http_client(opts.timeout);
+        let tokens = Tokens::new(TokenSource::Static("token".into()), &url, "audience", http.clone());
+        let cg = Chainguard::new(opts, tokens, http);
+        let started = tokio::time::Instant::now();
+        let err = cg.find_repo("python").await.expect_err("no answer is an error");
+        assert!(
+            matches!(&err, RegistryError::Retryable(m) if m.contains(&format!("no answer within {CALL_BUDGET:?}"))),
+            "{err:?}"
+        );
+        assert_eq!(started.elapsed(), CALL_BUDGET, "given up exactly at the budget");
+        // The first try timed out (5 s); the second was cut short by the budget.
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 }

@@ -6,7 +6,7 @@ pub mod client;
 pub mod types;
 
 pub use auth::{TokenSource, Tokens};
-pub use client::{Chainguard, Options};
+pub use client::{Chainguard, Options, CALL_BUDGET};
 
 use std::sync::Arc;
 

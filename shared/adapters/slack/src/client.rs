@@ -23,7 +23,14 @@ pub struct SlackClient {
     /// The longest `Retry-After` honoured; longer ones give up (the caller logs).
     pub max_wait: Duration,
     pub base_delay: Duration,
+    /// The most one call may take, every try and wait included (see [`CALL_BUDGET`]).
+    pub budget: Duration,
 }
+
+/// The default [`SlackClient::budget`]: what the functions' time budgets assume one Slack
+/// call takes at worst. Short, because Slack itself waits only 3 s for an interaction's
+/// answer, and a slow Slack must not cost a decision its function's timeout.
+pub const CALL_BUDGET: Duration = Duration::from_millis(2500);
 
 impl SlackClient {
     pub fn new(api_url: &str, bot_token: &str) -> Self {
@@ -31,14 +38,15 @@ impl SlackClient {
         let _ = rustls::crypto::ring::default_provider().install_default();
         SlackClient {
             http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(2))
                 .build()
                 .expect("a TLS backend is compiled in"),
             api_url: api_url.trim_end_matches('/').to_string(),
             bot_token: bot_token.to_string(),
             attempts: 3,
-            max_wait: Duration::from_secs(5),
+            max_wait: Duration::from_secs(1),
             base_delay: Duration::from_millis(200),
+            budget: CALL_BUDGET,
         }
     }
 
@@ -69,16 +77,19 @@ impl SlackClient {
             .with_max_times(self.attempts.saturating_sub(1) as usize)
             .with_jitter();
         let max_wait = self.max_wait;
-        (|| self.post_once(url, body, with_token))
+        let budget = self.budget;
+        let call = (|| self.post_once(url, body, with_token))
             .retry(backoff)
             .when(|f: &Failure| f.retryable)
             .adjust(move |f: &Failure, delay| {
                 let delay = f.retry_after.or(delay)?;
                 (delay <= max_wait).then_some(delay)
             })
-            .notify(|f: &Failure, delay| tracing::warn!(error = %f.error, "Slack call failed; retrying in {delay:?}"))
-            .await
-            .map_err(|f| f.error)
+            .notify(|f: &Failure, delay| tracing::warn!(error = %f.error, "Slack call failed; retrying in {delay:?}"));
+        match tokio::time::timeout(budget, call).await {
+            Ok(result) => result.map_err(|f| f.error),
+            Err(_) => Err(SlackError::Unavailable(format!("no answer within {budget:?}"))),
+        }
     }
 
     async fn post_once(&self, url: &str, body: &Value, with_token: bool) -> Result<Value, Failure> {
@@ -132,4 +143,46 @@ struct Failure {
     error: SlackError,
     retryable: bool,
     retry_after: Option<Duration>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// A Slack that accepts connections and never answers.
+    async fn stalled() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = vec![];
+            while let Ok((socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        (url, accepted)
+    }
+
+    // Paused time: the clock moves only when every task waits, so no wall clock decides.
+    #[tokio::test(start_paused = true)]
+    async fn a_slack_that_never_answers_costs_at_most_the_budget() {
+        let (url, accepted) = stalled().await;
+        let client = SlackClient::new(&url, "xoxb-test");
+        let started = tokio::time::Instant::now();
+        let err = client
+            .post_message("C1", "hello", None)
+            .await
+            .expect_err("no answer is an error");
+        assert_eq!(
+            err,
+            SlackError::Unavailable(format!("no answer within {CALL_BUDGET:?}"))
+        );
+        assert_eq!(started.elapsed(), CALL_BUDGET, "given up exactly at the budget");
+        // One try timed out (2 s) and the retry was cut short by the budget.
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
 }

@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use domain::{Principal, Request};
 use serde_json::json;
 
-pub use client::{SlackClient, SlackError};
+pub use client::{SlackClient, SlackError, CALL_BUDGET};
 
 /// How long Slack honours a command's `response_url`.
 pub const RESPONSE_URL_LIFETIME_MINUTES: i64 = 30;

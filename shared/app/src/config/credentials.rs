@@ -22,15 +22,26 @@ impl Settings {
     }
 
     /// Fills in clients, link-signing keys and Slack secrets the settings lack from a
-    /// credentials file (or the SSM parameter holding the same JSON), then checks them.
-    pub fn with_credentials(mut self, creds: LocalCredentials) -> Result<Settings, ConfigError> {
+    /// credentials file, then checks them.
+    pub fn with_credentials(self, creds: LocalCredentials) -> Result<Settings, ConfigError> {
+        self.with_secrets(Some(creds.clients), Some(creds.approval_keys), creds.slack)
+    }
+
+    /// Fills in whichever secrets are given and the settings lack (a Lambda is given only
+    /// those it uses), then checks them.
+    pub fn with_secrets(
+        mut self,
+        clients: Option<Vec<ClientConfig>>,
+        approval_keys: Option<TokenKeys>,
+        slack: Option<SlackSecrets>,
+    ) -> Result<Settings, ConfigError> {
         if self.clients.is_empty() {
-            self.clients = creds.clients;
+            self.clients = clients.unwrap_or_default();
         }
         if self.approval_keys.is_none() {
-            self.approval_keys = Some(creds.approval_keys);
+            self.approval_keys = approval_keys;
         }
-        self.add_slack_secrets(creds.slack);
+        self.add_slack_secrets(slack);
         self.check()?;
         Ok(self)
     }
