@@ -138,6 +138,7 @@ async fn the_sweep_requeues_stranded_requests_and_expires_old_approvals() {
         requester: "email:developer@example.com".parse().unwrap(),
         justification: domain::Justification::parse("stranded").unwrap(),
         environment: Some(domain::Environment::Dev),
+        environment_vouched_by: Some("client dev".into()),
         channel: domain::Channel::Api,
         idempotency_key: None,
     };

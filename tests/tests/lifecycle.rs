@@ -303,3 +303,44 @@ async fn ops_queries_find_decisions_by_approver_and_events_by_actor_and_time() {
     assert_eq!(ids, both);
     assert!(provisioner.iter().all(|e| e.actor.to_string() == "service:provision"));
 }
+
+#[tokio::test]
+async fn an_environment_nobody_vouches_for_never_approves_itself() {
+    let s = start().await;
+    // The admin's client vouches for no environment; the dev client vouches for `dev` only.
+    let body = json!({"image": "redis", "justification": "caching", "environment": "dev"});
+    let (status, v) = s.admin.call(Method::POST, "/requests", Some(&body), &[]).await.unwrap();
+    assert_eq!(status, 202, "{v}");
+    let claimed = v["id"].as_str().unwrap().to_string();
+    let staging = s.submit("curl", Some("staging")).await;
+    let vouched = s.submit("go", Some("dev")).await;
+    for id in [&claimed, &staging] {
+        let v = s.wait_for(id, "pending_approval").await;
+        assert!(v.get("environment_vouched_by").is_none(), "{v}");
+        assert!(
+            v["audit"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("(claimed, not verified)"),
+            "{v}"
+        );
+    }
+    let v = s.wait_for(&vouched, "provisioned").await;
+    assert_eq!(v["environment_vouched_by"], "client dev");
+    assert!(v["audit"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("dev (vouched for by client dev)"));
+    // Approvers read the claim for what it is.
+    s.settle().await;
+    let (_, mail) = s
+        .outbox()
+        .await
+        .into_iter()
+        .find(|(n, _)| n.contains(&claimed) && n.contains("approval_request"))
+        .expect("an approval email");
+    assert!(mail.contains("dev (claimed, not verified)"), "{mail}");
+    let (link, _) = s.links(&claimed, "platform-admin@example.com").await;
+    let page = s.http.get(&link).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("dev (claimed, not verified)"), "{page}");
+}

@@ -27,6 +27,8 @@ async fn stack(fake: &FakeSlack, clock: Arc<ShiftedClock>) -> Stack {
                 api_url: api,
                 approvals_channel: Some("C0APPROVALS".into()),
                 approvers: vec![ADMIN.into()],
+                // Commands from #dev vouch for `dev`; from anywhere else it is a claim.
+                channel_environments: [("C0DEV".to_string(), vec![domain::Environment::Dev])].into(),
                 secrets: SlackSecrets {
                     signing_secret: SIGNING_SECRET.into(),
                     bot_token: BOT_TOKEN.into(),
@@ -53,11 +55,15 @@ async fn slack_post(s: &Stack, path: &str, body: &str, ts: i64, secret: &str) ->
 }
 
 fn command_body(text: &str, user: &str, trigger: &str, response_url: &str) -> String {
+    command_body_in("C0DEV", text, user, trigger, response_url)
+}
+
+fn command_body_in(channel: &str, text: &str, user: &str, trigger: &str, response_url: &str) -> String {
     serde_urlencoded::to_string([
         ("token", "deprecated-verification-token"),
         ("team_id", TEAM),
         ("team_domain", "example"),
-        ("channel_id", "C0DEV"),
+        ("channel_id", channel),
         ("user_id", user),
         ("user_name", "dev"),
         ("command", "/request-image"),
@@ -402,4 +408,41 @@ async fn a_base64_encoded_api_gateway_event_verifies_on_the_decoded_body() {
     let v: Value = serde_json::from_slice(&axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap()).unwrap();
     assert!(v["text"].as_str().unwrap().contains("Got it"), "{v}");
     assert_eq!(s.counts().await.requests, 1);
+}
+
+#[tokio::test]
+async fn a_users_own_env_dev_outside_a_vouching_channel_goes_to_the_approvers() {
+    let fake = FakeSlack::start().await;
+    let s = stack(&fake, Arc::default()).await;
+    // Any user, any channel not mapped to `dev`: the claim is kept, never counted.
+    let body = command_body_in(
+        "C0RANDOM",
+        "redis --env dev caching",
+        DEV,
+        "t1",
+        &fake.response_url("t1"),
+    );
+    let (_, v) = slack_post(&s, "/slack/commands", &body, Utc::now().timestamp(), SIGNING_SECRET).await;
+    let id = request_id(v["text"].as_str().unwrap());
+    let v = s.wait_for(&id, "pending_approval").await;
+    assert_eq!(v["environment"], "dev");
+    assert!(v.get("environment_vouched_by").is_none(), "{v}");
+    // The approvers see it for what it is.
+    let (_, mail) = s
+        .outbox()
+        .await
+        .into_iter()
+        .find(|(n, _)| n.contains(&id) && n.contains("approval_request"))
+        .expect("an approval email");
+    assert!(mail.contains("dev (claimed, not verified)"), "{mail}");
+    let posted = wait_calls(&fake, "/api/chat.postMessage", 1).await;
+    assert!(
+        posted[0].body.to_string().contains("claimed, not verified"),
+        "{:?}",
+        posted[0].body
+    );
+    // From the channel that vouches, the same command is approved by the policy.
+    let got = command(&s, &fake, "redis --env dev caching", "t2").await;
+    let v = s.wait_for(&request_id(&got), "provisioned").await;
+    assert_eq!(v["environment_vouched_by"], "Slack channel C0DEV");
 }

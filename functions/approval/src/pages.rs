@@ -32,7 +32,7 @@ fn details(r: &Request) -> Markup {
             dt { "Image" } dd { code { (r.image) } }
             dt { "Requested by" } dd { (r.requester) }
             dt { "Justification" } dd { (r.justification) }
-            dt { "Environment" } dd { (r.environment.map_or("(not given)".to_string(), |e| e.to_string())) }
+            dt { "Environment" } dd { (r.environment_shown()) }
             dt { "Channel" } dd { (r.channel) }
             dt { "Submitted" } dd { (r.created_at.format("%Y-%m-%d %H:%M UTC")) }
             dt { "Request" } dd { code { (r.id) } }

@@ -13,6 +13,7 @@ async fn pending(e: &Embedded) -> RequestId {
         requester: "email:developer@example.com".parse().unwrap(),
         justification: Justification::parse("debug").unwrap(),
         environment: None,
+        environment_vouched_by: None,
         channel: Channel::Api,
         idempotency_key: None,
     };

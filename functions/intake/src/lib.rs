@@ -123,11 +123,15 @@ fn parse_submission(
             ))
         }
     };
+    // The client's configuration vouches, never the body: a claim is kept, not counted.
+    let repository = body.approval.as_ref().map(|a| a.repository());
+    let environment_vouched_by = environment.and_then(|e| signed.client.vouch(e, repository));
     let new = NewRequest {
         image,
         requester,
         justification,
         environment,
+        environment_vouched_by,
         channel,
         idempotency_key,
     };

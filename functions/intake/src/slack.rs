@@ -22,6 +22,8 @@ use http_api::SlackSigned;
 struct SlashCommand {
     team_id: String,
     user_id: String,
+    #[serde(default)]
+    channel_id: String,
     text: String,
     response_url: String,
     trigger_id: String,
@@ -49,11 +51,22 @@ pub async fn command(State(app): State<App>, signed: SlackSigned) -> Response {
             environment,
             justification,
         }) => {
+            // The channel vouches (as configured), never the user's `--env`.
+            let environment_vouched_by = environment
+                .filter(|e| {
+                    app.settings
+                        .slack
+                        .as_ref()
+                        .and_then(|s| s.channel_environments.get(&cmd.channel_id))
+                        .is_some_and(|envs| envs.contains(e))
+                })
+                .map(|_| format!("Slack channel {}", cmd.channel_id));
             let new = NewRequest {
                 image,
                 requester,
                 justification,
                 environment,
+                environment_vouched_by,
                 channel: Channel::Slack,
                 // Slash commands are not retried, but a double submit must not ask twice.
                 idempotency_key: (!cmd.trigger_id.is_empty()).then(|| format!("slack:trigger:{}", cmd.trigger_id)),

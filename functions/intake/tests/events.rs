@@ -76,6 +76,7 @@ async fn get_request_event_answers_status_and_timeline() {
         requester: e.app.client("dev").unwrap().principal.clone(),
         justification: Justification::parse("debug").unwrap(),
         environment: None,
+        environment_vouched_by: None,
         channel: Channel::Api,
         idempotency_key: None,
     };

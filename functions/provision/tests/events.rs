@@ -16,6 +16,7 @@ async fn approved(e: &Embedded, id: &str) {
         requester: "email:developer@example.com".parse().unwrap(),
         justification: Justification::parse("sessions").unwrap(),
         environment: None,
+        environment_vouched_by: None,
         channel: Channel::Api,
         idempotency_key: None,
     };

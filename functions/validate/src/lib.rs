@@ -78,7 +78,11 @@ async fn check(app: &App, r: &Request) -> Result<Finding, StepError> {
             tags: repo.tags,
         }));
     }
-    let verdict = app.settings.policy.evaluate(&r.image, r.environment, &r.requester);
+    // Only a vouched environment counts: a requester's own claim never approves itself.
+    let verdict = app
+        .settings
+        .policy
+        .evaluate(&r.image, r.vouched_environment(), &r.requester);
     if let Verdict::Deny { rule } = &verdict {
         return Ok(Finding::Reject {
             reason: format!("denied by policy ({rule})"),

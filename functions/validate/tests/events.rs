@@ -17,6 +17,7 @@ async fn stored(e: &Embedded, id: &str, image: &str, env: Option<Environment>) {
         requester: "email:developer@example.com".parse().unwrap(),
         justification: Justification::parse("needed").unwrap(),
         environment: env,
+        environment_vouched_by: env.map(|_| "client dev".to_string()),
         channel: Channel::Api,
         idempotency_key: None,
     };

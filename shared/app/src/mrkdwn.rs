@@ -24,7 +24,7 @@ pub fn ephemeral(text: &str) -> Value {
 
 /// The approval message: the request's facts, and Approve / Deny with a confirmation.
 pub fn approval_blocks(r: &Request) -> Value {
-    let env = r.environment.map_or("not given".to_string(), |e| e.to_string());
+    let env = r.environment_shown();
     let details = format!(
         "*Approval needed:* `{}`\n*Requested by:* {}\n*Environment:* {}\n*Why:* {}\n*Request:* `{}`",
         r.image,

@@ -12,7 +12,7 @@ fn details(r: &Request) -> String {
         r.id,
         r.image,
         r.requester,
-        r.environment.map_or("(not given)".to_string(), |e| e.to_string()),
+        r.environment_shown(),
         r.channel,
         r.justification,
         r.created_at.format("%Y-%m-%d %H:%M UTC"),

@@ -168,6 +168,7 @@ mod tests {
                 requester: "email:dev@example.com".parse().unwrap(),
                 justification: Justification::parse("debug").unwrap(),
                 environment: None,
+                environment_vouched_by: None,
                 channel: Channel::Cli,
                 idempotency_key: None,
             },

@@ -157,6 +157,11 @@ pub struct Request {
     pub justification: Justification,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<Environment>,
+    /// Who vouched for the environment (a client allowed to claim it, a Slack channel or
+    /// a repository mapped to it). Without one, the environment is the requester's claim:
+    /// shown to approvers as such, and never counted by the policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_vouched_by: Option<String>,
     pub channel: Channel,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
@@ -264,6 +269,11 @@ impl From<PreApproval> for PreApprovalFields {
 }
 
 impl PreApproval {
+    /// The repository (`owner/name`) whose merged pull request approved the request.
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
     /// `owner/name`, a PR number, a GitHub login and a commit SHA (7 to 40 hex).
     pub fn new(repository: &str, pull_request: u64, merged_by: &str, commit: &str) -> Result<Self, BadPreApproval> {
         let name_ok = |s: &str| {
@@ -333,6 +343,14 @@ pub struct Transition {
     pub event: AuditEvent,
 }
 
+fn environment_words(env: Option<Environment>, vouched_by: Option<&str>) -> String {
+    match (env, vouched_by) {
+        (None, _) => "any environment".into(),
+        (Some(e), Some(who)) => format!("{e} (vouched for by {who})"),
+        (Some(e), None) => format!("{e} (claimed, not verified)"),
+    }
+}
+
 /// What a new request is made of, once every field has been parsed.
 #[derive(Debug, Clone)]
 pub struct NewRequest {
@@ -340,6 +358,9 @@ pub struct NewRequest {
     pub requester: Principal,
     pub justification: Justification,
     pub environment: Option<Environment>,
+    /// See [`Request::environment_vouched_by`]; set by intake from its own configuration,
+    /// never from the submission.
+    pub environment_vouched_by: Option<String>,
     pub channel: Channel,
     pub idempotency_key: Option<String>,
 }
@@ -357,6 +378,17 @@ impl Request {
         &self.audit_head
     }
 
+    /// The environment the policy may count: only one somebody vouched for.
+    pub fn vouched_environment(&self) -> Option<Environment> {
+        self.environment.filter(|_| self.environment_vouched_by.is_some())
+    }
+
+    /// The environment as approvers and auditors read it: with who vouched for it, or
+    /// marked as the requester's unverified claim.
+    pub fn environment_shown(&self) -> String {
+        environment_words(self.environment, self.environment_vouched_by.as_deref())
+    }
+
     /// A request as intake stores it, with its first audit event.
     pub fn submit(new: NewRequest, id: RequestId, at: DateTime<Utc>) -> (Request, AuditEvent) {
         let event = AuditEvent::first(
@@ -367,7 +399,7 @@ impl Request {
             Some(format!(
                 "{} for {}: {}",
                 new.image,
-                new.environment.map_or("any environment".into(), |e| e.to_string()),
+                environment_words(new.environment, new.environment_vouched_by.as_deref()),
                 new.justification
             )),
         );
@@ -377,6 +409,7 @@ impl Request {
             requester: new.requester,
             justification: new.justification,
             environment: new.environment,
+            environment_vouched_by: new.environment_vouched_by,
             channel: new.channel,
             idempotency_key: new.idempotency_key,
             status: Status::Received,

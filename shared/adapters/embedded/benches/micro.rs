@@ -102,6 +102,7 @@ fn transition(c: &mut Criterion) {
                     requester: Principal::Email("developer@example.com".into()),
                     justification: Justification::parse("bench").unwrap(),
                     environment: None,
+                    environment_vouched_by: None,
                     channel: Channel::Api,
                     idempotency_key: None,
                 };

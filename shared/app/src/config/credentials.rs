@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use domain::auth::token::TokenKeys;
-use domain::Principal;
+use domain::{Environment, Principal};
 use rand::RngCore;
 
 use super::{ClientConfig, ConfigError, LocalCredentials, Settings, SlackSecrets, SlackSettings, CREDENTIALS_FILE};
@@ -89,6 +89,9 @@ fn load_or_create_credentials(data_dir: &Path) -> Result<LocalCredentials, Confi
                 admin: false,
                 assert_requester: false,
                 pre_approve: false,
+                // The local walkthrough's `--env dev` auto-approves: this client vouches.
+                environments: vec![Environment::Dev],
+                repository_environments: Default::default(),
             },
             ClientConfig {
                 id: "admin".into(),
@@ -97,6 +100,8 @@ fn load_or_create_credentials(data_dir: &Path) -> Result<LocalCredentials, Confi
                 admin: true,
                 assert_requester: false,
                 pre_approve: false,
+                environments: vec![],
+                repository_environments: Default::default(),
             },
             // What a merge workflow uses: submits for the PR's author, approved by the merge.
             ClientConfig {
@@ -106,6 +111,8 @@ fn load_or_create_credentials(data_dir: &Path) -> Result<LocalCredentials, Confi
                 admin: false,
                 assert_requester: true,
                 pre_approve: true,
+                environments: vec![],
+                repository_environments: Default::default(),
             },
         ],
         approval_keys: TokenKeys {

@@ -62,7 +62,11 @@ impl Settings {
             }
         }
         let slack_secret = env("SLACK_SIGNING_SECRET");
-        let slack_env = ["IMAGE_REQUEST_SLACK_APPROVALS_CHANNEL", "IMAGE_REQUEST_SLACK_APPROVERS"];
+        let slack_env = [
+            "IMAGE_REQUEST_SLACK_APPROVALS_CHANNEL",
+            "IMAGE_REQUEST_SLACK_APPROVERS",
+            "IMAGE_REQUEST_SLACK_CHANNEL_ENVIRONMENTS",
+        ];
         if slack_secret.is_some() || s.slack.is_some() || slack_env.iter().any(|k| env(k).is_some()) {
             let slack = s.slack.get_or_insert_with(SlackSettings::default);
             if let Some(v) = slack_secret {
@@ -79,6 +83,11 @@ impl Settings {
             }
             if let Some(v) = env("IMAGE_REQUEST_SLACK_APPROVERS") {
                 slack.approvers = list(&v);
+            }
+            if let Some(v) = env("IMAGE_REQUEST_SLACK_CHANNEL_ENVIRONMENTS") {
+                slack.channel_environments = serde_json::from_str(&v).map_err(|e| {
+                    ConfigError::Env("IMAGE_REQUEST_SLACK_CHANNEL_ENVIRONMENTS", v.clone(), e.to_string())
+                })?;
             }
         }
         if let Some(v) = env("IMAGE_REQUEST_POLICY") {

@@ -14,13 +14,14 @@ mod env;
 
 pub use credentials::{credentials_path, random_secret, read_credentials};
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use domain::auth::token::TokenKeys;
-use domain::{Policy, Principal};
+use domain::{Environment, Policy, Principal};
 
 pub const DEFAULT_DATA_DIR: &str = ".image-request";
 pub const CREDENTIALS_FILE: &str = "credentials.json";
@@ -43,6 +44,30 @@ pub struct ClientConfig {
     /// workflow's client): no admin is asked again.
     #[serde(default)]
     pub pre_approve: bool,
+    /// The environments this client vouches for: a request it submits claiming one of
+    /// them counts for the policy's `auto_approve_environments`. Anything else it claims
+    /// is shown to approvers as unverified. None by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<Environment>,
+    /// For a merge workflow's client: repositories (`acme/infra`, or `acme/*`) whose
+    /// merged pull requests vouch for these environments.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub repository_environments: BTreeMap<String, Vec<Environment>>,
+}
+
+impl ClientConfig {
+    /// Who vouches for `env` on a submission from this client (from a merged pull request
+    /// of `repository`, where there is one); `None`: nobody, it stays a claim.
+    pub fn vouch(&self, env: Environment, repository: Option<&str>) -> Option<String> {
+        if self.environments.contains(&env) {
+            return Some(format!("client {}", self.id));
+        }
+        let repo = repository?;
+        self.repository_environments
+            .iter()
+            .find(|(pattern, envs)| envs.contains(&env) && domain::policy::glob(pattern, repo))
+            .map(|_| format!("repository {repo}"))
+    }
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -51,6 +76,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("id", &self.id)
             .field("principal", &self.principal)
             .field("admin", &self.admin)
+            .field("environments", &self.environments)
             .finish_non_exhaustive()
     }
 }
@@ -179,6 +205,10 @@ pub struct SlackSettings {
     pub approvals_channel: Option<String>,
     /// Slack user ids (`U…`) allowed to approve from Slack.
     pub approvers: Vec<String>,
+    /// Channel ids (`C…`) whose commands vouch for these environments: `/request-image
+    /// redis --env dev` from a channel mapped to `dev` counts for the policy; from
+    /// anywhere else it is the user's unverified claim.
+    pub channel_environments: BTreeMap<String, Vec<Environment>>,
     /// From `credentials.json` / the secrets parameter, or `SLACK_SIGNING_SECRET` and
     /// `SLACK_BOT_TOKEN`; never from the TOML file.
     #[serde(skip)]
@@ -191,6 +221,7 @@ impl Default for SlackSettings {
             api_url: "https://slack.com/api".into(),
             approvals_channel: None,
             approvers: vec![],
+            channel_environments: BTreeMap::new(),
             secrets: SlackSecrets::default(),
         }
     }
@@ -274,6 +305,25 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_vouches_only_for_what_it_is_configured_with() {
+        let mut c: ClientConfig = serde_json::from_value(serde_json::json!({
+            "id": "merge-bot", "secret": "s", "principal": "service:github-merge",
+            "repository_environments": {"acme/infra-*": ["dev", "staging"]}
+        }))
+        .unwrap();
+        // Nothing by default: a claim stays a claim.
+        assert_eq!(c.vouch(Environment::Dev, None), None);
+        assert_eq!(c.vouch(Environment::Dev, Some("acme/app")), None);
+        assert_eq!(
+            c.vouch(Environment::Staging, Some("acme/infra-dev")).as_deref(),
+            Some("repository acme/infra-dev")
+        );
+        assert_eq!(c.vouch(Environment::Prod, Some("acme/infra-dev")), None);
+        c.environments = vec![Environment::Dev];
+        assert_eq!(c.vouch(Environment::Dev, None).as_deref(), Some("client merge-bot"));
+    }
 
     #[test]
     fn local_credentials_are_created_once_and_reused() {
