@@ -2,7 +2,7 @@
 # Runs the benchmarks (never part of the test command: machines here are shared and noisy).
 #   tests/bench.sh micro       criterion micro benchmarks (cargo bench)
 #   tests/bench.sh coldstart   release bootstraps and the Python/boto3 baseline, cold, on a local runtime API
-#   tests/bench.sh load        intake under fixed-rate load (oha), then the pipeline's overhead
+#   tests/bench.sh load        intake under fixed-rate open-loop load, then the pipeline's overhead
 #   tests/bench.sh costs       AWS calls per request, counted through a proxy in front of moto
 #   tests/bench.sh all
 # Figures land in target/bench/*.json and on stdout; BENCHMARKS.md records them.
@@ -24,9 +24,5 @@ if [[ "$what" == costs || "$what" == all ]]; then
   cargo run --locked -p pipeline-tests --bin costs
 fi
 if [[ "$what" == load || "$what" == all ]]; then
-  if [ ! -x .tools/bin/oha ]; then
-    echo "== installing oha (load generator) into .tools"
-    cargo install oha --locked --root .tools
-  fi
   cargo run --release --locked -p pipeline-tests --bin load
 fi

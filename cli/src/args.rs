@@ -61,7 +61,8 @@ pub enum Command {
         /// dev, staging or prod.
         #[arg(long)]
         env: Option<String>,
-        /// Submitting again with the same key returns the same request.
+        /// Submitting again with the same key returns the same request (default: a fresh
+        /// key per run, so a submission is never mistaken for a replay).
         #[arg(long)]
         idempotency_key: Option<String>,
         /// Follow the request until it ends.

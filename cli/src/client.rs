@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::Value;
 
-use domain::auth::client::{sign, CLIENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use domain::auth::client::{sign, Signing, CLIENT_HEADER, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 pub struct ApiClient {
     base: String,
@@ -45,17 +45,24 @@ impl ApiClient {
             .map(|b| serde_json::to_vec(b).expect("JSON serialises"))
             .unwrap_or_default();
         let ts = chrono::Utc::now().timestamp();
+        let content_type = if body.is_some() { "application/json" } else { "" };
+        let what = Signing {
+            method: method.as_str(),
+            path,
+            content_type,
+            idempotency_key: headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(IDEMPOTENCY_HEADER))
+                .map_or("", |(_, v)| *v),
+        };
         let mut req = self
             .http
             .request(method.clone(), format!("{}{path}", self.base))
             .header(CLIENT_HEADER, &self.id)
             .header(TIMESTAMP_HEADER, ts.to_string())
-            .header(
-                SIGNATURE_HEADER,
-                sign(self.secret.as_bytes(), ts, method.as_str(), path, &bytes),
-            );
+            .header(SIGNATURE_HEADER, sign(self.secret.as_bytes(), ts, what, &bytes));
         if body.is_some() {
-            req = req.header("content-type", "application/json").body(bytes);
+            req = req.header("content-type", content_type).body(bytes);
         }
         for (k, v) in headers {
             req = req.header(*k, *v);

@@ -23,7 +23,10 @@ import os
 import sys
 import zipfile
 
+import time
+
 import boto3
+from botocore.config import Config
 
 CODE_BUCKET = "image-request-code"
 CODE_KEY = "code.zip"
@@ -39,7 +42,22 @@ def client(name):
         region_name="us-east-1",
         aws_access_key_id="test",
         aws_secret_access_key="test",
+        # The emulator answers garbage now and then when many tests deploy at once.
+        config=Config(retries={"max_attempts": 8, "mode": "standard"}),
     )
+
+
+def retrying(call, *args, **kwargs):
+    """One emulator call, tried again after a hiccup (moto answers garbage now and then
+    when many tests deploy at once)."""
+    for attempt in range(3):
+        try:
+            return call(*args, **kwargs)
+        except Exception as e:
+            if attempt == 2:
+                raise
+            print(f"{call.__name__}: {e!r}; trying again", file=sys.stderr)
+            time.sleep(0.5)
 
 
 def upload_code():
@@ -51,7 +69,7 @@ def upload_code():
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("bootstrap", "#!/bin/sh\nexit 1\n")
-    s3.put_object(Bucket=CODE_BUCKET, Key=CODE_KEY, Body=buf.getvalue())
+    retrying(s3.put_object, Bucket=CODE_BUCKET, Key=CODE_KEY, Body=buf.getvalue())
 
 
 def deploy(args):
@@ -65,18 +83,30 @@ def deploy(args):
         parameters[f"ApproverEmail{i}"] = email
     cfn = client("cloudformation")
     name = f"image-request-{args.stage}"
-    cfn.create_stack(
-        StackName=name,
-        TemplateBody=body,
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-        Capabilities=["CAPABILITY_IAM"],
-    )
-    stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+    for attempt in range(3):
+        try:
+            cfn.create_stack(
+                StackName=name,
+                TemplateBody=body,
+                Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+                Capabilities=["CAPABILITY_IAM"],
+            )
+            stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+            break
+        except Exception as e:  # an emulator hiccup: start the stack over
+            if attempt == 2:
+                raise
+            print(f"{name}: {e!r}; deploying again", file=sys.stderr)
+            try:
+                cfn.delete_stack(StackName=name)
+            except Exception:
+                pass
+            time.sleep(0.5)
     if stack["StackStatus"] != "CREATE_COMPLETE":
         sys.exit(f"{name}: {stack['StackStatus']} {stack.get('StackStatusReason', '')}")
     created = {
         r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
-        for r in cfn.describe_stack_resources(StackName=name)["StackResources"]
+        for r in retrying(cfn.describe_stack_resources, StackName=name)["StackResources"]
         if r.get("LogicalResourceId") and r.get("ResourceStatus") == "CREATE_COMPLETE"
     }
     conditions = stack_conditions(template, parameters)
@@ -93,7 +123,7 @@ def deploy(args):
     lam = client("lambda")
     for logical, physical in created.items():
         if template["Resources"][logical]["Type"] == "AWS::Lambda::EventSourceMapping":
-            lam.update_event_source_mapping(UUID=physical, Enabled=False)
+            retrying(lam.update_event_source_mapping, UUID=physical, Enabled=False)
 
     sqs = client("sqs")
     for queue in ("ValidateQueue", "ProvisionQueue"):
@@ -102,18 +132,18 @@ def deploy(args):
             attributes["VisibilityTimeout"] = str(args.visibility)
         if args.max_receives is not None:
             redrive = json.loads(
-                sqs.get_queue_attributes(QueueUrl=created[queue], AttributeNames=["RedrivePolicy"])[
+                retrying(sqs.get_queue_attributes, QueueUrl=created[queue], AttributeNames=["RedrivePolicy"])[
                     "Attributes"
                 ]["RedrivePolicy"]
             )
             redrive["maxReceiveCount"] = args.max_receives
             attributes["RedrivePolicy"] = json.dumps(redrive)
         if attributes:
-            sqs.set_queue_attributes(QueueUrl=created[queue], Attributes=attributes)
+            retrying(sqs.set_queue_attributes, QueueUrl=created[queue], Attributes=attributes)
 
     # Each function's environment as CloudFormation resolved it.
     environments = {
-        logical: lam.get_function_configuration(FunctionName=physical)["Environment"]["Variables"]
+        logical: retrying(lam.get_function_configuration, FunctionName=physical)["Environment"]["Variables"]
         for logical, physical in created.items()
         if template["Resources"][logical]["Type"] == "AWS::Lambda::Function"
     }

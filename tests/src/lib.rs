@@ -128,9 +128,11 @@ impl Stack {
         if let Some(e) = env {
             body["environment"] = json!(e);
         }
+        // As the CLI does: a key per submission, so two alike in one second are two.
+        let key = ulid::Ulid::new().to_string();
         let (status, v) = self
             .dev
-            .call(Method::POST, "/requests", Some(&body), &[])
+            .call(Method::POST, "/requests", Some(&body), &[("idempotency-key", &key)])
             .await
             .unwrap();
         assert_eq!(status, 202, "{v}");
@@ -276,7 +278,7 @@ impl Stack {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
-    /// Headers that sign `body` as the dev client, at `ts`, with `secret`.
+    /// Headers that sign a JSON `body` as the dev client, at `ts`, with `secret`.
     pub fn signed_headers(
         &self,
         method: &str,
@@ -285,11 +287,37 @@ impl Stack {
         ts: i64,
         secret: &str,
     ) -> Vec<(&'static str, String)> {
+        self.signed_headers_as(method, path, body, ts, secret, "application/json")
+    }
+
+    /// The same, for a body of another content type (which the signature covers).
+    pub fn signed_headers_as(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        ts: i64,
+        secret: &str,
+        content_type: &str,
+    ) -> Vec<(&'static str, String)> {
         vec![
             (CLIENT_HEADER, self.dev_client.id.clone()),
             (TIMESTAMP_HEADER, ts.to_string()),
-            (SIGNATURE_HEADER, sign(secret.as_bytes(), ts, method, path, body)),
-            ("content-type", "application/json".into()),
+            (
+                SIGNATURE_HEADER,
+                sign(
+                    secret.as_bytes(),
+                    ts,
+                    domain::auth::client::Signing {
+                        method,
+                        path,
+                        content_type,
+                        idempotency_key: "",
+                    },
+                    body,
+                ),
+            ),
+            ("content-type", content_type.into()),
         ]
     }
 }

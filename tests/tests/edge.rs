@@ -279,9 +279,15 @@ async fn a_link_is_used_once_and_a_use_lasts_as_long_as_the_link() {
 async fn a_form_tool_submits_urlencoded_fields_under_the_same_signature() {
     let s = start().await;
     let body = b"image=busybox&justification=Debug+shell+for+staging&environment=".to_vec();
-    let mut headers = s.signed_headers("POST", "/requests", &body, Utc::now().timestamp(), &s.dev_client.secret);
-    headers.retain(|(k, _)| *k != "content-type");
-    headers.push(("content-type", "application/x-www-form-urlencoded".into()));
+    let form = "application/x-www-form-urlencoded";
+    let headers = s.signed_headers_as(
+        "POST",
+        "/requests",
+        &body,
+        Utc::now().timestamp(),
+        &s.dev_client.secret,
+        form,
+    );
     let (status, v) = s.raw(Method::POST, "/requests", body.clone(), &headers).await;
     assert_eq!(status, 202, "{v}");
     let id = v["id"].as_str().unwrap().to_string();
@@ -299,15 +305,14 @@ async fn a_form_tool_submits_urlencoded_fields_under_the_same_signature() {
     let (status, _) = s.raw(Method::POST, "/requests", tampered, &headers).await;
     assert_eq!(status, 401);
     let unknown = b"image=busybox&justification=x&colour=blue".to_vec();
-    let mut headers = s.signed_headers(
+    let headers = s.signed_headers_as(
         "POST",
         "/requests",
         &unknown,
         Utc::now().timestamp(),
         &s.dev_client.secret,
+        form,
     );
-    headers.retain(|(k, _)| *k != "content-type");
-    headers.push(("content-type", "application/x-www-form-urlencoded".into()));
     let (status, v) = s.raw(Method::POST, "/requests", unknown, &headers).await;
     assert_eq!(status, 400, "{v}");
     assert!(v["error"].as_str().unwrap().contains("colour"), "{v}");

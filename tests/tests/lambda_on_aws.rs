@@ -147,7 +147,17 @@ impl Deployment {
             (TIMESTAMP_HEADER, ts.to_string()),
             (
                 SIGNATURE_HEADER,
-                sign(self.dev.secret.as_bytes(), ts, method, path, body),
+                sign(
+                    self.dev.secret.as_bytes(),
+                    ts,
+                    domain::auth::client::Signing {
+                        method,
+                        path,
+                        content_type: "application/json",
+                        idempotency_key: "",
+                    },
+                    body,
+                ),
             ),
             ("content-type", "application/json".into()),
         ]

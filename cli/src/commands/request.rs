@@ -24,11 +24,12 @@ pub async fn add(api: &ApiClient, new: New, wait: Option<u64>, out: Output) -> R
     if let Some(e) = new.env {
         body["environment"] = json!(e);
     }
-    let headers: Vec<(&str, &str)> = new
+    // Always keyed: two identical submissions in one second are then two requests, not a
+    // replay, and a retry after a lost answer is safe under the same key.
+    let key = new
         .idempotency_key
-        .as_deref()
-        .map(|k| vec![("idempotency-key", k)])
-        .unwrap_or_default();
+        .unwrap_or_else(|| format!("cli-{}", ulid::Ulid::new()));
+    let headers = [("idempotency-key", key.as_str())];
     let (_, v) = api
         .call(Method::POST, "/requests", Some(&body), &headers)
         .await

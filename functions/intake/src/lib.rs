@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use app::ports::{Created, QueueName, RequestQuery};
+use app::ports::{Created, QueueName, RequestQuery, StoreError};
 use app::App;
 use domain::{
     Channel, Environment, ImageRef, Justification, NewRequest, PreApproval, Principal, Request, RequestId, RequestView,
@@ -168,9 +168,25 @@ async fn submit(State(app): State<App>, headers: HeaderMap, signed: Signed) -> R
     let body: SubmitBody = signed.parse()?;
     let key = idempotency_key(&headers, &signed.client.id)?;
     let (new, pre_approval) = parse_submission(body, &signed, key)?;
-    let (mut request, event) = Request::submit(new, RequestId::new(), app.clock.now());
+    // The id comes from the signature: the same signed bytes again are the same request,
+    // which the store refuses to create twice. With an Idempotency-Key (covered by the
+    // signature) a second sending is a retry and answers the original request, as any
+    // retry under that key does; without one it is a replay, refused.
+    let id = signed.request_id();
+    let (mut request, event) = Request::submit(new, id, app.clock.now());
     request.pre_approval = pre_approval;
-    match app.store.create(&request, &event).await.map_err(ApiError::internal)? {
+    let replayed = || {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "this signature was already used: a submission is signed once (to make a \
+             submission safe to retry, send an Idempotency-Key with it)",
+        )
+    };
+    let created = match app.store.create(&request, &event).await {
+        Err(StoreError::Conflict) => return Err(replayed()),
+        other => other.map_err(ApiError::internal)?,
+    };
+    match created {
         Created::Existing(existing) => {
             if existing.image != request.image
                 || existing.justification != request.justification

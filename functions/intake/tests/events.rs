@@ -24,7 +24,19 @@ fn resign(mut req: lambda_http::Request, e: &Embedded) -> lambda_http::Request {
     let secret = e.app.client("dev").unwrap().secret.clone();
     let ts = chrono::Utc::now().timestamp();
     let path = req.uri().path_and_query().unwrap().as_str().to_string();
-    let sig = sign(secret.as_bytes(), ts, req.method().as_str(), &path, &body);
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .map_or(String::new(), |v| v.to_str().unwrap().to_string())
+    };
+    let (content_type, key) = (header("content-type"), header("idempotency-key"));
+    let what = domain::auth::client::Signing {
+        method: req.method().as_str(),
+        path: &path,
+        content_type: &content_type,
+        idempotency_key: &key,
+    };
+    let sig = sign(secret.as_bytes(), ts, what, &body);
     req.headers_mut()
         .insert(TIMESTAMP_HEADER, ts.to_string().parse().unwrap());
     req.headers_mut().insert(SIGNATURE_HEADER, sig.parse().unwrap());

@@ -21,6 +21,18 @@ impl RequestId {
     pub fn from_ulid(u: ulid::Ulid) -> Self {
         RequestId(u)
     }
+
+    /// The id a signed submission gets: its time from the signed timestamp, its random
+    /// part from the signature. The same signed bytes sent twice name the same request,
+    /// so the store's "no such id yet" condition is what makes a signature single-use.
+    pub fn derived(unix_secs: i64, seed: &[u8]) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(seed);
+        let mut random = [0u8; 16];
+        random[6..].copy_from_slice(&digest[..10]);
+        let ms = u64::try_from(unix_secs).unwrap_or(0).saturating_mul(1000);
+        RequestId(ulid::Ulid::from_parts(ms, u128::from_be_bytes(random)))
+    }
 }
 
 impl Default for RequestId {

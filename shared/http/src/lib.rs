@@ -11,8 +11,11 @@ use serde_json::{json, Value};
 
 use app::config::ClientConfig;
 use app::App;
-use domain::auth::client::{self, SignatureError, CLIENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use domain::auth::client::{
+    self, SignatureError, CLIENT_HEADER, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+};
 use domain::auth::slack as slack_auth;
+use domain::RequestId;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -85,6 +88,21 @@ pub struct Signed {
     pub body: Bytes,
     /// Sent as `application/x-www-form-urlencoded` (a form tool's webhook), not JSON.
     pub form: bool,
+    /// The signed timestamp and the signature, which name what this call creates
+    /// ([`Signed::request_id`]).
+    pub timestamp: i64,
+    pub signature: String,
+}
+
+impl Signed {
+    /// The id of the request this call submits: derived from the signature, so the same
+    /// signed bytes sent again name the same request and are refused as a replay.
+    pub fn request_id(&self) -> RequestId {
+        RequestId::derived(
+            self.timestamp,
+            format!("{}:{}", self.client.id, self.signature).as_bytes(),
+        )
+    }
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &'static str) -> Result<&'a str, SignatureError> {
@@ -109,16 +127,21 @@ impl FromRequest<App> for Signed {
         let known = app.client(id);
         let secret = known.map_or("unknown-client-placeholder-key", |c| c.secret.as_str());
         let path = parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str());
-        client::verify(
-            secret.as_bytes(),
-            ts,
-            sig,
-            parts.method.as_str(),
+        // Headers that are not text cannot have been signed as text.
+        let signed_header = |name| {
+            parts
+                .headers
+                .get(name)
+                .map_or(Ok(""), |v| v.to_str().map_err(|_| SignatureError::Mismatch))
+        };
+        let what = client::Signing {
+            method: parts.method.as_str(),
             path,
-            &body,
-            app.clock.now().timestamp(),
-        )
-        .map_err(unauthorized)?;
+            content_type: signed_header(axum::http::header::CONTENT_TYPE.as_str()).map_err(unauthorized)?,
+            idempotency_key: signed_header(IDEMPOTENCY_HEADER).map_err(unauthorized)?,
+        };
+        let timestamp = client::verify(secret.as_bytes(), ts, sig, what, &body, app.clock.now().timestamp())
+            .map_err(unauthorized)?;
         let client = known
             .ok_or(SignatureError::UnknownClient)
             .map_err(unauthorized)?
@@ -128,7 +151,13 @@ impl FromRequest<App> for Signed {
             .get(axum::http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-        Ok(Signed { client, body, form })
+        Ok(Signed {
+            client,
+            body,
+            form,
+            timestamp,
+            signature: sig.to_string(),
+        })
     }
 }
 

@@ -262,8 +262,15 @@ async fn main() {
         let ts = chrono::Utc::now().timestamp();
         e["headers"][CLIENT_HEADER] = json!(dev.id);
         e["headers"][TIMESTAMP_HEADER] = json!(ts.to_string());
-        e["headers"][SIGNATURE_HEADER] = json!(sign(dev.secret.as_bytes(), ts, "POST", "/requests", body.as_bytes()));
-        e["headers"]["idempotency-key"] = json!(ulid::Ulid::new().to_string());
+        let key = ulid::Ulid::new().to_string();
+        let what = domain::auth::client::Signing {
+            method: "POST",
+            path: "/requests",
+            content_type: e["headers"]["content-type"].as_str().unwrap_or(""),
+            idempotency_key: &key,
+        };
+        e["headers"][SIGNATURE_HEADER] = json!(sign(dev.secret.as_bytes(), ts, what, body.as_bytes()));
+        e["headers"]["idempotency-key"] = json!(key);
         e
     };
     type MakeEvent<'a> = Box<dyn Fn() -> Value + 'a>;

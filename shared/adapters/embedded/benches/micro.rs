@@ -65,10 +65,16 @@ fn signatures(c: &mut Criterion) {
     let secret = [7u8; 32];
     let body = br#"{"image":"busybox","justification":"Debug shell for staging"}"#;
     let ts = Utc::now().timestamp();
-    let sig = domain::auth::client::sign(&secret, ts, "POST", "/requests", body);
+    let what = domain::auth::client::Signing {
+        method: "POST",
+        path: "/requests",
+        content_type: "application/json",
+        idempotency_key: "",
+    };
+    let sig = domain::auth::client::sign(&secret, ts, what, body);
     let ts_s = ts.to_string();
     c.bench_function("hmac/verify a client request", |b| {
-        b.iter(|| domain::auth::client::verify(&secret, &ts_s, &sig, "POST", "/requests", black_box(body), ts).unwrap())
+        b.iter(|| domain::auth::client::verify(&secret, &ts_s, &sig, what, black_box(body), ts).unwrap())
     });
 
     let form = b"token=x&team_id=T0TEAM&user_id=U0DEV&command=%2Frequest-image&text=redis%3A7.4+--env+dev+Caching&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2F1&trigger_id=1.2.3";

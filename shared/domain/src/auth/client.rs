@@ -1,9 +1,12 @@
 //! HMAC-SHA256 request signatures for API clients (CLI, forms, CI).
 //!
 //! A client sends `X-Client-Id`, `X-Timestamp` (Unix seconds) and
-//! `X-Signature: v1=<hex>` where the MAC, keyed by the client's secret, covers
-//! `v1:<timestamp>:<METHOD>:<path and query>:` followed by the raw body. Binding the
-//! method and path means a captured signature cannot be replayed against another route.
+//! `X-Signature: v2=<hex>` where the MAC, keyed by the client's secret, covers
+//! `v2:<timestamp>:<METHOD>:<path and query>:<Content-Type>:<Idempotency-Key>:` followed
+//! by the raw body (an absent header is empty). Binding the method, path and headers
+//! means a captured signature cannot be replayed against another route, with another
+//! body type, or under another idempotency key; intake makes each signature good for one
+//! request (the request's id is derived from it).
 
 pub const CLIENT_HEADER: &str = "x-client-id";
 pub const TIMESTAMP_HEADER: &str = "x-timestamp";
@@ -25,38 +28,57 @@ pub enum SignatureError {
     Mismatch,
 }
 
-/// What the MAC covers: `v1:<timestamp>:<METHOD>:<path>:` then the raw body.
-fn prefix(timestamp: &str, method: &str, path: &str) -> String {
-    format!("v1:{timestamp}:{method}:{path}:")
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// Everything a signature covers but the body. Headers the request does not send are "".
+#[derive(Debug, Clone, Copy)]
+pub struct Signing<'a> {
+    pub method: &'a str,
+    /// Path and query, as sent.
+    pub path: &'a str,
+    pub content_type: &'a str,
+    pub idempotency_key: &'a str,
+}
+
+impl Signing<'_> {
+    /// What the MAC covers before the raw body.
+    fn prefix(&self, timestamp: &str) -> String {
+        let Signing {
+            method,
+            path,
+            content_type,
+            idempotency_key,
+        } = self;
+        format!("v2:{timestamp}:{method}:{path}:{content_type}:{idempotency_key}:")
+    }
 }
 
 /// The `X-Signature` value for a request.
-pub fn sign(secret: &[u8], timestamp: i64, method: &str, path: &str, body: &[u8]) -> String {
-    let tag = super::tag(secret, &[prefix(&timestamp.to_string(), method, path).as_bytes(), body]);
-    format!("v1={}", hex::encode(tag))
+pub fn sign(secret: &[u8], timestamp: i64, what: Signing<'_>, body: &[u8]) -> String {
+    let tag = super::tag(secret, &[what.prefix(&timestamp.to_string()).as_bytes(), body]);
+    format!("v2={}", hex::encode(tag))
 }
 
-/// Checks the timestamp window, then the MAC in constant time.
+/// Checks the timestamp window, then the MAC in constant time. Answers the timestamp.
 pub fn verify(
     secret: &[u8],
     timestamp: &str,
     signature: &str,
-    method: &str,
-    path: &str,
+    what: Signing<'_>,
     body: &[u8],
     now: i64,
-) -> Result<(), SignatureError> {
+) -> Result<i64, SignatureError> {
     let ts: i64 = timestamp.parse().map_err(|_| SignatureError::BadTimestamp)?;
-    let skew = now - ts;
-    if skew.abs() > REPLAY_WINDOW_SECS {
-        return Err(SignatureError::Stale(skew));
+    // `abs_diff`: no overflow for timestamps at the ends of the range.
+    if now.abs_diff(ts) > REPLAY_WINDOW_SECS as u64 {
+        return Err(SignatureError::Stale(now.saturating_sub(ts)));
     }
     let given = signature
-        .strip_prefix("v1=")
+        .strip_prefix("v2=")
         .and_then(|h| hex::decode(h).ok())
         .ok_or(SignatureError::Mismatch)?;
-    if super::tag_matches(secret, &[prefix(timestamp, method, path).as_bytes(), body], &given) {
-        Ok(())
+    if super::tag_matches(secret, &[what.prefix(timestamp).as_bytes(), body], &given) {
+        Ok(ts)
     } else {
         Err(SignatureError::Mismatch)
     }
@@ -66,39 +88,86 @@ pub fn verify(
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_signed_request_verifies_and_a_changed_one_does_not() {
-        let sig = sign(b"s3cret", 1_700_000_000, "POST", "/requests", b"{}");
-        assert_eq!(
-            verify(b"s3cret", "1700000000", &sig, "POST", "/requests", b"{}", 1_700_000_010),
-            Ok(())
-        );
-        for (secret, path, body) in [
-            (&b"other"[..], "/requests", &b"{}"[..]),
-            (b"s3cret", "/catalog", b"{}"),
-            (b"s3cret", "/requests", b"{ }"),
-        ] {
-            assert_eq!(
-                verify(secret, "1700000000", &sig, "POST", path, body, 1_700_000_010),
-                Err(SignatureError::Mismatch)
-            );
+    fn post<'a>(content_type: &'a str, key: &'a str) -> Signing<'a> {
+        Signing {
+            method: "POST",
+            path: "/requests",
+            content_type,
+            idempotency_key: key,
         }
     }
 
     #[test]
-    fn stale_and_future_timestamps_are_refused() {
-        let sig = sign(b"k", 1_000, "GET", "/x", b"");
+    fn a_signed_request_verifies_and_a_changed_one_does_not() {
+        let json = post("application/json", "");
+        let sig = sign(b"s3cret", 1_700_000_000, json, b"{}");
         assert_eq!(
-            verify(b"k", "1000", &sig, "GET", "/x", b"", 1_301),
+            verify(b"s3cret", "1700000000", &sig, json, b"{}", 1_700_000_010),
+            Ok(1_700_000_000)
+        );
+        let other_path = Signing {
+            path: "/catalog",
+            ..json
+        };
+        for (secret, what, body) in [
+            (&b"other"[..], json, &b"{}"[..]),
+            (b"s3cret", other_path, b"{}"),
+            (b"s3cret", json, b"{ }"),
+            // The same bytes as another type, or under an idempotency key: not the same call.
+            (b"s3cret", post("text/plain", ""), b"{}"),
+            (b"s3cret", post("", ""), b"{}"),
+            (b"s3cret", post("application/json", "k1"), b"{}"),
+        ] {
+            assert_eq!(
+                verify(secret, "1700000000", &sig, what, body, 1_700_000_010),
+                Err(SignatureError::Mismatch)
+            );
+        }
+        // The first version, which covered neither header, is not accepted.
+        assert_eq!(
+            verify(
+                b"s3cret",
+                "1700000000",
+                &sig.replace("v2=", "v1="),
+                json,
+                b"{}",
+                1_700_000_010
+            ),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn stale_future_and_extreme_timestamps_are_refused() {
+        let get = Signing {
+            method: "GET",
+            path: "/x",
+            content_type: "",
+            idempotency_key: "",
+        };
+        let sig = sign(b"k", 1_000, get, b"");
+        assert_eq!(
+            verify(b"k", "1000", &sig, get, b"", 1_301),
             Err(SignatureError::Stale(301))
         );
         assert_eq!(
-            verify(b"k", "1000", &sig, "GET", "/x", b"", 699),
+            verify(b"k", "1000", &sig, get, b"", 699),
             Err(SignatureError::Stale(-301))
         );
         assert_eq!(
-            verify(b"k", "soon", &sig, "GET", "/x", b"", 1_000),
+            verify(b"k", "soon", &sig, get, b"", 1_000),
             Err(SignatureError::BadTimestamp)
         );
+        // No overflow at the ends of the range.
+        for ts in [i64::MIN, i64::MAX] {
+            assert!(matches!(
+                verify(b"k", &ts.to_string(), &sig, get, b"", 1_000),
+                Err(SignatureError::Stale(_))
+            ));
+        }
+        assert!(matches!(
+            verify(b"k", "1000", &sig, get, b"", i64::MIN),
+            Err(SignatureError::Stale(_))
+        ));
     }
 }

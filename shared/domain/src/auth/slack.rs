@@ -35,7 +35,8 @@ pub fn verify(
     let ts = timestamp.ok_or(SlackAuthError::Missing(TIMESTAMP_HEADER))?;
     let sig = signature.ok_or(SlackAuthError::Missing(SIGNATURE_HEADER))?;
     let at: i64 = ts.parse().map_err(|_| SlackAuthError::BadTimestamp)?;
-    if (now - at).abs() > MAX_SKEW_SECS {
+    // `abs_diff`: no overflow for timestamps at the ends of the range.
+    if now.abs_diff(at) > MAX_SKEW_SECS as u64 {
         return Err(SlackAuthError::Stale);
     }
     let given = sig
@@ -89,5 +90,15 @@ mod tests {
         );
         assert_eq!(v(Some("soon"), Some(SIG), BODY, at), Err(SlackAuthError::BadTimestamp));
         assert_eq!(v(Some(TS), Some("v0=00"), BODY, at), Err(SlackAuthError::Mismatch));
+    }
+
+    #[test]
+    fn extreme_timestamps_are_stale_not_a_panic() {
+        for ts in [i64::MIN.to_string(), i64::MAX.to_string()] {
+            assert_eq!(
+                verify(SECRET.as_bytes(), Some(&ts), Some(SIG), BODY.as_bytes(), 1_000),
+                Err(SlackAuthError::Stale)
+            );
+        }
     }
 }

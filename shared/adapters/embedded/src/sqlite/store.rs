@@ -63,7 +63,11 @@ impl RequestStore for Sqlite {
                     to_json(&request)
                 ],
             )
-            .map_err(unavailable)?;
+            .map_err(|e| match e.sqlite_error_code() {
+                // The id is taken: the same signed submission, sent again.
+                Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict,
+                _ => unavailable(e),
+            })?;
             insert_event(&tx, &event)?;
             tx.commit().map_err(unavailable)?;
             Ok(Created::New(request))

@@ -1,0 +1,124 @@
+//! Attacks on the intake's trust boundaries, tried as an attacker would, on both backends
+//! (`IMAGE_REQUEST_TEST_BACKEND=aws` for DynamoDB): a replayed signature creates nothing.
+
+use domain::auth::client::{sign, Signing, CLIENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use pipeline_tests::{start, Stack};
+use reqwest::Method;
+
+const BODY: &[u8] = br#"{"image":"redis","justification":"caching"}"#;
+
+/// A dev client's signed `POST /requests`, headers as sent.
+fn signed(s: &Stack, content_type: &str, key: Option<&str>, ts: i64) -> Vec<(&'static str, String)> {
+    let what = Signing {
+        method: "POST",
+        path: "/requests",
+        content_type,
+        idempotency_key: key.unwrap_or(""),
+    };
+    let mut h = vec![
+        (CLIENT_HEADER, s.dev_client.id.clone()),
+        (TIMESTAMP_HEADER, ts.to_string()),
+        (SIGNATURE_HEADER, sign(s.dev_client.secret.as_bytes(), ts, what, BODY)),
+        ("content-type", content_type.to_string()),
+    ];
+    if let Some(k) = key {
+        h.push(("idempotency-key", k.to_string()));
+    }
+    h
+}
+
+#[tokio::test]
+async fn the_same_signed_bytes_sent_again_create_nothing() {
+    let s = start().await;
+    let ts = chrono::Utc::now().timestamp();
+    let headers = signed(&s, "application/json", None, ts);
+    let (status, first) = s.raw(Method::POST, "/requests", BODY.to_vec(), &headers).await;
+    assert_eq!(status, 202, "{first}");
+    let before = s.counts().await;
+    // Verbatim, within the window: refused, and nothing stored.
+    let (status, v) = s.raw(Method::POST, "/requests", BODY.to_vec(), &headers).await;
+    assert_eq!(status, 409, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("signature was already used"),
+        "{v}"
+    );
+    // With an Idempotency-Key added to the captured call: the signature no longer matches.
+    let mut keyed = headers.clone();
+    keyed.push(("idempotency-key", "attacker-1".into()));
+    let (status, _) = s.raw(Method::POST, "/requests", BODY.to_vec(), &keyed).await;
+    assert_eq!(status, 401);
+    // The same bytes as another content type: not what was signed.
+    let mut plain = headers.clone();
+    plain.retain(|(k, _)| *k != "content-type");
+    plain.push(("content-type", "text/plain".into()));
+    let (status, _) = s.raw(Method::POST, "/requests", BODY.to_vec(), &plain).await;
+    assert_eq!(status, 401);
+    s.settle().await;
+    assert_eq!(s.counts().await.requests, before.requests, "no second request");
+}
+
+#[tokio::test]
+async fn a_retry_under_its_idempotency_key_answers_the_original_request() {
+    let s = start().await;
+    let ts = chrono::Utc::now().timestamp();
+    let (status, first) = s
+        .raw(
+            Method::POST,
+            "/requests",
+            BODY.to_vec(),
+            &signed(&s, "application/json", Some("k-1"), ts),
+        )
+        .await;
+    assert_eq!(status, 202, "{first}");
+    // A client that lost the answer: the same key, signed again (later, or the same bytes).
+    for at in [ts, ts + 1] {
+        let (status, again) = s
+            .raw(
+                Method::POST,
+                "/requests",
+                BODY.to_vec(),
+                &signed(&s, "application/json", Some("k-1"), at),
+            )
+            .await;
+        assert_eq!(status, 200, "{again}");
+        assert_eq!(again["id"], first["id"]);
+    }
+    s.settle().await;
+    assert_eq!(s.counts().await.requests, 1);
+}
+
+#[tokio::test]
+async fn the_readmes_signing_recipes_work_as_written() {
+    let s = start().await;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = readme.split("### Authenticating API calls").nth(1).unwrap();
+    let scripts: Vec<&str> = section
+        .split("```sh\n")
+        .skip(1)
+        .take(2)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert_eq!(scripts.len(), 2, "the JSON and the form recipe");
+    let forms_secret = s.dev_client.secret.clone();
+    for (script, client) in scripts.iter().zip(["dev", "forms"]) {
+        // The recipes name their client; run both as the local dev client.
+        let script = script
+            .replace("http://127.0.0.1:8080", &s.base)
+            .replace(&format!("x-client-id: {client}"), "x-client-id: dev");
+        let secret = forms_secret.clone();
+        // Off the test's runtime: the server answering curl runs on it.
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("bash")
+                .args(["-euo", "pipefail", "-c", &script])
+                .env("SECRET", secret)
+                .output()
+                .expect("bash, openssl and curl run")
+        })
+        .await
+        .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{text}"));
+        assert_eq!(v["status"], "received", "{client}: {v}");
+    }
+}
