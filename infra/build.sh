@@ -20,10 +20,13 @@ case "$arch" in
       exit 1
     }
     flag=--arm64 ;;
-  x86_64) flag=--x86-64 ;;
+  # On an x86_64 machine the system linker builds smaller bootstraps than zig (measured:
+  # 7.15 against 8.37 MiB for approval); zig stays the cross-linker for arm64.
+  x86_64) flag="--x86-64"; [ "$(uname -m)" = x86_64 ] && flag="--x86-64 --compiler cargo" ;;
   *) echo "usage: infra/build.sh [arm64|x86_64]"; exit 2 ;;
 esac
-cargo lambda build --release "$flag" -p intake -p validate -p approval -p provision
+# shellcheck disable=SC2086 # $flag is one or more flags
+cargo lambda build --release $flag -p intake -p validate -p approval -p provision
 for f in intake validate approval provision; do
   ls -l "target/lambda/$f/bootstrap" | awk -v f="$f" '{ printf "%-10s %6.2f MB\n", f, $5 / 1048576 }'
 done
