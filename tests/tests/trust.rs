@@ -122,3 +122,25 @@ async fn the_readmes_signing_recipes_work_as_written() {
         assert_eq!(v["status"], "received", "{client}: {v}");
     }
 }
+
+#[tokio::test]
+async fn registry_hosts_paths_and_digests_are_refused_at_the_door_with_the_name_to_use() {
+    let s = start().await;
+    let before = s.counts().await;
+    for (given, ask) in [
+        ("cgr.dev/chainguard/busybox", "busybox"),
+        ("docker.io/library/nginx:1.25", "nginx:1.25"),
+        ("python@sha256:0123abcd", "python"),
+    ] {
+        let body = serde_json::json!({"image": given, "justification": "x"});
+        let err = s
+            .dev
+            .call(Method::POST, "/requests", Some(&body), &[])
+            .await
+            .expect_err(given);
+        let said = err.to_string();
+        assert!(said.contains(&format!("ask for `{ask}`")), "{given}: {said}");
+        assert_eq!(pipeline_tests::api_status(err), 400, "{given}");
+    }
+    assert_eq!(s.counts().await, before, "nothing stored");
+}

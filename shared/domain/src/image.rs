@@ -25,7 +25,9 @@ pub enum ImageRefError {
     Empty,
     #[error("image name is {0} characters long; at most {MAX_NAME_LEN} are allowed")]
     NameTooLong(usize),
-    #[error("character {0:?} (U+{1:04X}) at position {2} is not allowed: use lowercase letters, digits, `.`, `_`, `-` and `/`")]
+    #[error(
+        "character {0:?} (U+{1:04X}) at position {2} is not allowed: use lowercase letters, digits, `.`, `_` and `-`"
+    )]
     BadChar(char, u32, usize),
     #[error("`{0}` is not a valid path component: each part between `/` must start and end with a lowercase letter or digit, with single `.`, `_`/`__` or dashes between")]
     BadComponent(String),
@@ -33,8 +35,8 @@ pub enum ImageRefError {
         "tag `{0}` is not valid: a tag is 1 to 128 of letters, digits, `_`, `.`, `-` and may not start with `.` or `-`"
     )]
     BadTag(String),
-    #[error("digests and registry hosts are not accepted: ask for a catalog name such as `busybox:latest`")]
-    NotAName,
+    #[error("`{given}` names a registry, a path or a digest: ask for `{ask}`, the catalog name (the org's registry is where it goes)")]
+    Qualified { given: String, ask: String },
 }
 
 impl ImageRef {
@@ -42,8 +44,16 @@ impl ImageRef {
         if input.is_empty() {
             return Err(ImageRefError::Empty);
         }
-        if input.contains('@') {
-            return Err(ImageRefError::NotAName);
+        // `cgr.dev/chainguard/busybox`, `docker.io/library/nginx:1.25`, `python@sha256:…`:
+        // refused here, with the name to ask for, rather than accepted and rejected later.
+        if input.contains('/') || input.contains('@') {
+            let (before_digest, _) = input.split_once('@').unwrap_or((input, ""));
+            let last = before_digest.rsplit('/').next().unwrap_or(before_digest);
+            let ask: String = last.chars().take(MAX_NAME_LEN + 130).collect();
+            return Err(ImageRefError::Qualified {
+                given: input.chars().take(200).collect(),
+                ask: if ask.is_empty() { "busybox".into() } else { ask },
+            });
         }
         // Report the first non-ASCII or forbidden character before anything else: it is
         // the most useful message for look-alikes such as `ｂusybox` or `pуthon`.
@@ -52,8 +62,7 @@ impl ImageRef {
             let ok = c.is_ascii_digit()
                 || matches!(c, '.' | '_' | '-' | ':')
                 || c.is_ascii_lowercase()
-                || (in_tag && c.is_ascii_uppercase())
-                || (!in_tag && c == '/');
+                || (in_tag && c.is_ascii_uppercase());
             if !ok {
                 return Err(ImageRefError::BadChar(c, c as u32, i + 1));
             }
@@ -159,10 +168,32 @@ mod tests {
     }
 
     #[test]
-    fn paths_and_tags_parse() {
-        let i = ImageRef::parse("jdk/openjdk-17_x:17.0.2-r1").unwrap();
-        assert_eq!((i.name(), i.tag()), ("jdk/openjdk-17_x", "17.0.2-r1"));
+    fn names_and_tags_parse() {
+        let i = ImageRef::parse("openjdk-17_x:17.0.2-r1").unwrap();
+        assert_eq!((i.name(), i.tag()), ("openjdk-17_x", "17.0.2-r1"));
         assert!(ImageRef::parse("python:3.12-DEV").is_ok(), "tags may hold uppercase");
+    }
+
+    #[test]
+    fn registries_paths_and_digests_are_refused_with_the_name_to_ask_for() {
+        for (given, ask) in [
+            ("cgr.dev/chainguard/busybox", "busybox"),
+            ("docker.io/library/nginx:1.25", "nginx:1.25"),
+            ("localhost:5000/team/redis", "redis"),
+            ("python@sha256:0123abcd", "python"),
+            ("cgr.dev/chainguard/go@sha256:0123", "go"),
+            ("jdk/openjdk-17", "openjdk-17"),
+        ] {
+            let err = ImageRef::parse(given).expect_err(given);
+            assert_eq!(
+                err,
+                ImageRefError::Qualified {
+                    given: given.into(),
+                    ask: ask.into()
+                }
+            );
+            assert!(err.to_string().contains(&format!("ask for `{ask}`")), "{err}");
+        }
     }
 
     #[test]
@@ -177,8 +208,8 @@ mod tests {
         let long = "a".repeat(300);
         for (bad, why) in [
             ("", "empty"),
-            ("../etc/passwd", "not a valid path component"),
-            ("busybox/../../x", "not a valid path component"),
+            ("../etc/passwd", "ask for `passwd`"),
+            ("busybox/../../x", "ask for `x`"),
             ("BusyBox", "'B'"),
             ("busy box", "' '"),
             ("ｂusybox", "U+FF42"),
@@ -186,8 +217,8 @@ mod tests {
             (long.as_str(), "300 characters"),
             ("busybox:", "tag ``"),
             ("busybox:.hidden", "tag `.hidden`"),
-            ("busybox@sha256:abc", "digests"),
-            ("a//b", "``"),
+            ("busybox@sha256:abc", "digest"),
+            ("a//b", "ask for `b`"),
             ("a..b", "`a..b`"),
             ("-lead", "`-lead`"),
             ("a:b:c", "tag `b:c`"),
