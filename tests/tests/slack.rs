@@ -21,10 +21,12 @@ const ADMIN: &str = "U0ADMIN";
 
 async fn stack(fake: &FakeSlack, clock: Arc<ShiftedClock>) -> Stack {
     let api = fake.api_url();
+    let hooks = fake.response_url("");
     start_full(
         move |c| {
             c.slack = Some(SlackSettings {
                 api_url: api,
+                response_url_base: hooks,
                 approvals_channel: Some("C0APPROVALS".into()),
                 approvers: vec![ADMIN.into()],
                 // Commands from #dev vouch for `dev`; from anywhere else it is a claim.

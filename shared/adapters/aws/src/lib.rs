@@ -152,9 +152,9 @@ fn secret<T: serde::de::DeserializeOwned>(
 ) -> Result<Option<T>, ConfigError> {
     let Some(name) = name else { return Ok(None) };
     match found.get(name) {
-        Some(text) => serde_json::from_str(text)
+        Some(text) => app::config::credentials::secret_json(text)
             .map(Some)
-            .map_err(|e| ConfigError::Invalid(format!("SSM parameter {name} is not the JSON expected: {e}"))),
+            .map_err(|e| ConfigError::Invalid(format!("SSM parameter {name}: {e}"))),
         None if required => Err(ConfigError::Invalid(format!(
             "SSM parameter {name} not found (infra/README.md, \"Set the secrets\")"
         ))),

@@ -25,6 +25,8 @@ pub struct SlackClient {
     pub base_delay: Duration,
     /// The most one call may take, every try and wait included (see [`CALL_BUDGET`]).
     pub budget: Duration,
+    /// What a `response_url` must start with to be called: Slack's hooks.
+    response_url_base: String,
 }
 
 /// The default [`SlackClient::budget`]: what the functions' time budgets assume one Slack
@@ -47,7 +49,14 @@ impl SlackClient {
             max_wait: Duration::from_secs(1),
             base_delay: Duration::from_millis(200),
             budget: CALL_BUDGET,
+            response_url_base: "https://hooks.slack.com/".into(),
         }
+    }
+
+    /// Where response URLs may point (tests: a local fake).
+    pub fn with_response_url_base(mut self, base: &str) -> Self {
+        self.response_url_base = base.to_string();
+        self
     }
 
     /// A Web API method (`chat.postMessage`, …) with a JSON body.
@@ -56,8 +65,16 @@ impl SlackClient {
         self.post(&url, body, true).await
     }
 
-    /// Posts to a `response_url` (no token: the URL is the credential).
+    /// Posts to a `response_url` (no token: the URL is the credential). The URL comes in
+    /// a payload: only one on Slack's hooks is called, so a forged or stored URL cannot
+    /// make the server post anywhere else.
     pub async fn respond(&self, response_url: &str, body: &Value) -> Result<(), SlackError> {
+        if !response_url.starts_with(&self.response_url_base) {
+            return Err(SlackError::Api(format!(
+                "a response URL not on {}: not called",
+                self.response_url_base
+            )));
+        }
         self.post(response_url, body, false).await.map(|_| ())
     }
 
@@ -183,6 +200,27 @@ mod tests {
         );
         assert_eq!(started.elapsed(), CALL_BUDGET, "given up exactly at the budget");
         // One try timed out (2 s) and the retry was cut short by the budget.
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_response_url_off_slacks_hooks_is_never_called() {
+        let (url, accepted) = stalled().await;
+        let client = SlackClient::new(&url, "xoxb-test");
+        let err = client
+            .respond(&format!("{url}/response/x"), &serde_json::json!({"text": "hi"}))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, SlackError::Api(m) if m.contains("https://hooks.slack.com/")),
+            "{err:?}"
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 0, "nothing was sent");
+        // Pointed at the local server as its base, the same call goes out.
+        let local = SlackClient::new(&url, "xoxb-test").with_response_url_base(&url);
+        let _ = local
+            .respond(&format!("{url}/response/x"), &serde_json::json!({}))
+            .await;
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 }

@@ -49,7 +49,8 @@ impl From<SlackError> for ChatError {
 impl Slack {
     pub fn new(settings: &SlackSettings) -> Slack {
         Slack {
-            client: SlackClient::new(&settings.api_url, &settings.secrets.bot_token),
+            client: SlackClient::new(&settings.api_url, &settings.secrets.bot_token)
+                .with_response_url_base(&settings.response_url_base),
             settings: settings.clone(),
         }
     }

@@ -71,7 +71,22 @@ pub fn credentials_path(data_dir: &Path) -> PathBuf {
 pub fn read_credentials(data_dir: &Path) -> Result<LocalCredentials, ConfigError> {
     let path = credentials_path(data_dir);
     let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Read(path.clone(), e))?;
-    serde_json::from_str(&text).map_err(|e| ConfigError::Parse(path, e.to_string()))
+    secret_json(&text).map_err(|e| ConfigError::Parse(path, e))
+}
+
+/// Parses JSON that holds secrets. The error says where and what kind of mistake, never
+/// the text around it: serde's own messages quote values ("invalid type: string \"…\""),
+/// which here would be a secret in a log.
+pub fn secret_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    serde_json::from_str(text).map_err(|e| {
+        let kind = match e.classify() {
+            serde_json::error::Category::Syntax => "not valid JSON",
+            serde_json::error::Category::Eof => "cut short",
+            serde_json::error::Category::Data => "not the fields and types expected",
+            serde_json::error::Category::Io => "unreadable",
+        };
+        format!("{kind} (line {}, column {})", e.line(), e.column())
+    })
 }
 
 fn load_or_create_credentials(data_dir: &Path) -> Result<LocalCredentials, ConfigError> {
@@ -134,4 +149,24 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     opts.open(path)?.write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_secret_is_located_never_quoted() {
+        for text in [
+            r#"[{"id": "ci", "secret": 12345678901234567890, "principal": "service:ci"}]"#,
+            r#"{"clients": "the-secret-itself"}"#,
+            r#"{"active": "k1", "keys": {"k1": "s3cr3t-value" "#,
+        ] {
+            let err = secret_json::<Vec<ClientConfig>>(text).unwrap_err();
+            for secret in ["12345678901234567890", "the-secret-itself", "s3cr3t-value"] {
+                assert!(!err.contains(secret), "{err}");
+            }
+            assert!(err.contains("line 1, column"), "{err}");
+        }
+    }
 }

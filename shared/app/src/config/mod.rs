@@ -9,7 +9,7 @@
 //! This module holds the settings and their checks; `env` the environment overrides,
 //! `credentials` the credential files.
 
-mod credentials;
+pub mod credentials;
 mod env;
 
 pub use credentials::{credentials_path, random_secret, read_credentials};
@@ -209,6 +209,9 @@ pub struct SlackSettings {
     /// redis --env dev` from a channel mapped to `dev` counts for the policy; from
     /// anywhere else it is the user's unverified claim.
     pub channel_environments: BTreeMap<String, Vec<Environment>>,
+    /// Where a command's or click's `response_url` may point: Slack's own hooks. Anything
+    /// else in a payload is never called (tests point it at a local fake).
+    pub response_url_base: String,
     /// From `credentials.json` / the secrets parameter, or `SLACK_SIGNING_SECRET` and
     /// `SLACK_BOT_TOKEN`; never from the TOML file.
     #[serde(skip)]
@@ -222,6 +225,7 @@ impl Default for SlackSettings {
             approvals_channel: None,
             approvers: vec![],
             channel_environments: BTreeMap::new(),
+            response_url_base: "https://hooks.slack.com/".into(),
             secrets: SlackSecrets::default(),
         }
     }
