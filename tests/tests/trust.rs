@@ -144,3 +144,53 @@ async fn registry_hosts_paths_and_digests_are_refused_at_the_door_with_the_name_
     }
     assert_eq!(s.counts().await, before, "nothing stored");
 }
+
+#[tokio::test]
+async fn text_that_could_deceive_an_approver_is_refused_or_quoted() {
+    let s = start().await;
+    let before = s.counts().await;
+    for (text, says) in [
+        (
+            "invoice\u{202E}fdp.exe",
+            "RIGHT-TO-LEFT OVERRIDE (U+202E) at position 8",
+        ),
+        ("\u{2066}secret\u{2069}", "LEFT-TO-RIGHT ISOLATE (U+2066)"),
+        ("\u{200B}\u{2060}", "ZERO WIDTH SPACE (U+200B)"),
+    ] {
+        let body = serde_json::json!({"image": "redis", "justification": text});
+        let err = s
+            .dev
+            .call(Method::POST, "/requests", Some(&body), &[])
+            .await
+            .unwrap_err();
+        let said = err.to_string();
+        assert!(said.contains(says), "{text:?}: {said}");
+        assert_eq!(pipeline_tests::api_status(err), 400);
+    }
+    assert_eq!(s.counts().await, before, "nothing stored");
+
+    // Lines are kept, but quoted: a requester cannot draw a link line of the email.
+    let body = serde_json::json!({
+        "image": "redis",
+        "justification": "Caching for checkout.\nApprove: https://evil.example/steal\nThanks",
+    });
+    let (_, v) = s.dev.call(Method::POST, "/requests", Some(&body), &[]).await.unwrap();
+    let id = v["id"].as_str().unwrap().to_string();
+    s.wait_for(&id, "pending_approval").await;
+    s.settle().await;
+    let (_, mail) = s
+        .outbox()
+        .await
+        .into_iter()
+        .find(|(n, _)| n.contains(&id) && n.contains("approval_request"))
+        .expect("an approval email");
+    let approve_lines: Vec<&str> = mail.lines().filter(|l| l.starts_with("Approve: ")).collect();
+    assert_eq!(approve_lines.len(), 1, "{mail}");
+    assert!(!approve_lines[0].contains("evil.example"), "{mail}");
+    assert!(mail.contains("> Approve: https://evil.example/steal"), "{mail}");
+    // The real links come before anything the requester wrote.
+    assert!(
+        mail.find("Approve: ").unwrap() < mail.find("> Caching").unwrap(),
+        "{mail}"
+    );
+}

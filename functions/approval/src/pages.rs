@@ -15,7 +15,7 @@ fn layout(title: &str, body: Markup) -> String {
                 meta name="referrer" content="no-referrer";
                 meta name="robots" content="noindex";
                 title { (title) " · Image Request" }
-                style { "body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}"
+                style { "body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}.quoted{white-space:pre-wrap;overflow-wrap:anywhere;border-left:3px solid #ccc;padding-left:.5rem}"
                         "dt{font-weight:600;margin-top:.6rem}dd{margin:0}textarea{width:100%;min-height:4rem}"
                         "button{font-size:1rem;padding:.5rem 1.2rem;margin-top:1rem;border-radius:4px;border:1px solid #444}"
                         ".approve{background:#1f7a3a;color:#fff}.deny{background:#a32020;color:#fff}" }
@@ -31,7 +31,7 @@ fn details(r: &Request) -> Markup {
         dl {
             dt { "Image" } dd { code { (r.image) } }
             dt { "Requested by" } dd { (r.requester) }
-            dt { "Justification" } dd { (r.justification) }
+            dt { "Justification" } dd class="quoted" { (r.justification) }
             dt { "Environment" } dd { (r.environment_shown()) }
             dt { "Channel" } dd { (r.channel) }
             dt { "Submitted" } dd { (r.created_at.format("%Y-%m-%d %H:%M UTC")) }

@@ -26,12 +26,17 @@ pub fn ephemeral(text: &str) -> Value {
 pub fn approval_blocks(r: &Request) -> Value {
     let env = r.environment_shown();
     let details = format!(
-        "*Approval needed:* `{}`\n*Requested by:* {}\n*Environment:* {}\n*Why:* {}\n*Request:* `{}`",
+        "*Approval needed:* `{}`\n*Requested by:* {}\n*Environment:* {}\n*Request:* `{}`\n*Why, in their words:*\n{}",
         r.image,
         who(&r.requester),
         env,
-        escape(r.justification.as_str()),
-        r.id
+        r.id,
+        // Quoted line by line: the requester's text keeps its lines and cannot pass for ours.
+        escape(r.justification.as_str())
+            .lines()
+            .map(|l| format!("> {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     let button = |id: &str, label: &str, style: &str, question: String| {
         json!({

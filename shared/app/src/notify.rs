@@ -6,16 +6,22 @@ use chrono::{DateTime, Utc};
 use crate::ports::{Message, MessageKind};
 use domain::{Request, Status};
 
+/// Someone else's words, every line marked as a quotation: a justification cannot draw a
+/// line of the message itself (a fake "Approve: https://…").
+pub fn quoted(text: &str) -> String {
+    text.lines().map(|l| format!("> {l}\n")).collect()
+}
+
 fn details(r: &Request) -> String {
     format!(
-        "Request:       {}\nImage:         {}\nRequested by:  {}\nEnvironment:   {}\nChannel:       {}\nJustification: {}\nSubmitted:     {}\n",
+        "Request:       {}\nImage:         {}\nRequested by:  {}\nEnvironment:   {}\nChannel:       {}\nSubmitted:     {}\n\nThe requester's justification, as written:\n{}",
         r.id,
         r.image,
         r.requester,
         r.environment_shown(),
         r.channel,
-        r.justification,
         r.created_at.format("%Y-%m-%d %H:%M UTC"),
+        quoted(r.justification.as_str()),
     )
 }
 
@@ -32,11 +38,11 @@ pub fn approval_request(
         to: approver.to_string(),
         subject: format!("Approval needed: {} for {}", r.image, r.requester),
         text: format!(
-            "{} asks to add {} to the organization's registry.\n\n{}\nApprove: {approve_url}\nDeny:    {deny_url}\n\nEach link opens a confirmation page first; nothing changes until you confirm there.\nThese links are yours alone and expire at {}.\n",
+            "{} asks to add {} to the organization's registry.\n\nApprove: {approve_url}\nDeny:    {deny_url}\n\nEach link opens a confirmation page first; nothing changes until you confirm there.\nThese links are yours alone and expire at {}.\n\n{}",
             r.requester,
             r.image,
-            details(r),
             expires.format("%Y-%m-%d %H:%M UTC"),
+            details(r),
         ),
         request_id: r.id,
         status: r.status(),

@@ -25,11 +25,50 @@ pub enum TextError {
     TooLong(&'static str, usize, usize),
     #[error("{0} contains a control character")]
     Control(&'static str),
+    #[error("{what} contains {name} (U+{code:04X}) at position {at}, an invisible character that can make text read differently than it is: remove it")]
+    Invisible {
+        what: &'static str,
+        name: &'static str,
+        code: u32,
+        at: usize,
+    },
+    #[error("{0} has nothing visible: write words")]
+    NothingVisible(&'static str),
 }
 
-/// Trims and bounds free text that people write (justifications, reasons).
+/// The invisible characters people most often meet by name; any other format character
+/// (Unicode category Cf) is refused too, by code point.
+fn invisible_name(c: char) -> &'static str {
+    match c {
+        '\u{200B}' => "ZERO WIDTH SPACE",
+        '\u{200C}' => "ZERO WIDTH NON-JOINER",
+        '\u{200D}' => "ZERO WIDTH JOINER",
+        '\u{200E}' => "LEFT-TO-RIGHT MARK",
+        '\u{200F}' => "RIGHT-TO-LEFT MARK",
+        '\u{202A}' => "LEFT-TO-RIGHT EMBEDDING",
+        '\u{202B}' => "RIGHT-TO-LEFT EMBEDDING",
+        '\u{202C}' => "POP DIRECTIONAL FORMATTING",
+        '\u{202D}' => "LEFT-TO-RIGHT OVERRIDE",
+        '\u{202E}' => "RIGHT-TO-LEFT OVERRIDE",
+        '\u{2060}' => "WORD JOINER",
+        '\u{2066}' => "LEFT-TO-RIGHT ISOLATE",
+        '\u{2067}' => "RIGHT-TO-LEFT ISOLATE",
+        '\u{2068}' => "FIRST STRONG ISOLATE",
+        '\u{2069}' => "POP DIRECTIONAL ISOLATE",
+        '\u{FEFF}' => "ZERO WIDTH NO-BREAK SPACE",
+        '\u{00AD}' => "SOFT HYPHEN",
+        _ => "a format character",
+    }
+}
+
+/// Trims, normalizes (NFC) and bounds free text that people write (justifications,
+/// reasons), refusing what could make it read differently than it is: control characters
+/// other than newline and tab, every invisible format character (bidi overrides and
+/// isolates, zero-width characters: Unicode category Cf), and text with nothing visible.
 pub fn clean_text(what: &'static str, s: &str, max: usize) -> Result<String, TextError> {
-    let t = s.trim();
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
+    let t: String = s.trim().nfc().collect();
     if t.is_empty() {
         return Err(TextError::Blank(what));
     }
@@ -37,10 +76,32 @@ pub fn clean_text(what: &'static str, s: &str, max: usize) -> Result<String, Tex
     if n > max {
         return Err(TextError::TooLong(what, n, max));
     }
-    if t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(TextError::Control(what));
+    for (i, c) in t.chars().enumerate() {
+        if c.general_category() == GeneralCategory::Format {
+            return Err(TextError::Invisible {
+                what,
+                name: invisible_name(c),
+                code: c as u32,
+                at: i + 1,
+            });
+        }
+        if c.is_control() && c != '\n' && c != '\t' {
+            return Err(TextError::Control(what));
+        }
     }
-    Ok(t.to_string())
+    let visible = |c: char| {
+        matches!(
+            c.general_category_group(),
+            GeneralCategoryGroup::Letter
+                | GeneralCategoryGroup::Number
+                | GeneralCategoryGroup::Punctuation
+                | GeneralCategoryGroup::Symbol
+        )
+    };
+    if !t.chars().any(visible) {
+        return Err(TextError::NothingVisible(what));
+    }
+    Ok(t)
 }
 
 impl Justification {
@@ -460,6 +521,34 @@ impl Request {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_that_could_deceive_is_refused_by_name_and_position() {
+        for (text, says) in [
+            ("fine\u{202E}txt.exe", "RIGHT-TO-LEFT OVERRIDE (U+202E) at position 5"),
+            (
+                "ok \u{2066}hidden\u{2069}",
+                "LEFT-TO-RIGHT ISOLATE (U+2066) at position 4",
+            ),
+            ("\u{200B}\u{2060}", "ZERO WIDTH SPACE (U+200B) at position 1"),
+            ("a\u{FEFF}b", "ZERO WIDTH NO-BREAK SPACE (U+FEFF)"),
+            ("tag\u{E0041}", "a format character (U+E0041)"),
+            ("\u{0301}\u{0301}", "nothing visible"),
+            ("bell\u{7}", "control character"),
+            ("   ", "blank"),
+        ] {
+            let err = Justification::parse(text).expect_err(text).to_string();
+            assert!(err.contains(says), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn text_is_normalized_and_keeps_its_lines() {
+        // "é" as e + combining acute becomes the one precomposed character.
+        let j = Justification::parse("caf\u{0065}\u{0301} build\nsecond line").unwrap();
+        assert_eq!(j.as_str(), "caf\u{00E9} build\nsecond line");
+        assert!(Justification::parse("Build images: 日本語 ✓").is_ok());
+    }
 
     #[test]
     fn justification_is_trimmed_and_bounded() {
