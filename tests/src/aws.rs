@@ -46,6 +46,11 @@ pub struct Mailboxes {
     seen: Mutex<Vec<(String, String)>>,
 }
 
+/// One stack or queue creation at a time per test process: moto's SQS iterates every queue
+/// while it creates one with a redrive policy, and fails ("dictionary changed size during
+/// iteration") when another test creates a queue meanwhile.
+static CREATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The repository's root, where the template and the venv are.
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -102,6 +107,7 @@ pub struct Deployed {
 /// Deploys the template as stack `image-request-<stage>` (tests/infra/stack.py), with the
 /// work queues' visibility timeout and redrive count set for a test's patience.
 pub async fn deploy(stage: &str, max_receives: u32, visibility: u64, approvers: &[String]) -> Deployed {
+    let _one_at_a_time = CREATING.lock().await;
     let template = translated_template();
     let mut cmd = Command::new(python());
     cmd.arg(root().join("tests/infra/stack.py"))
@@ -159,6 +165,7 @@ pub async fn create(
 /// What the approvers' and requesters' email subscriptions would receive, caught in queues
 /// subscribed the same way (moto's CloudFormation skips the template's subscriptions).
 pub async fn mailboxes(sdk: &SdkConfig, names: &AwsNames, prefix: &str, approvers: &[String]) -> Mailboxes {
+    let _one_at_a_time = CREATING.lock().await;
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let sns = aws_sdk_sns::Client::new(sdk);
     let mut queues = vec![];

@@ -194,3 +194,64 @@ async fn text_that_could_deceive_an_approver_is_refused_or_quoted() {
         "{mail}"
     );
 }
+
+#[tokio::test]
+async fn every_error_answers_json_and_bodies_must_say_what_they_are() {
+    let s = start().await;
+    let before = s.counts().await;
+    let now = chrono::Utc::now().timestamp();
+    // A JSON body sent (and signed) as text/plain, or with no Content-Type: 415.
+    for ct in ["text/plain", ""] {
+        let mut h = s.signed_headers_as("POST", "/requests", BODY, now, &s.dev_client.secret, ct);
+        h.retain(|(k, v)| *k != "content-type" || !v.is_empty());
+        let (status, v) = s.raw(Method::POST, "/requests", BODY.to_vec(), &h).await;
+        assert_eq!(status, 415, "{ct:?}: {v}");
+        assert!(v["error"].as_str().unwrap().contains("application/json"), "{v}");
+    }
+    // A method a path does not take: 405, JSON, and what it takes.
+    let resp = s.http.delete(format!("{}/requests", s.base)).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+    let allow = resp.headers()["allow"].to_str().unwrap().to_string();
+    assert!(allow.contains("POST") && allow.contains("GET"), "{allow}");
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap().contains("Allow"), "{v}");
+    // A path nobody serves: 404, JSON.
+    let resp = s.http.get(format!("{}/nope", s.base)).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert!(v["error"].is_string(), "{v}");
+    // Too large: a plain client that sends it all reads the 413, not a broken pipe.
+    let big = vec![b'x'; 100_000];
+    let h = s.signed_headers("POST", "/requests", &big, now, &s.dev_client.secret);
+    let (status, v) = s.raw(Method::POST, "/requests", big, &h).await;
+    assert_eq!(status, 413, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("larger than"), "{v}");
+    assert_eq!(s.counts().await, before, "nothing stored");
+}
+
+#[tokio::test]
+async fn approval_pages_are_never_cached_and_load_nothing_foreign() {
+    let s = start().await;
+    let id = s.submit("nginx", None).await;
+    s.wait_for(&id, "pending_approval").await;
+    let (approve, _) = s.links(&id, "platform-admin@example.com").await;
+    let resp = s.http.get(&approve).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("form-action 'self'"),
+        "{csp}"
+    );
+    // The form takes a form, nothing else.
+    let resp = s
+        .http
+        .post(&approve)
+        .header("content-type", "application/json")
+        .body(r#"{"reason":"x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    s.wait_for(&id, "pending_approval").await;
+}

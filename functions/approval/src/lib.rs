@@ -51,6 +51,7 @@ pub fn router(app: App) -> Router {
         .route("/requests/{id}/decision", post(decide_by_client))
         .route("/requests/{id}/retry", post(retry))
         .route("/slack/interactions", post(slack::interaction))
+        .layer(axum::middleware::map_response(http_api::hygiene))
         .with_state(app)
 }
 
@@ -240,7 +241,22 @@ async fn decide_by_link(State(app): State<App>, Path(token): Path<String>, req: 
         Err(problem) => return problem.into_response(),
     };
     let body = match read_body(req, app.settings.max_body_bytes).await {
-        Ok((_, b)) => b,
+        Ok((parts, b)) => {
+            let form = parts
+                .headers
+                .get(axum::http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+            if !b.is_empty() && !form {
+                let why = "This page's form sends application/x-www-form-urlencoded; nothing else is read.";
+                return (
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    Html(pages::problem("Not recorded", why)),
+                )
+                    .into_response();
+            }
+            b
+        }
         Err(e) => return e.into_response(),
     };
     let reason = match serde_urlencoded_form(&body).and_then(|f| optional_reason(&f.reason)) {

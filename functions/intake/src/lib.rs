@@ -49,6 +49,7 @@ pub fn router(app: App) -> Router {
         .route("/requests/{id}", get(status))
         .route("/catalog", get(catalog))
         .route("/slack/commands", post(slack::command))
+        .layer(axum::middleware::map_response(http_api::hygiene))
         .with_state(app)
 }
 

@@ -61,6 +61,53 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// How much of a body declared too large is still read (and dropped) before the `413`,
+/// so that a plain client, still sending, reads the answer instead of a broken pipe.
+const DRAIN_BYTES: usize = 1 << 20;
+
+/// What every answer of the HTTP routes gets on its way out, whoever produced it (a
+/// handler, axum's own 404 and 405, hyper's limits): an error without a body gets the
+/// documented `{"error": …}` (a 405 has its `Allow` too), nothing is cached, and pages may
+/// load nothing but their own inline style and post only to this origin.
+pub async fn hygiene(resp: Response) -> Response {
+    use axum::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
+    let (mut parts, body) = resp.into_parts();
+    let status = parts.status;
+    let body = if (status.is_client_error() || status.is_server_error()) && !parts.headers.contains_key(CONTENT_TYPE) {
+        let error = match status {
+            // axum adds the `Allow` header after this layer has run.
+            StatusCode::METHOD_NOT_ALLOWED => {
+                "method not allowed on this path: the Allow header lists what it takes".to_string()
+            }
+            _ => status.canonical_reason().unwrap_or("error").to_lowercase(),
+        };
+        parts
+            .headers
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+        axum::body::Body::from(json!({ "error": error }).to_string())
+    } else {
+        body
+    };
+    parts
+        .headers
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let html = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if html {
+        parts.headers.insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        );
+    }
+    Response::from_parts(parts, body)
+}
+
 /// Reads a body up to the configured limit; larger ones are `413` before anything is parsed.
 pub async fn read_body(req: Request, limit: usize) -> Result<(axum::http::request::Parts, Bytes), ApiError> {
     let too_large = || {
@@ -75,7 +122,10 @@ pub async fn read_body(req: Request, limit: usize) -> Result<(axum::http::reques
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    if let Some(n) = declared.filter(|n| *n > limit) {
+        if n <= DRAIN_BYTES {
+            let _ = axum::body::to_bytes(body, DRAIN_BYTES).await;
+        }
         return Err(too_large());
     }
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| too_large())?;
@@ -146,11 +196,20 @@ impl FromRequest<App> for Signed {
             .ok_or(SignatureError::UnknownClient)
             .map_err(unauthorized)?
             .clone();
-        let form = parts
+        let content_type = parts
             .headers
             .get(axum::http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+            .unwrap_or("");
+        let form = content_type.starts_with("application/x-www-form-urlencoded");
+        if !body.is_empty() && !form && !content_type.starts_with("application/json") {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "a body sent as `{content_type}`: send application/json (POST /requests also takes application/x-www-form-urlencoded)"
+                ),
+            ));
+        }
         Ok(Signed {
             client,
             body,
@@ -194,7 +253,14 @@ impl FromRequest<App> for SlackSigned {
 
 impl Signed {
     /// Parses the signed body as JSON, refusing unknown fields with the serde message.
+    /// The signed body as JSON, for routes that take nothing else.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        if self.form {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "this route takes application/json",
+            ));
+        }
         serde_json::from_slice(&self.body).map_err(|e| ApiError::bad_request(format!("body is not valid: {e}")))
     }
 
