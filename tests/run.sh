@@ -28,6 +28,16 @@ fi
 echo "== checkov infra/template.yaml"
 "$ckv/bin/checkov" -f infra/template.yaml --framework cloudformation --compact --quiet --skip-download
 
+# Dependencies: licenses, banned or duplicated crates, sources (deny.toml). The advisory
+# check needs the advisory database from the internet, which this machine cannot reach.
+deny_version=0.20.2
+if [ "$(.tools/bin/cargo-deny --version 2>/dev/null)" != "cargo-deny $deny_version" ]; then
+  echo "== installing cargo-deny $deny_version into .tools"
+  cargo install --quiet --locked cargo-deny --version "$deny_version" --root .tools
+fi
+echo "== cargo deny check licenses bans sources (offline)"
+.tools/bin/cargo-deny --offline check licenses bans sources 2> target/deny.log || { cat target/deny.log; exit 1; }
+
 log=target/test-output.log
 echo "== cargo test (embedded backend, and the emulator tests)"
 cargo test --workspace --all-targets --locked 2>&1 | tee "$log"
