@@ -41,7 +41,7 @@ pub enum Status {
 }
 
 /// What happened to a request; each is valid from some statuses only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::VariantArray)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Intake stored the request (no previous status).
