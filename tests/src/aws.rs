@@ -149,6 +149,44 @@ pub async fn deploy(stage: &str, max_receives: u32, visibility: u64, approvers: 
     }
 }
 
+impl Deployed {
+    /// What an operator does after the deploy (infra/README.md, "Set the secrets"): the
+    /// clients and link keys into the parameters the stack names; and the API's URL into
+    /// the stack's public-URL parameter, which the emulator's CloudFormation cannot fill
+    /// (it skips API Gateway v2).
+    pub async fn set_secrets(&self, sdk: &SdkConfig, creds: &app::config::LocalCredentials, public_url: &str) {
+        let ssm = aws_sdk_ssm::Client::new(sdk);
+        let env = |function: &str, var: &str| self.environments[function][var].clone();
+        let secret = aws_sdk_ssm::types::ParameterType::SecureString;
+        for (name, value, kind) in [
+            (
+                env("IntakeFunction", "CLIENTS_PARAMETER"),
+                serde_json::to_string(&creds.clients).unwrap(),
+                secret.clone(),
+            ),
+            (
+                env("ApprovalFunction", "APPROVAL_KEYS_PARAMETER"),
+                serde_json::to_string(&creds.approval_keys).unwrap(),
+                secret,
+            ),
+            (
+                env("IntakeFunction", "PUBLIC_URL_PARAMETER"),
+                public_url.to_string(),
+                aws_sdk_ssm::types::ParameterType::String,
+            ),
+        ] {
+            ssm.put_parameter()
+                .name(name)
+                .r#type(kind)
+                .value(value)
+                .overwrite(true)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
 /// The stack's resources (see [`deploy`]), and mailboxes on its topics.
 pub async fn create(
     sdk: &SdkConfig,

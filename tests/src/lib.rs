@@ -244,19 +244,24 @@ impl Stack {
         files
     }
 
-    /// The (approve, deny) links of `approver`'s email about request `id`.
-    pub async fn links(&self, id: &str, approver: &str) -> (String, String) {
-        let mut found = None;
+    /// `approver`'s approval email about request `id`, once it has arrived (on AWS, mail
+    /// comes through SNS a moment after the request moves).
+    pub async fn approval_mail(&self, id: &str, approver: &str) -> String {
         for _ in 0..100 {
-            found = self.outbox().await.into_iter().find(|(name, text)| {
+            let found = self.outbox().await.into_iter().find(|(name, text)| {
                 name.contains(id) && name.contains("approval_request") && text.contains(&format!("To: {approver}"))
             });
-            if found.is_some() {
-                break;
+            if let Some((_, text)) = found {
+                return text;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let (_, text) = found.unwrap_or_else(|| panic!("no approval email for {approver} about {id}"));
+        panic!("no approval email for {approver} about {id}")
+    }
+
+    /// The (approve, deny) links of `approver`'s email about request `id`.
+    pub async fn links(&self, id: &str, approver: &str) -> (String, String) {
+        let text = self.approval_mail(id, approver).await;
         let find = |label: &str| {
             text.lines()
                 .find_map(|l| l.strip_prefix(label))

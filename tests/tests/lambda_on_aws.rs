@@ -265,38 +265,16 @@ async fn happy_path_through_every_lambda_handler_with_the_lambda_bootstrap() {
     let envs = &deployed.environments;
     let stored: app::config::LocalCredentials = serde_json::from_str(&credentials).unwrap();
     let ssm = aws_sdk_ssm::Client::new(&sdk);
-    let clients_parameter = format!("/image-request/{stage}/secrets/clients");
-    let keys_parameter = format!("/image-request/{stage}/secrets/approval-keys");
-    for (name, value) in [
-        (&clients_parameter, serde_json::to_string(&stored.clients).unwrap()),
-        (&keys_parameter, serde_json::to_string(&stored.approval_keys).unwrap()),
-    ] {
-        ssm.put_parameter()
-            .name(name)
-            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-            .value(value)
-            .send()
-            .await
-            .unwrap();
-    }
-    // The stack made the public-URL parameter; its value is the HTTP API's URL, which the
-    // emulator's CloudFormation cannot fill (it skips API Gateway v2).
+    // The stack made the public-URL parameter the functions are told to read; its value,
+    // the HTTP API's URL, is one the emulator cannot fill in.
     let url_parameter = &envs["IntakeFunction"]["PUBLIC_URL_PARAMETER"];
-    let made = ssm
-        .get_parameter()
-        .name(url_parameter)
-        .send()
-        .await
-        .expect("the stack created the public-URL parameter the functions are told to read");
+    let made = ssm.get_parameter().name(url_parameter).send().await.unwrap();
     assert!(made.parameter.unwrap().value.unwrap().contains("execute-api"));
-    ssm.put_parameter()
-        .name(url_parameter)
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .value(PUBLIC_URL)
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(
+        envs["IntakeFunction"]["CLIENTS_PARAMETER"],
+        format!("/image-request/{stage}/secrets/clients")
+    );
+    deployed.set_secrets(&sdk, &stored, PUBLIC_URL).await;
     // Each function starts with its environment as the stack resolved it, plus what the
     // Lambda service adds (region, credentials) and where the emulator is. Only this test
     // in this binary touches the environment.

@@ -430,12 +430,7 @@ async fn a_users_own_env_dev_outside_a_vouching_channel_goes_to_the_approvers() 
     assert_eq!(v["environment"], "dev");
     assert!(v.get("environment_vouched_by").is_none(), "{v}");
     // The approvers see it for what it is.
-    let (_, mail) = s
-        .outbox()
-        .await
-        .into_iter()
-        .find(|(n, _)| n.contains(&id) && n.contains("approval_request"))
-        .expect("an approval email");
+    let mail = s.approval_mail(&id, "platform-admin@example.com").await;
     assert!(mail.contains("dev (claimed, not verified)"), "{mail}");
     let posted = wait_calls(&fake, "/api/chat.postMessage", 1).await;
     assert!(

@@ -178,12 +178,7 @@ async fn text_that_could_deceive_an_approver_is_refused_or_quoted() {
     let id = v["id"].as_str().unwrap().to_string();
     s.wait_for(&id, "pending_approval").await;
     s.settle().await;
-    let (_, mail) = s
-        .outbox()
-        .await
-        .into_iter()
-        .find(|(n, _)| n.contains(&id) && n.contains("approval_request"))
-        .expect("an approval email");
+    let mail = s.approval_mail(&id, "platform-admin@example.com").await;
     let approve_lines: Vec<&str> = mail.lines().filter(|l| l.starts_with("Approve: ")).collect();
     assert_eq!(approve_lines.len(), 1, "{mail}");
     assert!(!approve_lines[0].contains("evil.example"), "{mail}");

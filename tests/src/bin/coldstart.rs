@@ -185,37 +185,11 @@ async fn main() {
     .unwrap();
     let creds_text = std::fs::read_to_string(dir.path().join("credentials.json")).unwrap();
     let creds: LocalCredentials = serde_json::from_str(&creds_text).unwrap();
-    let ssm = aws_sdk_ssm::Client::new(&sdk);
     let function_env = |logical: &str| deployed.environments[logical].clone();
     let intake_env = function_env("IntakeFunction");
-    let approval_env = function_env("ApprovalFunction");
-    for (name, value) in [
-        (
-            &intake_env["CLIENTS_PARAMETER"],
-            serde_json::to_string(&creds.clients).unwrap(),
-        ),
-        (
-            &approval_env["APPROVAL_KEYS_PARAMETER"],
-            serde_json::to_string(&creds.approval_keys).unwrap(),
-        ),
-    ] {
-        ssm.put_parameter()
-            .name(name)
-            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-            .value(value)
-            .send()
-            .await
-            .unwrap();
-    }
-    // The API's URL, which the emulator's CloudFormation cannot fill in.
-    ssm.put_parameter()
-        .name(&intake_env["PUBLIC_URL_PARAMETER"])
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .value("https://abc123.execute-api.us-east-1.amazonaws.com")
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap();
+    deployed
+        .set_secrets(&sdk, &creds, "https://abc123.execute-api.us-east-1.amazonaws.com")
+        .await;
     let env: Vec<(&str, String)> = vec![
         ("AWS_ENDPOINT_URL", moto.clone()),
         ("AWS_REGION", "us-east-1".into()),
