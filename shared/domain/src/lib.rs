@@ -21,7 +21,7 @@ pub use principal::{BadPrincipal, Principal};
 pub use request::{
     clean_text, BadEnvironment, BadPreApproval, Change, Channel, Decision, Environment, Justification, NewRequest,
     PreApproval, ProvisionResult, Request, RequestView, TextError, Transition, MAX_IDEMPOTENCY_KEY_LEN,
-    MAX_REASON_CHARS,
+    MAX_JUSTIFICATION_CHARS, MAX_REASON_CHARS,
 };
 pub use status::{Action, BadStatus, Refused, Status};
 
