@@ -57,7 +57,7 @@ fn root() -> PathBuf {
 }
 
 /// The venv's Python (tests/run.sh makes it), or the one on the PATH.
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     let venv = root().join(".venv/bin/python");
     if venv.exists() {
         venv

@@ -12,15 +12,8 @@ use tower::ServiceExt;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
-/// The project venv's Python (tests/run.sh makes it, with cfn-lint, PyYAML and jsonschema).
-fn python() -> String {
-    let venv = format!("{ROOT}/.venv/bin/python");
-    if std::path::Path::new(&venv).exists() {
-        venv
-    } else {
-        "python3".into()
-    }
-}
+// The project venv's Python (tests/run.sh makes it, with cfn-lint, PyYAML and jsonschema).
+use pipeline_tests::aws::python;
 
 fn template() -> Value {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");

@@ -246,7 +246,7 @@ async fn decide_by_link(State(app): State<App>, Path(token): Path<String>, req: 
                 .headers
                 .get(axum::http::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+                .is_some_and(http_api::is_form);
             if !b.is_empty() && !form {
                 let why = "This page's form sends application/x-www-form-urlencoded; nothing else is read.";
                 return (

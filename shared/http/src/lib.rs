@@ -155,6 +155,11 @@ impl Signed {
     }
 }
 
+/// Whether a Content-Type value names a URL-encoded form (a form tool's webhook, a page's form).
+pub fn is_form(content_type: &str) -> bool {
+    content_type.starts_with("application/x-www-form-urlencoded")
+}
+
 fn header<'a>(h: &'a HeaderMap, name: &'static str) -> Result<&'a str, SignatureError> {
     h.get(name)
         .and_then(|v| v.to_str().ok())
@@ -196,12 +201,8 @@ impl FromRequest<App> for Signed {
             .ok_or(SignatureError::UnknownClient)
             .map_err(unauthorized)?
             .clone();
-        let content_type = parts
-            .headers
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let form = content_type.starts_with("application/x-www-form-urlencoded");
+        let content_type = what.content_type;
+        let form = is_form(content_type);
         if !body.is_empty() && !form && !content_type.starts_with("application/json") {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
