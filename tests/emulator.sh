@@ -4,9 +4,11 @@
 # tests/requirements.txt pins, starts moto on a free loopback port, exports MOTO_URL for
 # the tests, and stops it when the calling shell exits.
 
+declare -F step > /dev/null || step() { echo "== $*"; }
+
 venv="$PWD/.venv"
 if ! cmp -s tests/requirements.txt "$venv/installed-requirements.txt"; then
-  echo "== installing tests/requirements.txt (moto, awscli, cfn-lint, aws-sam-translator) into .venv"
+  step "installing tests/requirements.txt (moto, awscli, cfn-lint, aws-sam-translator) into .venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
   cp tests/requirements.txt "$venv/installed-requirements.txt"
@@ -24,4 +26,4 @@ for _ in $(seq 1 100); do
 done
 curl -fs "http://127.0.0.1:$port/moto-api/" > /dev/null || { echo "moto did not start; see target/moto.log"; exit 1; }
 export MOTO_URL="http://127.0.0.1:$port"
-echo "== moto listening at $MOTO_URL"
+step "moto listening at $MOTO_URL"

@@ -6,43 +6,51 @@ set -euo pipefail
 shopt -s inherit_errexit 2>/dev/null || true
 cd "$(dirname "$0")/.."
 
-echo "== cargo fmt --check"
+# Each step's header carries the minutes:seconds since the start, so a CI log shows where
+# the time goes.
+start=$SECONDS
+step() { printf '== [%02d:%02d] %s\n' $(((SECONDS - start) / 60)) $(((SECONDS - start) % 60)) "$*"; }
+
+step "cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy"
+step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 source tests/emulator.sh
 
-echo "== cfn-lint infra/template.yaml"
+step "cfn-lint infra/template.yaml"
 cfn-lint infra/template.yaml
 
 # checkov pins an older boto3 than the AWS CLI: its own venv. Zero failures; every skip in
 # the template says why (tests/tests/template.rs holds that).
 ckv=.tools/checkov
 if ! cmp -s tests/requirements-checkov.txt "$ckv/installed-requirements.txt"; then
-  echo "== installing tests/requirements-checkov.txt into $ckv"
+  step "installing tests/requirements-checkov.txt into $ckv"
   python3 -m venv "$ckv"
   "$ckv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements-checkov.txt
   cp tests/requirements-checkov.txt "$ckv/installed-requirements.txt"
 fi
-echo "== checkov infra/template.yaml"
+step "checkov infra/template.yaml"
 "$ckv/bin/checkov" -f infra/template.yaml --framework cloudformation --compact --quiet --skip-download
 
 # Dependencies: licenses, banned or duplicated crates, sources (deny.toml). The advisory
 # check needs the advisory database from the internet, which this machine cannot reach.
 deny_version=0.20.2
 if [ "$(.tools/bin/cargo-deny --version 2>/dev/null)" != "cargo-deny $deny_version" ]; then
-  echo "== installing cargo-deny $deny_version into .tools"
+  step "installing cargo-deny $deny_version into .tools"
   cargo install --quiet --locked cargo-deny --version "$deny_version" --root .tools
 fi
-echo "== cargo deny check licenses bans sources (offline)"
+step "cargo deny check licenses bans sources (offline)"
 .tools/bin/cargo-deny --offline check licenses bans sources 2> target/deny.log || { cat target/deny.log; exit 1; }
 
 log=target/test-output.log
-echo "== cargo test (embedded backend, and the emulator tests)"
+step "cargo test (embedded backend, and the emulator tests)"
 cargo test --workspace --all-targets --locked 2>&1 | tee "$log"
-echo "== cargo test -p pipeline-tests, again on the AWS backend (moto at $MOTO_URL)"
-IMAGE_REQUEST_TEST_BACKEND=aws cargo test -p pipeline-tests --all-targets --locked 2>&1 | tee -a "$log"
+step "cargo test, again on the AWS backend (moto at $MOTO_URL)"
+# The whole workspace again, not `-p pipeline-tests`: selecting one package resolves other
+# features and rebuilds half the dependency graph. The other packages' tests take seconds.
+IMAGE_REQUEST_TEST_BACKEND=aws cargo test --workspace --all-targets --locked 2>&1 | tee -a "$log"
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
+step "done"
