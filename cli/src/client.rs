@@ -1,5 +1,9 @@
 //! A small client of the HTTP API that signs every call with the client's HMAC secret.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::Value;
 
@@ -10,6 +14,8 @@ pub struct ApiClient {
     id: String,
     secret: String,
     http: reqwest::Client,
+    /// The second each Idempotency-Key was last signed at (only this second's are kept).
+    keyed: Mutex<HashMap<String, i64>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -20,21 +26,70 @@ pub enum CallError {
     Api { status: u16, message: String, body: Value },
 }
 
+/// An HTTP client with TLS through ring, the one TLS stack the whole build uses.
+pub fn http_client() -> reqwest::Client {
+    // A no-op once a provider is installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client with ring's TLS builds")
+}
+
 impl ApiClient {
     pub fn new(base: &str, id: &str, secret: &str) -> Self {
         ApiClient {
             base: base.trim_end_matches('/').to_string(),
             id: id.into(),
             secret: secret.into(),
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(30))
-                .build()
-                .expect("an HTTP client with default TLS builds"),
+            http: http_client(),
+            keyed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A timestamp this client has not yet signed this Idempotency-Key with. The server
+    /// takes a signature once, and timestamps are whole seconds: a retry within the same
+    /// second waits for the next one, so that its signature is fresh.
+    async fn fresh_timestamp(&self, key: &str) -> i64 {
+        loop {
+            let now = chrono::Utc::now();
+            let ts = now.timestamp();
+            {
+                let mut used = self.keyed.lock().unwrap_or_else(|e| e.into_inner());
+                used.retain(|_, at| *at >= ts);
+                if used.get(key) != Some(&ts) {
+                    used.insert(key.to_string(), ts);
+                    return ts;
+                }
+            }
+            let to_next = 1000 - u64::from(now.timestamp_subsec_millis().min(999));
+            tokio::time::sleep(Duration::from_millis(to_next)).await;
         }
     }
 
     /// Sends a signed call; `path` includes any query string. Extra headers go as given.
+    ///
+    /// A call under an Idempotency-Key is safe to send again, from this process or another
+    /// (a re-run workflow): when the server has taken this very signature already (another
+    /// sender signed the same key in the same second), it is signed afresh in the next
+    /// second and answers the original request.
     pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, Value), CallError> {
+        let keyed = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(IDEMPOTENCY_HEADER));
+        match self.call_once(method.clone(), path, body, headers).await {
+            Err(CallError::Api {
+                status: 409, body: b, ..
+            }) if keyed && b["replayed"] == true => self.call_once(method, path, body, headers).await,
+            other => other,
+        }
+    }
+
+    async fn call_once(
         &self,
         method: Method,
         path: &str,
@@ -44,16 +99,21 @@ impl ApiClient {
         let bytes = body
             .map(|b| serde_json::to_vec(b).expect("JSON serialises"))
             .unwrap_or_default();
-        let ts = chrono::Utc::now().timestamp();
+        let key = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(IDEMPOTENCY_HEADER))
+            .map_or("", |(_, v)| *v);
+        let ts = if key.is_empty() {
+            chrono::Utc::now().timestamp()
+        } else {
+            self.fresh_timestamp(key).await
+        };
         let content_type = if body.is_some() { "application/json" } else { "" };
         let what = Signing {
             method: method.as_str(),
             path,
             content_type,
-            idempotency_key: headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(IDEMPOTENCY_HEADER))
-                .map_or("", |(_, v)| *v),
+            idempotency_key: key,
         };
         let mut req = self
             .http

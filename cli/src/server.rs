@@ -27,6 +27,8 @@ pub fn router(app: App) -> Router {
     intake::router(app.clone())
         .merge(approval::router(app))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route: see the README for the API") })
+        // Each function bounds its own routes; this bounds the fallback's too.
+        .layer(axum::middleware::from_fn(http_api::bounded_uri))
 }
 
 /// Knobs tests turn; the defaults suit a person at a terminal.

@@ -108,7 +108,7 @@ async fn start_on(
         base,
         dir,
         running,
-        http: reqwest::Client::new(),
+        http: cgr_request::client::http_client(),
         aws: aws_parts,
     }
 }

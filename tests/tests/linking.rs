@@ -6,19 +6,15 @@ use std::process::Command;
 
 /// The package names in `cargo tree -p <package> -e normal`.
 fn linked(package: &str) -> BTreeSet<String> {
+    tree(&["-e", "normal", "-p", package])
+}
+
+/// The package names `cargo tree` lists for these selections.
+fn tree(select: &[&str]) -> BTreeSet<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args([
-            "tree",
-            "--locked",
-            "--offline",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "-p",
-            package,
-        ])
+        .args(["tree", "--locked", "--offline", "--prefix", "none"])
+        .args(select)
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .expect("cargo runs");
@@ -52,6 +48,16 @@ fn functions_link_one_tls_stack_and_no_credential_chain() {
             assert!(!deps.contains(banned), "{f} links {banned}");
         }
         assert!(deps.contains("ring"), "{f} has a TLS provider");
+    }
+}
+
+#[test]
+fn nothing_in_the_build_compiles_a_second_tls_stack() {
+    // The CLI and the tests use ring as the functions do: aws-lc's C library took minutes of
+    // every fresh build (CI's included) for a second copy of what ring does.
+    let all = tree(&["--workspace", "-e", "normal,build,dev"]);
+    for banned in ["aws-lc-rs", "aws-lc-sys", "openssl-sys", "native-tls"] {
+        assert!(!all.contains(banned), "the workspace builds {banned}");
     }
 }
 

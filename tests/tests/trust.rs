@@ -70,19 +70,41 @@ async fn a_retry_under_its_idempotency_key_answers_the_original_request() {
         )
         .await;
     assert_eq!(status, 202, "{first}");
-    // A client that lost the answer: the same key, signed again (later, or the same bytes).
-    for at in [ts, ts + 1] {
-        let (status, again) = s
-            .raw(
-                Method::POST,
-                "/requests",
-                BODY.to_vec(),
-                &signed(&s, "application/json", Some("k-1"), at),
-            )
-            .await;
+    let send = |at| {
+        let headers = signed(&s, "application/json", Some("k-1"), at);
+        let s = &s;
+        async move { s.raw(Method::POST, "/requests", BODY.to_vec(), &headers).await }
+    };
+    // The same signature again, key and all: a replay, however it is labelled.
+    let (status, again) = send(ts).await;
+    assert_eq!(status, 409, "{again}");
+    assert_eq!(again["replayed"], true);
+    assert!(
+        again["error"].as_str().unwrap().contains("sign each attempt again"),
+        "{again}"
+    );
+    // A client that lost the answer signs again under the same key: the original request.
+    for at in [ts + 1, ts - 1] {
+        let (status, again) = send(at).await;
         assert_eq!(status, 200, "{again}");
         assert_eq!(again["id"], first["id"]);
     }
+    s.settle().await;
+    assert_eq!(s.counts().await.requests, 1);
+}
+
+#[tokio::test]
+async fn two_senders_of_one_keyed_submission_in_the_same_second_get_one_request() {
+    // A re-run workflow: another process, the same key and body, most likely the same
+    // second, so the same signature. The client signs again in the next second.
+    let s = start().await;
+    let other = cgr_request::client::ApiClient::new(&s.base, &s.dev_client.id, &s.dev_client.secret);
+    let body = serde_json::json!({"image": "redis", "justification": "caching"});
+    let key = [("idempotency-key", "merge-7")];
+    let (first, a) = s.dev.call(Method::POST, "/requests", Some(&body), &key).await.unwrap();
+    let (second, b) = other.call(Method::POST, "/requests", Some(&body), &key).await.unwrap();
+    assert_eq!((first, second), (202, 200));
+    assert_eq!(a["id"], b["id"]);
     s.settle().await;
     assert_eq!(s.counts().await.requests, 1);
 }
@@ -215,6 +237,14 @@ async fn every_error_answers_json_and_bodies_must_say_what_they_are() {
     assert_eq!(resp.status(), 404);
     let v: serde_json::Value = resp.json().await.unwrap();
     assert!(v["error"].is_string(), "{v}");
+    // A path and query longer than any route takes: 414, JSON, on the API's routes and off them.
+    for path in ["/requests", "/approvals/x", "/nope"] {
+        let long = format!("{}{path}?q={}", s.base, "a".repeat(9000));
+        let resp = s.http.get(long).send().await.unwrap();
+        assert_eq!(resp.status(), 414, "{path}");
+        let v: serde_json::Value = resp.json().await.unwrap();
+        assert!(v["error"].as_str().unwrap().contains("at most 8192"), "{path}: {v}");
+    }
     // Too large: a plain client that sends it all reads the 413, not a broken pipe.
     let big = vec![b'x'; 100_000];
     let h = s.signed_headers("POST", "/requests", &big, now, &s.dev_client.secret);

@@ -51,6 +51,7 @@ pub fn router(app: App) -> Router {
         .route("/requests/{id}/decision", post(decide_by_client))
         .route("/requests/{id}/retry", post(retry))
         .route("/slack/interactions", post(slack::interaction))
+        .layer(axum::middleware::from_fn(http_api::bounded_uri))
         .layer(axum::middleware::map_response(http_api::hygiene))
         .with_state(app)
 }

@@ -3,7 +3,6 @@
 //! `GET /requests/{id}` answers its status and audit timeline; `GET /requests` lists them
 //! for admins; `GET /catalog?q=` searches the catalog.
 
-mod command;
 mod slack;
 
 use axum::extract::{Path, Query, State};
@@ -49,6 +48,7 @@ pub fn router(app: App) -> Router {
         .route("/requests/{id}", get(status))
         .route("/catalog", get(catalog))
         .route("/slack/commands", post(slack::command))
+        .layer(axum::middleware::from_fn(http_api::bounded_uri))
         .layer(axum::middleware::map_response(http_api::hygiene))
         .with_state(app)
 }
@@ -169,25 +169,28 @@ async fn submit(State(app): State<App>, headers: HeaderMap, signed: Signed) -> R
     let body: SubmitBody = signed.parse()?;
     let key = idempotency_key(&headers, &signed.client.id)?;
     let (new, pre_approval) = parse_submission(body, &signed, key)?;
-    // The id comes from the signature: the same signed bytes again are the same request,
-    // which the store refuses to create twice. With an Idempotency-Key (covered by the
-    // signature) a second sending is a retry and answers the original request, as any
-    // retry under that key does; without one it is a replay, refused.
+    // The id comes from the signature: the same signed bytes again name the same request,
+    // which the store refuses to create twice, so a signature is used once. A client that
+    // lost the answer signs again under the same Idempotency-Key (covered by the
+    // signature) and gets the original request back.
     let id = signed.request_id();
     let (mut request, event) = Request::submit(new, id, app.clock.now());
     request.pre_approval = pre_approval;
     let replayed = || {
         ApiError::new(
             StatusCode::CONFLICT,
-            "this signature was already used: a submission is signed once (to make a \
-             submission safe to retry, send an Idempotency-Key with it)",
+            "this signature was already used: a submission is signed once (to retry safely, \
+             send an Idempotency-Key and sign each attempt again)",
         )
+        .with(json!({ "replayed": true }))
     };
     let created = match app.store.create(&request, &event).await {
         Err(StoreError::Conflict) => return Err(replayed()),
         other => other.map_err(ApiError::internal)?,
     };
     match created {
+        // Found by its key, and named by this very signature: the same bytes again.
+        Created::Existing(existing) if existing.id == id => Err(replayed()),
         Created::Existing(existing) => {
             if existing.image != request.image
                 || existing.justification != request.justification

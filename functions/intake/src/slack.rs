@@ -3,45 +3,29 @@
 //! ephemeral message with `200` (Slack shows nothing useful for other statuses), well
 //! inside Slack's 3-second deadline: a request is stored and queued, never processed here.
 
+use app::mrkdwn::{ephemeral, escape};
+use app::ports::{Created, QueueName};
+use app::slack_payloads::{self as payloads, Command, SlashCommand, USAGE};
+use app::App;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-
-use crate::command::{self, Command, USAGE};
-use app::mrkdwn::{ephemeral, escape};
-use app::ports::{Created, QueueName};
-use app::App;
 use domain::{Channel, NewRequest, Principal, Request, RequestId};
 use http_api::SlackSigned;
 
-/// The fields of Slack's form that we use; Slack sends more, which are ignored.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct SlashCommand {
-    team_id: String,
-    user_id: String,
-    #[serde(default)]
-    channel_id: String,
-    text: String,
-    response_url: String,
-    trigger_id: String,
-    ssl_check: Option<String>,
-}
-
 pub async fn command(State(app): State<App>, signed: SlackSigned) -> Response {
     let body = signed.body;
-    let Ok(cmd) = serde_urlencoded::from_bytes::<SlashCommand>(&body) else {
+    let Some(cmd) = SlashCommand::from_form(&body) else {
         return say("I could not read that command.");
     };
     if cmd.ssl_check.is_some() {
         return StatusCode::OK.into_response();
     }
-    let Ok(requester) = format!("slack:{}/{}", cmd.team_id, cmd.user_id).parse::<Principal>() else {
+    let Some(requester) = cmd.requester() else {
         return say("Slack sent no usable team and user id.");
     };
-    let text = match command::parse(&cmd.text) {
+    let text = match payloads::parse(&cmd.text) {
         Err(why) => format!("{}\n\n{USAGE}", escape(&why)),
         Ok(Command::Help) => USAGE.to_string(),
         Ok(Command::Search(word)) => search(&app, &word).await,

@@ -141,6 +141,22 @@ impl Budget {
     }
 }
 
+/// The longest trace id a message may carry: it is logged with every line of its work.
+pub const MAX_TRACE_ID: usize = 128;
+
+/// Reads a record's body as the work it names; the error says why it cannot be worked on.
+pub fn work_item(record: &SqsMessage) -> Result<WorkItem, String> {
+    let body = record.body.as_deref().ok_or("no body")?;
+    let item: WorkItem = serde_json::from_str(body).map_err(|e| e.to_string())?;
+    let t = &item.trace_id;
+    if t.is_empty() || t.len() > MAX_TRACE_ID || !t.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "the trace id must be 1 to {MAX_TRACE_ID} visible ASCII characters"
+        ));
+    }
+    Ok(item)
+}
+
 /// [`process_batch`] inside a [`Budget`].
 pub async fn process_batch_within<F, Fut>(event: SqsEvent, budget: Budget, handle: F) -> SqsBatchResponse
 where
@@ -159,14 +175,10 @@ where
             continue;
         }
         let attempt = receive_count(&record);
-        let item = match record.body.as_deref().map(serde_json::from_str::<WorkItem>) {
-            Some(Ok(item)) => item,
-            other => {
+        let item = match work_item(&record) {
+            Ok(item) => item,
+            Err(why) => {
                 // Unreadable messages go to the dead letters for a person to look at.
-                let why = match other {
-                    Some(Err(e)) => e.to_string(),
-                    _ => "no body".into(),
-                };
                 tracing::error!(message_id, error = why, "unreadable queue message");
                 response.add_failure(message_id);
                 continue;
@@ -235,6 +247,20 @@ mod tests {
             .map(|f| f.item_identifier.as_str())
             .collect();
         assert_eq!(ids, ["retry", "junk"]);
+    }
+
+    #[test]
+    fn a_body_names_a_request_and_a_loggable_trace() {
+        let body = |trace: &str| serde_json::json!({"request_id": "req-01JD3XQ4Z8K9M2N5P7R8S0T1V2", "trace_id": trace});
+        let ok = work_item(&record("m", &body("req-01JD3XQ4Z8K9M2N5P7R8S0T1V2").to_string(), 1)).unwrap();
+        assert_eq!(ok.request_id.to_string(), "req-01JD3XQ4Z8K9M2N5P7R8S0T1V2");
+        for bad in ["", "a\nfake log line", &"x".repeat(MAX_TRACE_ID + 1)] {
+            let e = work_item(&record("m", &body(bad).to_string(), 1)).unwrap_err();
+            assert!(e.contains("trace id"), "{e}");
+        }
+        let extra = r#"{"request_id":"req-01JD3XQ4Z8K9M2N5P7R8S0T1V2","trace_id":"t","x":1}"#;
+        assert!(work_item(&record("m", extra, 1)).unwrap_err().contains("unknown field"));
+        assert_eq!(work_item(&SqsMessage::default()).unwrap_err(), "no body");
     }
 
     fn batch(n: usize) -> SqsEvent {

@@ -8,6 +8,9 @@ pub mod consumer;
 pub mod mrkdwn;
 pub mod notify;
 pub mod ports;
+#[cfg(feature = "requested-images")]
+pub mod requested_images;
+pub mod slack_payloads;
 pub mod telemetry;
 pub mod trial;
 pub mod workflow;

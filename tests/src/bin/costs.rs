@@ -277,7 +277,7 @@ async fn main() {
     }
     let proxy = Proxy {
         upstream: moto.clone(),
-        http: reqwest::Client::new(),
+        http: cgr_request::client::http_client(),
         counts: Counts::default(),
         enabled: Arc::new(Mutex::new(false)),
         shapes: Arc::new(shapes),
@@ -379,8 +379,8 @@ async fn main() {
                     .unwrap()
                     .trim()
                     .to_string();
-                reqwest::get(&link).await.unwrap();
-                reqwest::Client::new()
+                cgr_request::client::http_client().get(&link).send().await.unwrap();
+                cgr_request::client::http_client()
                     .post(&link)
                     .form(&[("reason", "ok")])
                     .send()
@@ -434,7 +434,7 @@ mod tests {
         };
         let p = Proxy {
             upstream: String::new(),
-            http: reqwest::Client::new(),
+            http: cgr_request::client::http_client(),
             counts: Counts::default(),
             enabled: Default::default(),
             shapes: Arc::new(BTreeMap::from([("t".to_string(), shape)])),

@@ -62,6 +62,7 @@ async fn main() {
     // ---- load
     let body = r#"{"image":"go","justification":"load test","environment":"dev"}"#;
     let url = format!("http://{}/requests", running.addr);
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
     let mut accepted = 0u64;
     println!("| offered rate | achieved | p50 | p99 | slowest | 202s | errors |");

@@ -87,7 +87,18 @@ impl AwsNames {
 /// assume-role), for people at a terminal.
 #[cfg(feature = "provider-chain")]
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
+        .load()
+        .await
+}
+
+/// HTTPS through rustls with ring, for every AWS client we build: a Lambda's, the CLI's,
+/// the emulator's.
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 /// The SDK configuration of a Lambda: region, the function's credentials and
@@ -110,12 +121,8 @@ pub fn lambda_sdk_config() -> Result<SdkConfig, ConfigError> {
         None,
         "lambda-environment",
     );
-    // HTTPS through rustls with ring, as every other client of the functions.
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
     let mut b = SdkConfig::builder()
-        .http_client(http)
+        .http_client(https_client())
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(region))
         .credentials_provider(SharedCredentialsProvider::new(credentials));

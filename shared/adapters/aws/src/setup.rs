@@ -184,6 +184,7 @@ pub async fn emulator_config(endpoint: &str) -> SdkConfig {
             "test", "test", None, None, "emulator",
         ))
         .endpoint_url(endpoint)
+        .http_client(crate::https_client())
         .load()
         .await
 }

@@ -12,6 +12,7 @@ use aws_sigv4::sign::v4;
 use base64::engine::general_purpose::URL_SAFE;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
+use reqwest::StatusCode;
 use tokio::sync::Mutex;
 
 use super::types::Exchanged;
@@ -157,35 +158,50 @@ impl Tokens {
             .await
             .map_err(|e| AuthError::Retryable(e.without_url().to_string()))?;
         let status = resp.status();
-        if !status.is_success() {
-            let body = resp.text().await.unwrap_or_default();
-            let msg = serde_json::from_str::<super::types::RpcStatus>(&body)
-                .map(|s| s.message)
-                .unwrap_or_default();
-            let why = format!("{} {}", status.as_u16(), msg);
-            return Err(if status.as_u16() == 429 || status.is_server_error() {
-                AuthError::Retryable(why)
-            } else {
-                AuthError::Refused(why)
-            });
-        }
-        let ex: Exchanged = resp
-            .json()
+        let body = resp
+            .bytes()
             .await
             .map_err(|e| AuthError::Retryable(format!("unreadable exchange answer: {}", e.without_url())))?;
-        if ex.token.is_empty() {
-            return Err(AuthError::Refused("the exchange answered no token".into()));
-        }
-        let expiry = DateTime::parse_from_rfc3339(&ex.expiry)
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_else(|_| Utc::now() + Duration::minutes(30));
+        let (token, expiry) = exchanged(status, &body, Utc::now())?;
         tracing::info!(identity, %expiry, "exchanged a Chainguard token");
-        *cached = Some((ex.token.clone(), expiry));
-        Ok(ex.token)
+        *cached = Some((token.clone(), expiry));
+        Ok(token)
     }
 
     /// After a 401: the next `get` exchanges afresh.
     pub async fn invalidate(&self) {
         *self.cached.lock().await = None;
     }
+}
+
+/// The longest a token from the exchange is used, whatever expiry it claims.
+pub const MAX_TOKEN_LIFE: Duration = Duration::hours(1);
+
+/// The token and until when to use it, from the STS exchange's answer.
+pub fn exchanged(status: StatusCode, body: &[u8], now: DateTime<Utc>) -> Result<(String, DateTime<Utc>), AuthError> {
+    if !status.is_success() {
+        let msg = crate::client::rpc_message(body);
+        let why = format!("{} {}", status.as_u16(), msg);
+        return Err(if status.as_u16() == 429 || status.is_server_error() {
+            AuthError::Retryable(why)
+        } else {
+            AuthError::Refused(why)
+        });
+    }
+    let ex: Exchanged =
+        serde_json::from_slice(body).map_err(|e| AuthError::Retryable(format!("unreadable exchange answer: {e}")))?;
+    if ex.token.is_empty() {
+        return Err(AuthError::Refused("the exchange answered no token".into()));
+    }
+    // It goes in an Authorization header.
+    if !ex.token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(AuthError::Refused(
+            "the exchange answered a token that is not a header value".into(),
+        ));
+    }
+    let expiry = DateTime::parse_from_rfc3339(&ex.expiry)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(now + Duration::minutes(30))
+        .min(now + MAX_TOKEN_LIFE);
+    Ok((ex.token, expiry))
 }

@@ -56,7 +56,7 @@ impl Options {
 
 /// One failed call, before it is classified for the queue.
 #[derive(Debug)]
-enum CallError {
+pub enum CallError {
     Status(StatusCode, String),
     Transport(String),
     Auth(AuthError),
@@ -76,7 +76,7 @@ impl CallError {
         }
     }
 
-    fn into_registry(self) -> RegistryError {
+    pub fn into_registry(self) -> RegistryError {
         let retry = self.retryable();
         let text = match self {
             CallError::Status(s, msg) if msg.is_empty() => format!("Chainguard API answered {}", s.as_u16()),
@@ -89,6 +89,47 @@ impl CallError {
         } else {
             RegistryError::Permanent(text)
         }
+    }
+}
+
+/// An answer's body as `T`, or the error its status and `google.rpc.Status` body say.
+pub fn decode<T: DeserializeOwned>(status: StatusCode, path: &str, bytes: &[u8]) -> Result<T, CallError> {
+    if !status.is_success() {
+        return Err(CallError::Status(status, rpc_message(bytes)));
+    }
+    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(text)
+        .map_err(|e| CallError::Status(StatusCode::BAD_GATEWAY, format!("unreadable answer from {path}: {e}")))
+}
+
+/// The message of an error body (a `google.rpc.Status`): at most [`MAX_MESSAGE`]
+/// characters, control characters dropped, since it is shown to people and logged and the
+/// server is outside our control. Empty when the body says nothing readable.
+pub fn rpc_message(body: &[u8]) -> String {
+    let Ok(status) = serde_json::from_slice::<RpcStatus>(body) else {
+        return String::new();
+    };
+    let mut kept = status.message.chars().filter(|c| !c.is_control());
+    let mut out: String = kept.by_ref().take(MAX_MESSAGE).collect();
+    if kept.next().is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// The most characters of an API error message kept.
+pub const MAX_MESSAGE: usize = 300;
+
+/// What the org's entitlements say of one image: an empty list checks nothing, and a
+/// negative maximum is none.
+pub fn entitlement(e: &Entitlements, name: &str) -> ports::Entitlement {
+    ports::Entitlement {
+        allowed: (!e.active_images.is_empty()).then(|| e.active_images.iter().any(|i| i.name == name)),
+        max_images: e.max_total_images.and_then(|n| usize::try_from(n).ok()),
     }
 }
 
@@ -159,20 +200,7 @@ impl Chainguard {
                 .bytes()
                 .await
                 .map_err(|e| CallError::Transport(e.without_url().to_string()))?;
-            if !status.is_success() {
-                let msg = serde_json::from_slice::<RpcStatus>(&bytes)
-                    .map(|s| s.message)
-                    .unwrap_or_default();
-                return Err(CallError::Status(status, msg));
-            }
-            let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-                b"{}"
-            } else {
-                &bytes
-            };
-            return serde_json::from_slice(text).map_err(|e| {
-                CallError::Status(StatusCode::BAD_GATEWAY, format!("unreadable answer from {path}: {e}"))
-            });
+            return decode(status, path, &bytes);
         }
     }
 
@@ -328,10 +356,7 @@ impl Registry for Chainguard {
 
     async fn entitled(&self, name: &str) -> Result<ports::Entitlement, RegistryError> {
         match self.entitlements().await {
-            Ok(e) => Ok(ports::Entitlement {
-                allowed: (!e.active_images.is_empty()).then(|| e.active_images.iter().any(|i| i.name == name)),
-                max_images: e.max_total_images.filter(|n| *n >= 0).map(|n| n as usize),
-            }),
+            Ok(e) => Ok(entitlement(&e, name)),
             // Entitlements are early access: where the org cannot read them, do not block.
             Err(RegistryError::Permanent(why)) => {
                 tracing::warn!(error = why, "entitlements unreadable; not checking them");
@@ -348,6 +373,53 @@ mod tests {
     use crate::auth::TokenSource;
     use app::ports::Registry;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn what_the_api_says_is_bounded_before_anyone_reads_it() {
+        let long = serde_json::json!({"code": 8, "message": format!("repo limit\n{}", "x".repeat(1000))});
+        let msg = rpc_message(long.to_string().as_bytes());
+        assert!(msg.starts_with("repo limitxxx") && msg.ends_with('…'), "{msg}");
+        assert_eq!(msg.chars().count(), MAX_MESSAGE + 1);
+        assert_eq!(rpc_message(b"<html>bad gateway</html>"), "");
+        let e = decode::<Repo>(StatusCode::TOO_MANY_REQUESTS, "/p", long.to_string().as_bytes()).unwrap_err();
+        assert!(
+            matches!(e.into_registry(), RegistryError::Permanent(m) if m.contains("repo limit")),
+            "the repo limit is not retried"
+        );
+        let e = decode::<Repo>(StatusCode::OK, "/p", b"[1").unwrap_err();
+        assert!(matches!(e, CallError::Status(StatusCode::BAD_GATEWAY, m) if m.contains("unreadable answer from /p")));
+        assert_eq!(decode::<Repo>(StatusCode::OK, "/p", b"  \n").unwrap(), Repo::default());
+    }
+
+    #[test]
+    fn entitlements_check_only_what_they_list() {
+        let e: Entitlements =
+            serde_json::from_str(r#"{"activeImages":[{"name":"python"}],"maxTotalImages":"-1"}"#).unwrap();
+        assert_eq!(entitlement(&e, "python").allowed, Some(true));
+        assert_eq!(entitlement(&e, "go").allowed, Some(false));
+        assert_eq!(entitlement(&e, "go").max_images, None);
+        let none = Entitlements::default();
+        assert_eq!(entitlement(&none, "go").allowed, None);
+    }
+
+    #[test]
+    fn an_exchanged_token_is_a_header_value_used_at_most_an_hour() {
+        use crate::auth::{exchanged, MAX_TOKEN_LIFE};
+        let now = chrono::Utc::now();
+        let body = |token: &str, expiry: &str| serde_json::json!({"token": token, "expiry": expiry}).to_string();
+        let (t, until) = exchanged(StatusCode::OK, body("tok", "9999-01-01T00:00:00Z").as_bytes(), now).unwrap();
+        assert_eq!((t.as_str(), until), ("tok", now + MAX_TOKEN_LIFE));
+        let (_, until) = exchanged(StatusCode::OK, body("tok", "soon").as_bytes(), now).unwrap();
+        assert_eq!(until, now + chrono::Duration::minutes(30));
+        for bad in ["", "tok\r\nx-injected: 1", "tok en"] {
+            assert!(
+                exchanged(StatusCode::OK, body(bad, "").as_bytes(), now).is_err(),
+                "{bad:?}"
+            );
+        }
+        let refused = exchanged(StatusCode::FORBIDDEN, br#"{"message":"no binding"}"#, now).unwrap_err();
+        assert!(refused.to_string().contains("403 no binding"), "{refused}");
+    }
 
     // Paused time: the clock moves only when every task waits, so no wall clock decides.
     #[tokio::test(start_paused = true)]
