@@ -4,6 +4,7 @@
 #   tests/bench.sh coldstart   release bootstraps and the Python/boto3 baseline, cold, on a local runtime API
 #   tests/bench.sh load        intake under fixed-rate open-loop load, then the pipeline's overhead
 #   tests/bench.sh costs       AWS calls per request, counted through a proxy in front of moto
+#   tests/bench.sh schemathesis  the HTTP API against its OpenAPI document, 1,000 examples per operation
 #   tests/bench.sh all
 # Figures land in target/bench/*.json and on stdout; BENCHMARKS.md records them.
 set -euo pipefail
@@ -22,6 +23,9 @@ fi
 if [[ "$what" == costs || "$what" == all ]]; then
   [ -n "${MOTO_URL:-}" ] || source tests/emulator.sh
   cargo run --locked -p pipeline-tests --bin costs
+fi
+if [[ "$what" == schemathesis || "$what" == all ]]; then
+  tests/api.sh 1000
 fi
 if [[ "$what" == load || "$what" == all ]]; then
   cargo run --release --locked -p pipeline-tests --bin load

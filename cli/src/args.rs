@@ -88,7 +88,19 @@ pub enum Command {
     Catalog(CatalogCmd),
     /// Check a requested-images.yaml (for a PR check): one GitHub annotation per problem,
     /// exit 1 when there is any.
-    ValidateFile { file: PathBuf },
+    ///
+    /// Without credentials (a pull request from a fork has none), or with --offline, it
+    /// checks what needs no server: YAML, the file's shape, every field, duplicates. With a
+    /// client (--client/--secret or CGR_REQUEST_CLIENT/CGR_REQUEST_SECRET, or the local
+    /// credentials) it also asks the API about the catalog and the organization.
+    ///
+    /// Example: cgr-request validate-file requested-images.yaml --offline
+    ValidateFile {
+        file: PathBuf,
+        /// Only the checks that need no server and no credentials.
+        #[arg(long)]
+        offline: bool,
+    },
     /// Submit a requested-images.yaml (for the merge workflow): idempotent per entry and
     /// commit; with --pull-request and --merged-by, approved by the merge.
     SubmitFile {
@@ -111,6 +123,11 @@ pub enum Command {
         #[arg(long, default_value_t = 600)]
         timeout_secs: u64,
     },
+    /// Print the HTTP API's OpenAPI document, as generated from the code (what
+    /// infra/openapi.json holds and GET /openapi.json serves).
+    ///
+    /// Example: cgr-request openapi > infra/openapi.json
+    Openapi,
     /// Answer ops questions from the audit trail: DynamoDB when REQUESTS_TABLE and
     /// AUDIT_TABLE are set (with the usual AWS environment), else the local state.
     #[command(args_conflicts_with_subcommands = true)]

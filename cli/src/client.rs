@@ -1,4 +1,6 @@
-//! A small client of the HTTP API that signs every call with the client's HMAC secret.
+//! A client of the HTTP API that signs every call with an API client's HMAC secret: the
+//! CLI's, and a library for Rust programs (README, "Calling the API"). `submit` and
+//! `request` are the typed calls most programs need; `call` reaches any route.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -150,6 +152,52 @@ impl ApiClient {
         }
         Ok((status, value))
     }
+}
+
+impl ApiClient {
+    /// Asks for an image (`POST /requests`) under an Idempotency-Key, so that calling it
+    /// again with the same key (after a lost answer, from any process) answers the same
+    /// request instead of making another.
+    pub async fn submit(&self, ask: &Ask<'_>, idempotency_key: &str) -> Result<Submitted, CallError> {
+        let mut body = serde_json::json!({ "image": ask.image, "justification": ask.justification });
+        if let Some(env) = ask.environment {
+            body["environment"] = env.into();
+        }
+        let (_, v) = self
+            .call(
+                Method::POST,
+                "/requests",
+                Some(&body),
+                &[(IDEMPOTENCY_HEADER, idempotency_key)],
+            )
+            .await?;
+        serde_json::from_value(v.clone()).map_err(|e| CallError::Api {
+            status: 200,
+            message: format!("unreadable answer: {e}"),
+            body: v,
+        })
+    }
+
+    /// A request with its audit timeline (`GET /requests/{id}`).
+    pub async fn request(&self, id: domain::RequestId) -> Result<domain::RequestView, CallError> {
+        let (_, v) = self.call(Method::GET, &format!("/requests/{id}"), None, &[]).await?;
+        serde_json::from_value(v.clone()).map_err(|e| CallError::Api {
+            status: 200,
+            message: format!("unreadable answer: {e}"),
+            body: v,
+        })
+    }
+}
+
+/// What to ask for.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    /// `name[:tag]`, e.g. `python:3.12`.
+    pub image: &'a str,
+    /// Why, in the requester's words (approvers read it).
+    pub justification: &'a str,
+    /// `dev`, `staging` or `prod`, where it matters.
+    pub environment: Option<&'a str>,
 }
 
 /// A query string from name/value pairs, percent-encoded.

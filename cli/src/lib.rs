@@ -3,5 +3,6 @@
 
 pub mod audit;
 pub mod client;
+pub mod openapi;
 pub mod pr;
 pub mod server;

@@ -242,6 +242,41 @@ async fn a_requested_images_file_is_checked_then_submitted_once_and_approved_by_
         text(&out)
     );
 
+    // A fork's pull request: no server and no credentials, yet every offline problem of the
+    // file, each on its line (and `--offline` asks the same of a configured CI).
+    let nowhere = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        "images:\n  - name: pyhton\n    colour: blue\n    requestedBy: alice\n  - justification: x\n    requestedBy: bob\n  - name: pyhton\n    justification: again\n    requestedBy: carol\n    environment: moon\n",
+    )
+    .unwrap();
+    let b = broken.to_str().unwrap().to_string();
+    for (url, data, extra) in [
+        ("http://127.0.0.1:9", nowhere.path(), None),
+        ("http://127.0.0.1:9", dir.path(), Some("--offline")),
+    ] {
+        let mut a = vec!["validate-file".to_string(), b.clone()];
+        a.extend(extra.map(String::from));
+        let (url, data) = (url.to_string(), data.to_path_buf());
+        let out = tokio::task::spawn_blocking(move || cli(&url, &data, &a)).await.unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = stdout.lines().map(|l| l.split("::").last().unwrap()).collect();
+        assert_eq!(
+            lines,
+            [
+                "pyhton:latest: missing justification (approvers read it)",
+                "unknown field `colour`, expected one of name, justification, requestedBy, environment",
+                "missing `name`",
+                "pyhton:latest is listed twice (first on line 2)",
+            ],
+            "{}",
+            text(&out)
+        );
+        assert!(text(&out).contains("checked offline"), "{}", text(&out));
+    }
+
     let good = dir.path().join("requested-images.yaml");
     std::fs::write(
         &good,

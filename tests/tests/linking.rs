@@ -52,6 +52,15 @@ fn functions_link_one_tls_stack_and_no_credential_chain() {
 }
 
 #[test]
+fn no_function_carries_the_api_documents_code() {
+    // The OpenAPI schemas are the CLI's and the tests' (`openapi` features); intake serves
+    // the committed document as a string.
+    for f in FUNCTIONS {
+        assert!(!linked(f).contains("utoipa"), "{f} links utoipa");
+    }
+}
+
+#[test]
 fn nothing_in_the_build_compiles_a_second_tls_stack() {
     // The CLI and the tests use ring as the functions do: aws-lc's C library took minutes of
     // every fresh build (CI's included) for a second copy of what ring does.

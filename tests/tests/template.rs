@@ -61,6 +61,66 @@ fn function<'a>(t: &'a Value, binary: &str) -> (&'a String, &'a Value) {
         .unwrap_or_else(|| panic!("no function builds {binary}"))
 }
 
+#[test]
+fn the_committed_openapi_document_is_the_generated_one() {
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/openapi.json")).unwrap();
+    assert!(
+        committed == cgr_request::openapi::json(),
+        "infra/openapi.json is not what the code generates: run `cargo run -p cgr-request -- openapi > infra/openapi.json`"
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_exactly_the_routes_and_is_served() {
+    let doc: serde_json::Value = serde_json::from_str(&cgr_request::openapi::json()).unwrap();
+    let documented: BTreeSet<String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| format!("{} {path}", m.to_uppercase()))
+        })
+        .collect();
+    let routed: BTreeSet<String> = intake::ROUTES
+        .iter()
+        .chain(approval::ROUTES.iter())
+        .map(|r| r.to_string())
+        .collect();
+    assert_eq!(documented, routed, "documented routes differ from the routers'");
+    // Every error the document names answers the shared error body.
+    for (route, op) in doc["paths"].as_object().unwrap().iter().flat_map(|(p, i)| {
+        i.as_object()
+            .unwrap()
+            .iter()
+            .map(move |(m, op)| (format!("{m} {p}"), op))
+    }) {
+        for (status, resp) in op["responses"].as_object().unwrap() {
+            if status.starts_with('4') || status.starts_with('5') {
+                let json = &resp["content"]["application/json"]["schema"]["$ref"];
+                let html = &resp["content"]["text/html"];
+                assert!(
+                    json == "#/components/schemas/ErrorBody" || !html.is_null(),
+                    "{route} {status} has no error body"
+                );
+            }
+        }
+    }
+    // Served as committed, to anyone: it describes, it grants nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let e = embedded::Embedded::open_in(dir.path()).unwrap();
+    let req = axum::http::Request::get("/openapi.json")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let resp = intake::router(e.app.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    assert_eq!(std::str::from_utf8(&body).unwrap(), cgr_request::openapi::json());
+}
+
 #[tokio::test]
 async fn the_api_routes_are_exactly_the_routers_routes() {
     let t = template();

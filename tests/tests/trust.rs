@@ -109,6 +109,86 @@ async fn two_senders_of_one_keyed_submission_in_the_same_second_get_one_request(
     assert_eq!(s.counts().await.requests, 1);
 }
 
+/// Runs a program with the local dev client's credentials, off the test's runtime (the
+/// server answering it runs there); answers its stdout.
+async fn run_client(s: &Stack, mut cmd: std::process::Command) -> String {
+    cmd.env("IMAGE_REQUEST_URL", &s.base)
+        .env("CLIENT_ID", &s.dev_client.id)
+        .env("CLIENT_SECRET", &s.dev_client.secret);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+/// The request a client printed (`<id> …`) exists, asked for by the dev client.
+async fn printed_request(s: &Stack, printed: &str, image: &str) {
+    let id = printed.split_whitespace().next().unwrap();
+    let (_, v) = s
+        .dev
+        .call(Method::GET, &format!("/requests/{id}"), None, &[])
+        .await
+        .unwrap();
+    assert_eq!(v["image"], image, "{printed}");
+    assert_eq!(v["requester"], s.dev_client.principal.to_string());
+}
+
+#[tokio::test]
+async fn the_readmes_python_and_rust_clients_work_as_written() {
+    let s = start().await;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = readme.split("### Calling the API").nth(1).unwrap();
+    let python = section
+        .split("```python\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(["-c", python]);
+    let printed = run_client(&s, cmd).await;
+    assert!(printed.trim().ends_with(" received"), "{printed}");
+    printed_request(&s, &printed, "python:3.12").await;
+
+    // The Rust example (`--workspace`, as the test command built it: nothing to rebuild).
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = std::process::Command::new(cargo);
+    build
+        .args([
+            "test",
+            "--quiet",
+            "--locked",
+            "--offline",
+            "--workspace",
+            "--example",
+            "submit",
+            "--no-run",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    // Without the variables cargo sets for this test: build scripts that watch them (ring's)
+    // would run again, and the next build of the test command would undo it.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR" {
+            build.env_remove(k);
+        }
+    }
+    run_client(&s, build).await;
+    let target =
+        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
+    let mut cmd = std::process::Command::new(format!("{target}/debug/examples/submit"));
+    cmd.args(["go:1.23", "Builds for the payments team"]);
+    let printed = run_client(&s, cmd).await;
+    printed_request(&s, &printed, "go:1.23").await;
+    // The README shows the example's calls as the file makes them.
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../cli/examples/submit.rs")).unwrap();
+    for call in ["ApiClient::new(", "api.submit(&ask, ", "api.request(submitted.id)"] {
+        assert!(example.contains(call) && section.contains(call), "{call}");
+    }
+}
+
 #[tokio::test]
 async fn the_readmes_signing_recipes_work_as_written() {
     let s = start().await;
@@ -232,6 +312,13 @@ async fn every_error_answers_json_and_bodies_must_say_what_they_are() {
     assert!(allow.contains("POST") && allow.contains("GET"), "{allow}");
     let v: serde_json::Value = resp.json().await.unwrap();
     assert!(v["error"].as_str().unwrap().contains("Allow"), "{v}");
+    // axum's own rejections (an unknown query field) keep their words, in the JSON shape.
+    let path = "/catalog?q=py&colour=blue";
+    let mut h = s.signed_headers_as("GET", path, b"", now, &s.dev_client.secret, "");
+    h.retain(|(k, v)| *k != "content-type" || !v.is_empty());
+    let (status, v) = s.raw(Method::GET, path, vec![], &h).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("unknown field `colour`"), "{v}");
     // A path nobody serves: 404, JSON.
     let resp = s.http.get(format!("{}/nope", s.base)).send().await.unwrap();
     assert_eq!(resp.status(), 404);

@@ -16,10 +16,20 @@ fn read(file: &Path) -> Result<String> {
     std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
 }
 
-pub async fn validate(api: &ApiClient, file: &Path) -> Result<ExitCode> {
+/// Offline checks, then, with a client, the catalog and the organization.
+pub async fn validate(api: Option<&ApiClient>, file: &Path) -> Result<ExitCode> {
     let text = read(file)?;
-    let (checked, problems) = pr::validate(api, &text).await.map_err(anyhow::Error::msg)?;
     let shown = file.display().to_string();
+    let (checked, problems) = match api {
+        Some(api) => pr::validate(api, &text).await.map_err(anyhow::Error::msg)?,
+        None => {
+            eprintln!(
+                "{shown}: checked offline (YAML, fields, duplicates); the catalog and the organization were not \
+                 asked: give a client (--client/--secret) to check them"
+            );
+            pr::check_offline(&text)
+        }
+    };
     for p in &problems {
         println!("{}", p.annotation(&shown));
     }

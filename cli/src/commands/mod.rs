@@ -25,12 +25,22 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Serve { listen } => return serve::run(&cli.data_dir, *listen).await,
         Command::Audit { verify, args } => return audit::run(&cli.data_dir, verify.as_ref(), args, out).await,
+        Command::ValidateFile { file, offline } => {
+            // A fork's pull request has no secrets: without a client, check offline.
+            let api = if *offline { None } else { client_for(&cli, false).ok() };
+            return files::validate(api.as_ref(), file).await;
+        }
+        Command::Openapi => {
+            print!("{}", cgr_request::openapi::json());
+            return Ok(ExitCode::SUCCESS);
+        }
         _ => {}
     }
     let api = client_for(&cli, matches!(cli.command, Command::Admin(_)))?;
     match cli.command {
-        Command::Serve { .. } | Command::Audit { .. } => unreachable!("handled above"),
-        Command::ValidateFile { file } => files::validate(&api, &file).await,
+        Command::Serve { .. } | Command::Audit { .. } | Command::Openapi | Command::ValidateFile { .. } => {
+            unreachable!("handled above")
+        }
         Command::SubmitFile {
             file,
             commit,

@@ -5,6 +5,8 @@
 //! Every path goes through [`decide`], so the first decision wins and any later one is
 //! told who decided and when.
 
+#[cfg(feature = "openapi")]
+pub mod openapi;
 mod pages;
 
 mod slack;
@@ -27,7 +29,7 @@ use http_api::{read_body, ApiError, Signed};
 
 /// Every route `router` serves, as API Gateway routes; `infra/template.yaml` must declare
 /// exactly these for this function (a test holds both to it).
-pub const ROUTES: [&str; 5] = [
+pub const ROUTES: &[&str] = &[
     "GET /approvals/{token}",
     "POST /approvals/{token}",
     "POST /requests/{id}/decision",
@@ -200,6 +202,19 @@ fn check_token(app: &App, token: &str) -> Result<ApprovalClaims, LinkProblem> {
     Ok(claims)
 }
 
+/// The page an approval email links to: the request's facts and a button to confirm.
+/// Opening it changes nothing.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/approvals/{token}", tag = "approvals",
+    params(("token" = String, Path, description = "An approval email's signed token, `<key id>.<claims>.<MAC>`: an HMAC-SHA256 under the approval key binding the request, the approver, the decision and the expiry. The link is the credential: it works once, until it expires.")),
+    responses(
+        (status = 200, description = "The confirmation page", content_type = "text/html", body = String),
+        (status = 403, description = "The link does not verify, or its approver is no longer an approver", content_type = "text/html", body = String),
+        (status = 404, description = "The request does not exist", content_type = "text/html", body = String),
+        (status = 409, description = "Already decided (by whom and when), or the link was used", content_type = "text/html", body = String),
+        (status = 410, description = "The link has expired", content_type = "text/html", body = String),
+    ),
+))]
 async fn confirm_page(State(app): State<App>, Path(token): Path<String>) -> Response {
     let claims = match check_token(&app, &token) {
         Ok(c) => c,
@@ -220,6 +235,7 @@ async fn confirm_page(State(app): State<App>, Path(token): Path<String>) -> Resp
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LinkForm {
@@ -236,6 +252,22 @@ fn optional_reason(s: &str) -> Result<Option<String>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The confirmation page's form: records the link's decision (once; the first decision on
+/// a request wins) and answers the page that says what was recorded.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/approvals/{token}", tag = "approvals",
+    params(("token" = String, Path, description = "An approval email's signed token, `<key id>.<claims>.<MAC>`: an HMAC-SHA256 under the approval key binding the request, the approver, the decision and the expiry. The link is the credential: it works once, until it expires.")),
+    request_body(content = LinkForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Recorded: the decision, the reason, and where to follow the request", content_type = "text/html", body = String),
+        (status = 400, description = "The reason is not valid", content_type = "text/html", body = String),
+        (status = 403, description = "The link does not verify, or its approver is no longer an approver", content_type = "text/html", body = String),
+        (status = 404, description = "The request does not exist", content_type = "text/html", body = String),
+        (status = 409, description = "Already decided (by whom and when), or the link was used", content_type = "text/html", body = String),
+        (status = 410, description = "The link has expired", content_type = "text/html", body = String),
+        (status = 415, description = "The body is not the page's form", content_type = "text/html", body = String),
+    ),
+))]
 async fn decide_by_link(State(app): State<App>, Path(token): Path<String>, req: HttpRequest) -> Response {
     let claims = match check_token(&app, &token) {
         Ok(c) => c,
@@ -324,6 +356,7 @@ fn serde_urlencoded_form(body: &[u8]) -> Result<LinkForm, String> {
     serde_urlencoded::from_bytes(body).map_err(|e| format!("the form is not valid: {e}"))
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 enum Verb {
@@ -331,10 +364,13 @@ enum Verb {
     Deny,
 }
 
+/// An admin client's decision.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DecisionBody {
     decision: Verb,
+    /// Shown to the requester; required to deny (at most 1,000 characters).
     #[serde(default)]
     reason: Option<String>,
 }
@@ -344,6 +380,18 @@ fn parse_id(id: &str) -> Result<RequestId, ApiError> {
         .map_err(|e: domain::BadRequestId| ApiError::bad_request(e.to_string()))
 }
 
+/// An admin client approves or denies a pending request (the CLI's `admin approve|deny`).
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/requests/{id}/decision", tag = "approvals",
+    params(("id" = String, Path, description = "The request's id, `req-…`")),
+    request_body(content = DecisionBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Recorded; the request as it stands now", body = domain::Request),
+        (status = 404, description = "No such request", body = http_api::openapi::ErrorBody),
+        (status = 409, description = "Already decided, by whom and when", body = http_api::openapi::ErrorBody),
+    ),
+    security(("client_signature" = [])),
+))]
 async fn decide_by_client(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -364,6 +412,16 @@ async fn decide_by_client(
 }
 
 /// An admin's retry of a failed provisioning: `failed → provisioning`, then queued.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/requests/{id}/retry", tag = "approvals",
+    params(("id" = String, Path, description = "The request's id, `req-…`")),
+    responses(
+        (status = 200, description = "Provisioning again; the request as it stands now", body = domain::Request),
+        (status = 404, description = "No such request", body = http_api::openapi::ErrorBody),
+        (status = 409, description = "The request has not failed", body = http_api::openapi::ErrorBody),
+    ),
+    security(("client_signature" = [])),
+))]
 async fn retry(
     State(app): State<App>,
     Path(id): Path<String>,

@@ -16,6 +16,16 @@ use http_api::{ApiError, SlackSigned};
 
 use crate::{decide, DecideError};
 
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/slack/interactions", tag = "slack",
+    request_body(content_type = "application/x-www-form-urlencoded",
+        description = "Slack's interaction form: `payload`, the click as JSON"),
+    responses(
+        (status = 200, description = "Taken; the message is updated through the click's `response_url`"),
+        (status = 404, description = "Slack is not configured here", body = http_api::openapi::ErrorBody),
+    ),
+    security(("slack_signature" = [])),
+))]
 pub async fn interaction(State(app): State<App>, signed: SlackSigned) -> Response {
     let Click {
         approve,

@@ -3,6 +3,8 @@
 //! `GET /requests/{id}` answers its status and audit timeline; `GET /requests` lists them
 //! for admins; `GET /catalog?q=` searches the catalog.
 
+#[cfg(feature = "openapi")]
+pub mod openapi;
 mod slack;
 
 use axum::extract::{Path, Query, State};
@@ -25,7 +27,8 @@ pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
 /// Every route `router` serves, as API Gateway routes; `infra/template.yaml` must declare
 /// exactly these for this function (a test holds both to it).
-pub const ROUTES: [&str; 5] = [
+pub const ROUTES: &[&str] = &[
+    "GET /openapi.json",
     "POST /requests",
     "GET /requests",
     "GET /requests/{id}",
@@ -44,6 +47,7 @@ pub fn wire(lambda: &aws_adapter::Lambda) -> Result<App, app::config::ConfigErro
 /// The routes this function serves; the local server mounts the same router.
 pub fn router(app: App) -> Router {
     Router::new()
+        .route("/openapi.json", get(openapi_json))
         .route("/requests", post(submit).get(list))
         .route("/requests/{id}", get(status))
         .route("/catalog", get(catalog))
@@ -53,18 +57,53 @@ pub fn router(app: App) -> Router {
         .with_state(app)
 }
 
-/// The JSON a client submits.
+/// The API's contract, as committed (generated from these handlers by `cgr-request openapi`;
+/// a test holds the two equal). Public: it describes, it grants nothing.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/openapi.json", tag = "contract",
+    responses((status = 200, description = "This document", content_type = "application/json", body = Object)),
+))]
+async fn openapi_json() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("../../../infra/openapi.json"),
+    )
+        .into_response()
+}
+
+/// What a client submits: JSON, or the same fields as a URL-encoded form (a form tool's
+/// webhook, where blank fields count as absent).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitBody {
+    /// A catalog image name with an optional tag: `python`, `python:3.12`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            examples("python:3.12"),
+            pattern = r"^[a-z0-9]+([._-][a-z0-9]+)*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?$",
+            max_length = 255
+        )
+    )]
     pub image: String,
+    /// Why it is needed: 1 to 1,000 characters, shown to approvers.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(examples("Data pipeline for the reporting team"), min_length = 1, max_length = 1000)
+    )]
     pub justification: String,
+    /// `dev`, `staging` or `prod`: counts for auto-approval only where the client is
+    /// configured to vouch for it.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(dev|staging|prod)?$"))]
     pub environment: Option<String>,
-    /// Only for clients trusted to name another requester.
+    /// Only for clients trusted to name another requester (`email:…`, `github:…`).
     #[serde(default)]
     pub requester: Option<String>,
+    /// `api`, `cli`, `form` or `pull_request` (default `api`, or `form` for a form body).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(api|cli|form|pull_request)?$"))]
     pub channel: Option<String>,
     /// The merged pull request that approved it; only for clients allowed to pre-approve.
     #[serde(default)]
@@ -156,15 +195,44 @@ fn idempotency_key(headers: &HeaderMap, client: &str) -> Result<Option<String>, 
     Ok(Some(format!("{client}:{key}")))
 }
 
-fn accepted(app: &App, r: &Request) -> Value {
-    json!({
-        "id": r.id,
-        "status": r.status(),
-        "image": r.image,
-        "status_url": format!("{}/requests/{}", app.settings.public_url(), r.id),
-    })
+/// What `POST /requests` answers.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, serde::Serialize)]
+pub struct Accepted {
+    pub id: RequestId,
+    pub status: Status,
+    pub image: ImageRef,
+    /// Where to follow it (`GET`, signed).
+    pub status_url: String,
 }
 
+fn accepted(app: &App, r: &Request) -> Accepted {
+    Accepted {
+        id: r.id,
+        status: r.status(),
+        image: r.image.clone(),
+        status_url: format!("{}/requests/{}", app.settings.public_url(), r.id),
+    }
+}
+
+/// Submits a request: stored `received` with its first audit event, then queued for
+/// validation. Idempotent under an `Idempotency-Key`; a signature is taken once.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/requests", tag = "requests",
+    request_body(content(
+        (SubmitBody = "application/json"),
+        (SubmitBody = "application/x-www-form-urlencoded"),
+    )),
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1 to 128 visible ASCII characters; the same key answers the same request")),
+    responses(
+        (status = 202, description = "Received: a new request", body = Accepted),
+        (status = 200, description = "The request this Idempotency-Key already made", body = Accepted),
+        (status = 409, description = "This signature was already used", body = http_api::openapi::ErrorBody),
+        (status = 422, description = "This Idempotency-Key made a different request", body = http_api::openapi::ErrorBody),
+    ),
+    security(("client_signature" = [])),
+))]
 async fn submit(State(app): State<App>, headers: HeaderMap, signed: Signed) -> Result<Response, ApiError> {
     let body: SubmitBody = signed.parse()?;
     let key = idempotency_key(&headers, &signed.client.id)?;
@@ -230,6 +298,17 @@ pub async fn request_view(app: &App, r: &Request) -> Result<Value, ApiError> {
     Ok(view.public())
 }
 
+/// A request with its audit timeline and refused attempts: its requester's, or any for
+/// admins and clients that submit for others.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/requests/{id}", tag = "requests",
+    params(("id" = String, Path, description = "The request's id, `req-…`")),
+    responses(
+        (status = 200, description = "The request, its audit timeline and refused attempts", body = domain::RequestView),
+        (status = 404, description = "No such request (or not this client's to read)", body = http_api::openapi::ErrorBody),
+    ),
+    security(("client_signature" = [])),
+))]
 async fn status(State(app): State<App>, Path(id): Path<String>, signed: Signed) -> Result<Json<Value>, ApiError> {
     let id: RequestId = id
         .parse()
@@ -247,16 +326,40 @@ async fn status(State(app): State<App>, Path(id): Path<String>, signed: Signed) 
     Ok(Json(request_view(&app, &r).await?))
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
+    /// Only requests in this status (`pending_approval`, `failed`, …).
     status: Option<String>,
+    /// Only this requester's (`email:…`, `slack:…`, `github:…`).
     requester: Option<String>,
+    /// Only requests for this image name.
     image: Option<String>,
+    /// At most this many, newest first (1 to 500, default 50).
     limit: Option<usize>,
 }
 
-async fn list(State(app): State<App>, Query(p): Query<ListParams>, signed: Signed) -> Result<Json<Value>, ApiError> {
+/// What `GET /requests` answers.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(serde::Serialize)]
+pub struct RequestList {
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<domain::Request>))]
+    pub requests: Vec<Value>,
+}
+
+/// Requests, newest first, for admin clients.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/requests", tag = "requests",
+    params(ListParams),
+    responses((status = 200, description = "Matching requests, newest first", body = RequestList)),
+    security(("client_signature" = [])),
+))]
+async fn list(
+    State(app): State<App>,
+    Query(p): Query<ListParams>,
+    signed: Signed,
+) -> Result<Json<RequestList>, ApiError> {
     signed.require_admin()?;
     let query = RequestQuery {
         status: p
@@ -282,24 +385,57 @@ async fn list(State(app): State<App>, Query(p): Query<ListParams>, signed: Signe
         ..RequestQuery::default()
     };
     let requests = app.store.list(&query).await.map_err(ApiError::internal)?;
-    let requests: Vec<Value> = requests.iter().map(Request::public).collect();
-    Ok(Json(json!({ "requests": requests })))
+    Ok(Json(RequestList {
+        requests: requests.iter().map(Request::public).collect(),
+    }))
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CatalogParams {
+    /// A word to search the catalog for (1 to 100 characters).
     q: Option<String>,
     /// An exact image name: is it in the catalog, and already in the org?
     name: Option<String>,
+    /// At most this many matches (1 to 50, default 10).
     limit: Option<usize>,
 }
 
+/// What `GET /catalog` answers: a search's matches, or what is known of one name.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+pub enum CatalogAnswer {
+    Search {
+        query: String,
+        /// Catalog names, best first.
+        matches: Vec<String>,
+    },
+    Name {
+        name: String,
+        in_catalog: bool,
+        /// Close catalog names, where it is not in the catalog.
+        suggestions: Vec<String>,
+        /// Already in the organization.
+        provisioned: bool,
+        pull_string: Option<String>,
+    },
+}
+
+/// Searches the catalog (`q`), or checks one name (`name`): in the catalog, already in the
+/// organization.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/catalog", tag = "catalog",
+    params(CatalogParams),
+    responses((status = 200, description = "Matches, or the name's standing", body = CatalogAnswer)),
+    security(("client_signature" = [])),
+))]
 async fn catalog(
     State(app): State<App>,
     Query(p): Query<CatalogParams>,
     _signed: Signed,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CatalogAnswer>, ApiError> {
     let catalog = app.registry.catalog().await.map_err(ApiError::internal)?;
     if let Some(name) = p.name {
         let image = ImageRef::parse(&name).map_err(|e| ApiError::bad_request(format!("name: {e}")))?;
@@ -308,18 +444,22 @@ async fn catalog(
             true => app.registry.find_repo(image.name()).await.map_err(ApiError::internal)?,
             false => None,
         };
-        return Ok(Json(json!({
-            "name": image.name(),
-            "in_catalog": in_catalog,
-            "suggestions": if in_catalog { vec![] } else { catalog.suggest(image.name(), 3) },
-            "provisioned": repo.is_some(),
-            "pull_string": repo.map(|_| Request::pull_string(app.registry.org_name(), &image)),
-        })));
+        return Ok(Json(CatalogAnswer::Name {
+            name: image.name().to_string(),
+            in_catalog,
+            suggestions: if in_catalog {
+                vec![]
+            } else {
+                catalog.suggest(image.name(), 3)
+            },
+            provisioned: repo.is_some(),
+            pull_string: repo.map(|_| Request::pull_string(app.registry.org_name(), &image)),
+        }));
     }
     let q = p.q.unwrap_or_default();
     if q.trim().is_empty() || q.len() > 100 {
         return Err(ApiError::bad_request("q must be 1 to 100 characters (or give name=)"));
     }
     let matches = catalog.search(&q, p.limit.unwrap_or(10).clamp(1, 50));
-    Ok(Json(json!({ "query": q, "matches": matches })))
+    Ok(Json(CatalogAnswer::Search { query: q, matches }))
 }

@@ -14,6 +14,18 @@ use axum::Json;
 use domain::{Channel, NewRequest, Principal, Request, RequestId};
 use http_api::SlackSigned;
 
+/// `/request-image`, as Slack posts it: every answer is `200` with a message for the user
+/// alone, in Slack's format.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/slack/commands", tag = "slack",
+    request_body(content_type = "application/x-www-form-urlencoded",
+        description = "Slack's slash-command form (`team_id`, `user_id`, `channel_id`, `text`, `response_url`, `trigger_id`, …)"),
+    responses(
+        (status = 200, description = "A message for the user who typed it", body = crate::openapi::SlackMessage),
+        (status = 404, description = "Slack is not configured here", body = http_api::openapi::ErrorBody),
+    ),
+    security(("slack_signature" = [])),
+))]
 pub async fn command(State(app): State<App>, signed: SlackSigned) -> Response {
     let body = signed.body;
     let Some(cmd) = SlashCommand::from_form(&body) else {

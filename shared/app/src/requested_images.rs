@@ -18,12 +18,6 @@ use sha2::{Digest, Sha256};
 
 use domain::{Environment, ImageRef, Justification, Principal};
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct File {
-    pub images: Vec<Entry>,
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Entry {
@@ -94,10 +88,89 @@ fn entry_lines(text: &str) -> Vec<usize> {
     lines
 }
 
-/// Everything that can be checked without the API: YAML, fields, duplicates.
+/// The keys an entry may have.
+const ENTRY_KEYS: [&str; 4] = ["name", "justification", "requestedBy", "environment"];
+
+/// The line (1-based) of `key:` within lines `from..to` of the file, where it is written
+/// in block style; else `fallback`.
+fn key_line(text: &str, key: &str, from: usize, to: usize, fallback: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .take(to.saturating_sub(from.saturating_sub(1)))
+        .find(|(_, l)| {
+            let l = l.trim_start().trim_start_matches("- ");
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with(':'))
+        })
+        .map_or(fallback, |(i, _)| i + 1)
+}
+
+/// Reads one entry's fields, reporting every problem of its shape (unknown keys, missing
+/// or non-text fields) rather than the first.
+fn entry(text: &str, v: &serde_yaml_ng::Value, line: usize, end: usize, bad: &mut Vec<Problem>) -> Option<Entry> {
+    let Some(map) = v.as_mapping() else {
+        bad.push(Problem {
+            line,
+            message: "each entry is a mapping with name, justification and requestedBy".into(),
+        });
+        return None;
+    };
+    let mut unreadable = false;
+    let mut field = |key: &str, required: bool| -> Option<String> {
+        match map.get(key) {
+            None | Some(serde_yaml_ng::Value::Null) if required => {
+                bad.push(Problem {
+                    line,
+                    message: format!("missing `{key}`"),
+                });
+                None
+            }
+            None | Some(serde_yaml_ng::Value::Null) => None,
+            Some(serde_yaml_ng::Value::String(s)) => Some(s.clone()),
+            Some(serde_yaml_ng::Value::Number(n)) => Some(n.to_string()),
+            Some(_) => {
+                unreadable = true;
+                bad.push(Problem {
+                    line: key_line(text, key, line, end, line),
+                    message: format!("`{key}` must be text"),
+                });
+                None
+            }
+        }
+    };
+    let name = field("name", true);
+    let justification = field("justification", false);
+    let requested_by = field("requestedBy", true);
+    let environment = field("environment", false);
+    for key in map.keys() {
+        let key = key.as_str().map_or_else(|| format!("{key:?}"), str::to_string);
+        if !ENTRY_KEYS.contains(&key.as_str()) {
+            bad.push(Problem {
+                line: key_line(text, &key, line, end, line),
+                message: format!("unknown field `{key}`, expected one of {}", ENTRY_KEYS.join(", ")),
+            });
+        }
+    }
+    // An unknown key is reported and the rest still checked; without a name, a requester or
+    // a readable field there is nothing more to check.
+    if unreadable {
+        return None;
+    }
+    Some(Entry {
+        name: name?,
+        justification,
+        requested_by: requested_by?,
+        environment,
+    })
+}
+
+/// Everything that can be checked without the API or any credential (a pull request from
+/// a fork has none): YAML, the file's shape, every field's grammar, duplicates. Reports
+/// every problem it finds, each on its line; only YAML that does not parse stops it.
 pub fn check_offline(text: &str) -> (Vec<Checked>, Vec<Problem>) {
-    let file: File = match serde_yaml_ng::from_str(text) {
-        Ok(f) => f,
+    let doc: serde_yaml_ng::Value = match serde_yaml_ng::from_str(text) {
+        Ok(v) => v,
         Err(e) => {
             let line = e.location().map_or(1, |l| l.line());
             return (
@@ -109,12 +182,38 @@ pub fn check_offline(text: &str) -> (Vec<Checked>, Vec<Problem>) {
             );
         }
     };
-    let lines = entry_lines(text);
     let mut problems = vec![];
+    let images = match doc.as_mapping() {
+        Some(top) => {
+            for key in top.keys() {
+                let key = key.as_str().map_or_else(|| format!("{key:?}"), str::to_string);
+                if key != "images" {
+                    problems.push(Problem {
+                        line: key_line(text, &key, 1, usize::MAX, 1),
+                        message: format!("unknown field `{key}`, expected `images`"),
+                    });
+                }
+            }
+            top.get("images")
+        }
+        None => None,
+    };
+    let Some(images) = images.and_then(|i| i.as_sequence()) else {
+        problems.push(Problem {
+            line: 1,
+            message: "the file needs `images:`, a list of the images to ask for".into(),
+        });
+        return (vec![], problems);
+    };
+    let lines = entry_lines(text);
     let mut checked = vec![];
     let mut seen: HashMap<String, usize> = HashMap::new();
-    for (i, entry) in file.images.into_iter().enumerate() {
+    for (i, v) in images.iter().enumerate() {
         let line = lines.get(i).copied().unwrap_or(1);
+        let end = lines.get(i + 1).map_or(usize::MAX, |next| next - 1);
+        let Some(entry) = entry(text, v, line, end, &mut problems) else {
+            continue;
+        };
         let mut bad = |message: String| problems.push(Problem { line, message });
         let image = match ImageRef::parse(&entry.name) {
             Ok(image) => image,
@@ -151,6 +250,7 @@ pub fn check_offline(text: &str) -> (Vec<Checked>, Vec<Problem>) {
         }
     }
     checked.retain(|c| !problems.iter().any(|p| p.line == c.line));
+    problems.sort_by_key(|p| p.line);
     (checked, problems)
 }
 
@@ -204,6 +304,30 @@ mod tests {
             check_offline("images:\n  - name: redis\n    justification: x\n    requestedBy: a\n    colour: blue\n");
         assert!(p[0].message.contains("colour"), "{p:?}");
         assert_eq!(p[0].line, 5);
+    }
+
+    #[test]
+    fn a_broken_file_reports_every_problem_on_its_line() {
+        let broken = "images:\n  - name: redis\n    colour: blue\n  - justification: no name\n    requestedBy: bob\n  - name: go\n    justification: [a, list]\n    requestedBy: carol\n  - just a string\nextra: 1\n";
+        let (checked, p) = check_offline(broken);
+        assert!(checked.is_empty());
+        let got: Vec<(usize, &str)> = p.iter().map(|p| (p.line, p.message.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (2, "missing `requestedBy`"),
+                (
+                    3,
+                    "unknown field `colour`, expected one of name, justification, requestedBy, environment"
+                ),
+                (4, "missing `name`"),
+                (7, "`justification` must be text"),
+                (9, "each entry is a mapping with name, justification and requestedBy"),
+                (10, "unknown field `extra`, expected `images`"),
+            ]
+        );
+        let (_, p) = check_offline("images: redis\n");
+        assert!(p[0].message.contains("needs `images:`"), "{p:?}");
     }
 
     #[test]

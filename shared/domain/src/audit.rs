@@ -11,6 +11,7 @@ use super::{Action, Principal, RequestId, Status};
 /// The `prev_hash` of a request's first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
     pub request_id: RequestId,
@@ -30,6 +31,7 @@ pub struct AuditEvent {
 /// An attempt the status machine refused (a second decision, a retry of a request that
 /// has not failed). Kept beside the chain, not in it: a refusal changes nothing, so it
 /// must not move the request's version.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
     pub request_id: RequestId,

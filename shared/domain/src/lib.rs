@@ -7,6 +7,8 @@ pub mod auth;
 pub mod catalog;
 mod ids;
 mod image;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod policy;
 mod principal;
 mod request;

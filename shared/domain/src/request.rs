@@ -133,6 +133,7 @@ impl fmt::Display for Justification {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::Display, strum::VariantArray)]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -165,6 +166,7 @@ impl std::str::FromStr for Environment {
 }
 
 /// Where a request or a decision came from. One table of names, as for [`Status`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(
     Debug,
     Clone,
@@ -193,6 +195,7 @@ pub enum Channel {
     System,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
     pub by: Principal,
@@ -203,6 +206,7 @@ pub struct Decision {
     pub channel: Channel,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProvisionResult {
     pub repo_id: String,
@@ -210,6 +214,7 @@ pub struct ProvisionResult {
     pub tags: Vec<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     pub id: RequestId,
@@ -247,6 +252,7 @@ pub struct Request {
     /// Where a Slack command's answers go while Slack honours it. A capability: stored,
     /// never shown (see `Request::public`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
     pub response_url: Option<String>,
     /// The merged pull request that approved this request, where one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -255,6 +261,7 @@ pub struct Request {
 
 /// A request with its audit timeline and refused attempts: what `GET /requests/{id}`
 /// answers, and what the CLI reads back.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestView {
     #[serde(flatten)]

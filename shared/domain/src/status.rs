@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// Names come from one table: serde, `Display`, `FromStr` and `as_str` all use the
 /// variant in snake case, and every list of statuses is built from [`Status::ALL`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(
     Debug,
     Clone,
@@ -41,6 +42,7 @@ pub enum Status {
 }
 
 /// What happened to a request; each is valid from some statuses only.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::VariantArray)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {

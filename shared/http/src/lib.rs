@@ -17,6 +17,9 @@ use domain::auth::client::{
 use domain::auth::slack as slack_auth;
 use domain::RequestId;
 
+#[cfg(feature = "openapi")]
+pub mod openapi;
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -66,19 +69,27 @@ impl IntoResponse for ApiError {
 const DRAIN_BYTES: usize = 1 << 20;
 
 /// What every answer of the HTTP routes gets on its way out, whoever produced it (a
-/// handler, axum's own 404 and 405, hyper's limits): an error without a body gets the
-/// documented `{"error": …}` (a 405 has its `Allow` too), nothing is cached, and pages may
-/// load nothing but their own inline style and post only to this origin.
+/// handler, axum's own 404, 405 and extractor rejections, hyper's limits): an error
+/// without a body, or with axum's plain-text one, gets the documented `{"error": …}` (a 405
+/// has its `Allow` too), nothing is cached, and pages may load nothing but their own
+/// inline style and post only to this origin.
 pub async fn hygiene(resp: Response) -> Response {
     use axum::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
     let (mut parts, body) = resp.into_parts();
     let status = parts.status;
-    let body = if (status.is_client_error() || status.is_server_error()) && !parts.headers.contains_key(CONTENT_TYPE) {
+    let plain = |ct: &HeaderValue| ct.to_str().is_ok_and(|v| v.starts_with("text/plain"));
+    let bare = parts.headers.get(CONTENT_TYPE).is_none_or(plain);
+    let body = if (status.is_client_error() || status.is_server_error()) && bare {
+        // axum's rejections say what was wrong in a line of text (a query string's
+        // unknown field, a path's bad segment): keep the words, in the documented shape.
+        let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&text).trim().to_string();
         let error = match status {
             // axum adds the `Allow` header after this layer has run.
             StatusCode::METHOD_NOT_ALLOWED => {
                 "method not allowed on this path: the Allow header lists what it takes".to_string()
             }
+            _ if !text.is_empty() => text,
             _ => status.canonical_reason().unwrap_or("error").to_lowercase(),
         };
         parts
