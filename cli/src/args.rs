@@ -68,8 +68,10 @@ pub enum Command {
         /// Follow the request until it ends.
         #[arg(long)]
         wait: bool,
-        #[arg(long, default_value_t = 600)]
-        timeout_secs: u64,
+        /// With --wait: give up after this long (`90s`, `10m`, `1h30m`) and exit 4;
+        /// without it, follow to the end.
+        #[arg(long, value_parser = humantime::parse_duration, requires = "wait")]
+        timeout: Option<std::time::Duration>,
     },
     /// Show a request, its result and its audit timeline.
     Status {
@@ -77,8 +79,10 @@ pub enum Command {
         /// Follow the request until it ends.
         #[arg(long)]
         wait: bool,
-        #[arg(long, default_value_t = 600)]
-        timeout_secs: u64,
+        /// With --wait: give up after this long (`90s`, `10m`, `1h30m`) and exit 4;
+        /// without it, follow to the end.
+        #[arg(long, value_parser = humantime::parse_duration, requires = "wait")]
+        timeout: Option<std::time::Duration>,
     },
     /// Admin commands (need an admin client).
     #[command(subcommand)]
@@ -120,8 +124,17 @@ pub enum Command {
         /// Wait for every request to end and print the pull strings.
         #[arg(long)]
         wait: bool,
-        #[arg(long, default_value_t = 600)]
-        timeout_secs: u64,
+        /// With --wait: give up after this long (`90s`, `10m`, `1h30m`) and exit 4;
+        /// without it, follow to the end.
+        #[arg(long, value_parser = humantime::parse_duration, requires = "wait")]
+        timeout: Option<std::time::Duration>,
+    },
+    /// Print a shell's completion script for cgr-request.
+    ///
+    /// Example: cgr-request completions bash > ~/.local/share/bash-completion/completions/cgr-request
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
     /// Print the HTTP API's OpenAPI document, as generated from the code (what
     /// infra/openapi.json holds and GET /openapi.json serves).

@@ -73,7 +73,7 @@ async fn add_approve_and_follow_a_request_from_the_command_line() {
     let out = run(&["admin", "approve", id_s, "--reason", "ok"]).await.unwrap();
     assert!(out.status.success(), "{}", text(&out));
 
-    let out = run(&["status", id_s, "--wait", "--timeout-secs", "20"]).await.unwrap();
+    let out = run(&["status", id_s, "--wait", "--timeout", "20s"]).await.unwrap();
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
     assert!(
@@ -85,11 +85,11 @@ async fn add_approve_and_follow_a_request_from_the_command_line() {
         "{shown}"
     );
 
-    // A rejected request exits 2 under --wait, and says what was meant.
-    let out = run(&["add", "busybx", "-j", "typo", "--wait", "--timeout-secs", "20"])
+    // A rejected request exits 3 under --wait, and says what was meant.
+    let out = run(&["add", "busybx", "-j", "typo", "--wait", "--timeout", "20s"])
         .await
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("Did you mean  busybox"), "{}", text(&out));
 
     // Errors say what to do next.
@@ -314,8 +314,8 @@ async fn a_requested_images_file_is_checked_then_submitted_once_and_approved_by_
         "submit-file",
         &g,
         "--wait",
-        "--timeout-secs",
-        "30",
+        "--timeout",
+        "30s",
     ]);
     submit.extend(args(&merge));
     let out = run(submit.clone()).await.unwrap();
@@ -343,5 +343,88 @@ async fn a_requested_images_file_is_checked_then_submitted_once_and_approved_by_
         r["decision"]["reason"],
         "approved by merging acme/platform#42 (commit 0123abc)"
     );
+    drop(running);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_behaves_in_pipes_and_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        listen: ([127, 0, 0, 1], 0).into(),
+        data_dir: dir.path().into(),
+        ..Settings::default()
+    };
+    let running = start(settings, Options::default()).await.unwrap();
+    let url = format!("http://{}", running.addr);
+    let d = dir.path().to_path_buf();
+    let run = {
+        let (url, d) = (url.clone(), d.clone());
+        move |a: &[&str]| {
+            let (u, d) = (url.clone(), d.clone());
+            let a: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+            tokio::task::spawn_blocking(move || cli(&u, &d, &a))
+        }
+    };
+
+    // The reader is gone before the first line is written (`| head -1` done early): the
+    // CLI stops quietly, as a filter does, instead of panicking (exit 101).
+    let (u, dd) = (url.clone(), d.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cgr-request"))
+            .args(["--url", &u, "--data-dir"])
+            .arg(&dd)
+            .args(["catalog", "search", "py"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!text(&out).contains("panicked"), "{}", text(&out));
+    assert_ne!(out.status.code(), Some(101));
+
+    // Exit codes: 2 usage, 3 ended badly, 4 gave up waiting, 1 any other error.
+    assert_eq!(run(&["add", "--no-such-flag"]).await.unwrap().status.code(), Some(2));
+    let out = run(&["-o", "json", "add", "nginx", "-j", "web tier"]).await.unwrap();
+    let id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = run(&["status", &id, "--wait", "--timeout", "1s"]).await.unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("after 1s"), "{}", text(&out));
+    for _ in 0..200 {
+        let out = run(&["-o", "json", "status", &id]).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if v["status"] == "pending_approval" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let out = run(&["admin", "deny", &id, "--reason", "use the nginx we have"])
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&["status", &id, "--wait"]).await.unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    // With -o json, an error is JSON on stderr too.
+    let out = run(&["-o", "json", "status", "req-nope"]).await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert!(e["error"].as_str().unwrap().contains("req-nope"), "{e}");
+
+    // Completions for the shells people use.
+    for (shell, marker) in [
+        ("bash", "complete -F _cgr__request"),
+        ("zsh", "#compdef cgr-request"),
+        ("fish", "complete -c cgr-request"),
+    ] {
+        let out = run(&["completions", shell]).await.unwrap();
+        assert!(out.status.success() && text(&out).contains(marker), "{shell}");
+        assert!(text(&out).contains("validate-file"), "{shell}");
+    }
     drop(running);
 }

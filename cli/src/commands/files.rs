@@ -9,7 +9,7 @@ use cgr_request::pr;
 use serde_json::{json, Value};
 
 use super::request::{succeeded, wait_until_done};
-use super::EXIT_UNSUCCESSFUL;
+use super::{Wait, EXIT_ENDED_BADLY};
 use crate::args::Output;
 
 fn read(file: &Path) -> Result<String> {
@@ -65,7 +65,7 @@ pub async fn submit(
     file: &Path,
     commit: &str,
     merge: Option<pr::Merge>,
-    wait: Option<u64>,
+    wait: Option<Wait>,
     out: Output,
 ) -> Result<ExitCode> {
     let text = read(file)?;
@@ -85,7 +85,7 @@ pub async fn submit(
             println!("{}  {}  {}{note}", s.id, c.image, s.status);
         }
     }
-    let Some(timeout_secs) = wait else {
+    let Some(wait) = wait else {
         if out == Output::Json {
             let list: Vec<Value> = submitted
                 .iter()
@@ -98,7 +98,7 @@ pub async fn submit(
     let mut all_ok = true;
     let mut results = vec![];
     for (c, s, _) in &submitted {
-        let (raw, view) = wait_until_done(api, &s.id.to_string(), timeout_secs).await?;
+        let (raw, view) = wait_until_done(api, &s.id.to_string(), wait).await?;
         let r = &view.request;
         let ok = succeeded(r.status());
         all_ok &= ok;
@@ -116,6 +116,6 @@ pub async fn submit(
     Ok(if all_ok {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(EXIT_UNSUCCESSFUL)
+        ExitCode::from(EXIT_ENDED_BADLY)
     })
 }

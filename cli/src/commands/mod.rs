@@ -17,8 +17,26 @@ use cgr_request::client::{ApiClient, CallError};
 
 use crate::args::{Cli, Command};
 
-/// A request that ended badly exits with this code under `--wait`.
-pub const EXIT_UNSUCCESSFUL: u8 = 2;
+/// The exit codes (README, "The CLI"): 0 done, 1 an error, 2 a usage error (clap's own).
+/// Under `--wait`, a request that ended rejected, denied, expired or failed:
+pub const EXIT_ENDED_BADLY: u8 = 3;
+/// Under `--wait --timeout`, a request that had not ended in time:
+pub const EXIT_TIMED_OUT: u8 = 4;
+
+/// How long `--wait` follows a request: to its end, or until `--timeout`.
+#[derive(Debug, Clone, Copy)]
+pub struct Wait {
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// `--wait --timeout` ran out: the request is still open.
+#[derive(Debug, thiserror::Error)]
+#[error("{id} is still {status} after {after}; check again with `cgr-request status {id}`")]
+pub struct TimedOut {
+    pub id: String,
+    pub status: domain::Status,
+    pub after: humantime::FormattedDuration,
+}
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let out = cli.output;
@@ -30,6 +48,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let api = if *offline { None } else { client_for(&cli, false).ok() };
             return files::validate(api.as_ref(), file).await;
         }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(*shell, &mut Cli::command(), "cgr-request", &mut std::io::stdout());
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Openapi => {
             print!("{}", cgr_request::openapi::json());
             return Ok(ExitCode::SUCCESS);
@@ -38,7 +61,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     }
     let api = client_for(&cli, matches!(cli.command, Command::Admin(_)))?;
     match cli.command {
-        Command::Serve { .. } | Command::Audit { .. } | Command::Openapi | Command::ValidateFile { .. } => {
+        Command::Serve { .. }
+        | Command::Audit { .. }
+        | Command::Openapi
+        | Command::Completions { .. }
+        | Command::ValidateFile { .. } => {
             unreachable!("handled above")
         }
         Command::SubmitFile {
@@ -48,10 +75,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             pull_request,
             merged_by,
             wait,
-            timeout_secs,
+            timeout,
         } => {
             let merge = files::merge(repository, pull_request, merged_by, &commit)?;
-            files::submit(&api, &file, &commit, merge, wait.then_some(timeout_secs), out).await
+            files::submit(&api, &file, &commit, merge, wait.then_some(Wait { timeout }), out).await
         }
         Command::Add {
             image,
@@ -59,7 +86,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             env,
             idempotency_key,
             wait,
-            timeout_secs,
+            timeout,
         } => {
             let new = request::New {
                 image,
@@ -67,10 +94,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 env,
                 idempotency_key,
             };
-            request::add(&api, new, wait.then_some(timeout_secs), out).await
+            request::add(&api, new, wait.then_some(Wait { timeout }), out).await
         }
-        Command::Status { id, wait, timeout_secs } => {
-            request::status(&api, &id, wait.then_some(timeout_secs), out).await
+        Command::Status { id, wait, timeout } => {
+            request::status(&api, &id, wait.then_some(Wait { timeout }), out).await
         }
         Command::Admin(cmd) => admin::run(&api, cmd, out).await,
         Command::Catalog(cmd) => catalog::run(&api, cmd, out).await,

@@ -3,13 +3,13 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use cgr_request::client::{ApiClient, Submitted};
 use domain::{RequestView, Status};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::{explain, show, EXIT_UNSUCCESSFUL};
+use super::{explain, show, TimedOut, Wait, EXIT_ENDED_BADLY};
 use crate::args::Output;
 
 pub struct New {
@@ -19,7 +19,7 @@ pub struct New {
     pub idempotency_key: Option<String>,
 }
 
-pub async fn add(api: &ApiClient, new: New, wait: Option<u64>, out: Output) -> Result<ExitCode> {
+pub async fn add(api: &ApiClient, new: New, wait: Option<Wait>, out: Output) -> Result<ExitCode> {
     let mut body = json!({ "image": new.image, "justification": new.justification, "channel": "cli" });
     if let Some(e) = new.env {
         body["environment"] = json!(e);
@@ -44,14 +44,14 @@ pub async fn add(api: &ApiClient, new: New, wait: Option<u64>, out: Output) -> R
         ),
     }
     match wait {
-        Some(secs) => follow(api, &accepted.id.to_string(), secs, out).await,
+        Some(w) => follow(api, &accepted.id.to_string(), w, out).await,
         None => Ok(ExitCode::SUCCESS),
     }
 }
 
-pub async fn status(api: &ApiClient, id: &str, wait: Option<u64>, out: Output) -> Result<ExitCode> {
-    if let Some(secs) = wait {
-        return follow(api, id, secs, out).await;
+pub async fn status(api: &ApiClient, id: &str, wait: Option<Wait>, out: Output) -> Result<ExitCode> {
+    if let Some(w) = wait {
+        return follow(api, id, w, out).await;
     }
     let (raw, view) = get(api, id).await?;
     match out {
@@ -77,22 +77,34 @@ pub fn succeeded(status: Status) -> bool {
 }
 
 /// The request once it has ended (quietly; `follow` is the talkative one).
-pub async fn wait_until_done(api: &ApiClient, id: &str, timeout_secs: u64) -> Result<(Value, RequestView)> {
+pub async fn wait_until_done(api: &ApiClient, id: &str, wait: Wait) -> Result<(Value, RequestView)> {
     let started = Instant::now();
     loop {
         let (raw, view) = get(api, id).await?;
-        if view.request.status().is_terminal() {
+        let status = view.request.status();
+        if status.is_terminal() {
             return Ok((raw, view));
         }
-        if started.elapsed() > Duration::from_secs(timeout_secs) {
-            bail!("{id} has not ended after {timeout_secs} s");
-        }
+        timed_out(id, status, started, wait)?;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
+/// Fails with [`TimedOut`] once `--timeout` has passed.
+fn timed_out(id: &str, status: Status, started: Instant, wait: Wait) -> Result<()> {
+    match wait.timeout {
+        Some(limit) if started.elapsed() > limit => Err(TimedOut {
+            id: id.to_string(),
+            status,
+            after: humantime::format_duration(limit),
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
 /// Prints each status change until the request ends; the exit code says how it ended.
-async fn follow(api: &ApiClient, id: &str, timeout_secs: u64, out: Output) -> Result<ExitCode> {
+async fn follow(api: &ApiClient, id: &str, wait: Wait, out: Output) -> Result<ExitCode> {
     let started = Instant::now();
     let mut last = None;
     loop {
@@ -117,12 +129,10 @@ async fn follow(api: &ApiClient, id: &str, timeout_secs: u64, out: Output) -> Re
             return Ok(if succeeded(status) {
                 ExitCode::SUCCESS
             } else {
-                ExitCode::from(EXIT_UNSUCCESSFUL)
+                ExitCode::from(EXIT_ENDED_BADLY)
             });
         }
-        if started.elapsed() > Duration::from_secs(timeout_secs) {
-            bail!("{id} is still {status} after {timeout_secs} s; check again with `cgr-request status {id}`");
-        }
+        timed_out(id, status, started, wait)?;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
