@@ -294,7 +294,7 @@ impl Mailboxes {
                         );
                     }
                     let text = format!(
-                        "To: {to}\r\nSubject: {}\r\nX-Image-Request-Status: {}\r\n\r\n{}\r\n",
+                        "To: {to}\nSubject: {}\nX-Image-Request-Status: {}\n\n{}\n",
                         envelope["Subject"].as_str().unwrap_or(""),
                         attr(&envelope, "status"),
                         envelope["Message"].as_str().unwrap_or(""),

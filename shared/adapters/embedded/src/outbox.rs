@@ -41,7 +41,8 @@ impl Outbox {
     }
 }
 
-/// RFC 5322 text: headers, a blank line, the plain-text body.
+/// RFC 5322 text: headers, a blank line, the plain-text body. Lines end in LF, as files on
+/// this machine do (mail tools take both): a link cut out of one with `grep` works as is.
 pub fn render_eml(m: &Message) -> String {
     let to = if m.to.contains('@') {
         m.to.clone()
@@ -49,14 +50,14 @@ pub fn render_eml(m: &Message) -> String {
         format!("\"{}\" <undisclosed-recipients:;>", m.to)
     };
     format!(
-        "From: Image Request <image-request@localhost>\r\nTo: {to}\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: <{}.{}@image-request.local>\r\nX-Image-Request-Id: {}\r\nX-Image-Request-Status: {}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}\r\n",
+        "From: Image Request <image-request@localhost>\nTo: {to}\nSubject: {}\nDate: {}\nMessage-ID: <{}.{}@image-request.local>\nX-Image-Request-Id: {}\nX-Image-Request-Status: {}\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n{}\n",
         m.subject.replace(['\r', '\n'], " "),
         Utc::now().to_rfc2822(),
         ulid::Ulid::new(),
         m.request_id,
         m.request_id,
         m.status,
-        m.text.replace('\n', "\r\n"),
+        m.text.replace('\r', ""),
     )
 }
 
