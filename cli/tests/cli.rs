@@ -308,15 +308,7 @@ async fn a_requested_images_file_is_checked_then_submitted_once_and_approved_by_
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("may not submit pre-approved"), "{}", text(&out));
 
-    let mut submit = args(&[
-        "--client",
-        "merge-bot",
-        "submit-file",
-        &g,
-        "--wait",
-        "--timeout",
-        "30s",
-    ]);
+    let mut submit = args(&["--client", "merge-bot", "submit-file", &g, "--wait", "--timeout", "30s"]);
     submit.extend(args(&merge));
     let out = run(submit.clone()).await.unwrap();
     let shown = text(&out);

@@ -80,11 +80,16 @@ async fn manually_approved_request_reaches_provisioned_through_the_emailed_link(
     assert_eq!(approval.reason.as_deref(), Some("fine for staging"));
     assert_eq!(events[0].actor.to_string(), "email:developer@example.com");
     s.settle().await;
-    assert!(s
-        .outbox()
-        .await
+    let outbox = s.outbox().await;
+    let (_, ready) = outbox
         .iter()
-        .any(|(n, t)| n.contains(&id) && n.contains("outcome-developer") && t.contains("Ready: busybox:latest")));
+        .find(|(n, t)| n.contains(&id) && n.contains("outcome-developer") && t.contains("Ready: busybox:latest"))
+        .expect("the requester is told");
+    // The approver's words travel: who approved, when, and why.
+    assert!(
+        ready.contains("Approved by email:platform-admin@example.com on ") && ready.contains("> fine for staging"),
+        "{ready}"
+    );
 }
 
 #[tokio::test]

@@ -333,11 +333,12 @@ async fn a_deny_click_tells_the_requester_why() {
         text.contains("denied") && text.contains(&format!("<@{ADMIN}>")),
         "{text}"
     );
+    // The requester hears who denied it, when, and why.
     let told = wait_calls(&fake, "/response/t1", 1).await;
+    let said = told[0].body["text"].as_str().unwrap();
     assert!(
-        told[0].body["text"].as_str().unwrap().contains("was denied"),
-        "{:?}",
-        told[0]
+        said.contains("Denied by slack:") && said.contains("> denied in Slack"),
+        "{said}"
     );
 }
 

@@ -350,7 +350,13 @@ async fn approval_pages_are_never_cached_and_load_nothing_foreign() {
     // Cut out of the mail file as a shell would (`grep -o 'http[^ ]*'`): it works as is.
     let mail = s.approval_mail(&id, "platform-admin@example.com").await;
     assert!(!mail.contains('\r'), "the mail's lines end in LF");
-    let cut = mail.split("Approve: ").nth(1).unwrap().split([' ', '\n']).next().unwrap();
+    let cut = mail
+        .split("Approve: ")
+        .nth(1)
+        .unwrap()
+        .split([' ', '\n'])
+        .next()
+        .unwrap();
     assert_eq!(cut, approve);
     let resp = s.http.get(&approve).send().await.unwrap();
     assert_eq!(resp.status(), 200);

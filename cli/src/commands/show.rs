@@ -23,6 +23,7 @@ pub fn request(v: &RequestView) {
             "Decision",
             format!("{verdict} by {} at {} via {}", d.by, d.at.to_rfc3339(), d.channel),
         );
+        row("Reason", d.reason.clone().unwrap_or_default());
     }
     if let Some(res) = &r.result {
         row("Pull", res.pull_string.clone());

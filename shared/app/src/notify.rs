@@ -57,6 +57,21 @@ fn requester_address(r: &Request) -> String {
         .map_or_else(|| r.requester.to_string(), str::to_string)
 }
 
+/// Who decided, when, and why: what a requester wants to know of a decision.
+pub fn decision_line(r: &Request) -> Option<String> {
+    let d = r.decision.as_ref()?;
+    let verdict = if d.approved { "Approved" } else { "Denied" };
+    let why = d
+        .reason
+        .as_deref()
+        .map_or(String::new(), |reason| format!(", saying:\n{}", quoted(reason)));
+    Some(format!(
+        "{verdict} by {} on {}{why}",
+        d.by,
+        d.at.format("%Y-%m-%d at %H:%M UTC")
+    ))
+}
+
 /// The requester's news once their request ends (or starts provisioning).
 pub fn outcome(r: &Request) -> Message {
     let (subject, lead) = match r.status() {
@@ -90,20 +105,7 @@ pub fn outcome(r: &Request) -> Message {
                 }
             ),
         ),
-        Status::Denied => (
-            format!("Denied: {}", r.image),
-            format!(
-                "{} was denied by {}: {}",
-                r.image,
-                r.decision
-                    .as_ref()
-                    .map_or("an approver".to_string(), |d| d.by.to_string()),
-                r.decision
-                    .as_ref()
-                    .and_then(|d| d.reason.as_deref())
-                    .unwrap_or("no reason given")
-            ),
-        ),
+        Status::Denied => (format!("Denied: {}", r.image), format!("{} was not added.", r.image)),
         Status::Expired => (
             format!("Expired: {}", r.image),
             format!(
@@ -120,6 +122,11 @@ pub fn outcome(r: &Request) -> Message {
             ),
         ),
         other => (format!("{}: {other}", r.image), format!("{} is now {other}.", r.image)),
+    };
+    // The decision travels with every outcome: who approved or denied, when, and why.
+    let lead = match decision_line(r) {
+        Some(d) => format!("{lead}\n\n{d}"),
+        None => lead,
     };
     Message {
         kind: MessageKind::Outcome,
