@@ -46,12 +46,16 @@ pub enum Output {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the whole system locally: HTTP API, consumers, embedded state.
+    ///
+    /// Example: cgr-request serve --listen 127.0.0.1:8080
     Serve {
         /// Address to listen on (default 127.0.0.1:8080, or IMAGE_REQUEST_LISTEN).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
     /// Ask for an image.
+    ///
+    /// Example: cgr-request add python:3.12 --justification "Data pipeline" --env staging --wait
     Add {
         /// `name[:tag]`, e.g. `busybox` or `python:3.12`.
         image: String,
@@ -74,6 +78,8 @@ pub enum Command {
         timeout: Option<std::time::Duration>,
     },
     /// Show a request, its result and its audit timeline.
+    ///
+    /// Example: cgr-request status req-01JD3XQ4Z8K9M2N5P7R8S0T1V2 --wait --timeout 10m
     Status {
         id: String,
         /// Follow the request until it ends.
@@ -85,9 +91,13 @@ pub enum Command {
         timeout: Option<std::time::Duration>,
     },
     /// Admin commands (need an admin client).
+    ///
+    /// Example: cgr-request admin pending
     #[command(subcommand)]
     Admin(Admin),
     /// Look through the Chainguard catalog.
+    ///
+    /// Example: cgr-request catalog search python
     #[command(subcommand)]
     Catalog(CatalogCmd),
     /// Check a requested-images.yaml (for a PR check): one GitHub annotation per problem,
@@ -107,6 +117,8 @@ pub enum Command {
     },
     /// Submit a requested-images.yaml (for the merge workflow): idempotent per entry and
     /// commit; with --pull-request and --merged-by, approved by the merge.
+    ///
+    /// Example: cgr-request submit-file requested-images.yaml --pull-request 42 --merged-by octocat --wait
     SubmitFile {
         file: PathBuf,
         /// The merge commit (default: GITHUB_SHA).
@@ -143,6 +155,8 @@ pub enum Command {
     Openapi,
     /// Answer ops questions from the audit trail: DynamoDB when REQUESTS_TABLE and
     /// AUDIT_TABLE are set (with the usual AWS environment), else the local state.
+    ///
+    /// Example: cgr-request audit --status pending_approval
     #[command(args_conflicts_with_subcommands = true)]
     Audit {
         #[command(subcommand)]
@@ -155,14 +169,20 @@ pub enum Command {
 #[derive(Subcommand)]
 pub enum AuditCmd {
     /// Recompute a request's hash chain; names the first broken event and exits 1.
+    ///
+    /// Example: cgr-request audit verify req-01JD3XQ4Z8K9M2N5P7R8S0T1V2
     Verify { id: String },
 }
 
 #[derive(Subcommand)]
 pub enum Admin {
     /// Requests waiting for a decision, oldest first.
+    ///
+    /// Example: cgr-request admin pending
     Pending,
     /// Approve a request waiting for a decision: it is provisioned next.
+    ///
+    /// Example: cgr-request admin approve req-01JD3XQ4Z8K9M2N5P7R8S0T1V2 --reason "fine for staging"
     Approve {
         id: String,
         /// Why, for the audit trail and the requester.
@@ -170,6 +190,8 @@ pub enum Admin {
         reason: Option<String>,
     },
     /// Deny a request waiting for a decision; the requester is told why.
+    ///
+    /// Example: cgr-request admin deny req-01JD3XQ4Z8K9M2N5P7R8S0T1V2 --reason "use nginx from the org"
     Deny {
         id: String,
         /// Required: the requester reads it.
@@ -177,11 +199,15 @@ pub enum Admin {
         reason: String,
     },
     /// Provision a failed request again.
+    ///
+    /// Example: cgr-request admin retry req-01JD3XQ4Z8K9M2N5P7R8S0T1V2
     Retry { id: String },
 }
 
 #[derive(Subcommand)]
 pub enum CatalogCmd {
     /// Catalog names matching a word, best first.
+    ///
+    /// Example: cgr-request catalog search python
     Search { word: String },
 }

@@ -211,25 +211,53 @@ fn short(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
-pub fn print_events(events: &[AuditEvent]) {
-    println!(
-        "{:<19}  {:<30}  {:>3}  {:<34}  {:<22}  {:<36}  {:<7}  REASON",
-        "TIME", "REQUEST", "#", "ACTOR", "ACTION", "FROM -> TO", "CHANNEL"
-    );
-    for e in events {
-        let from = e.from.map_or("-".to_string(), |f| f.to_string());
-        println!(
-            "{:<19}  {:<30}  {:>3}  {:<34}  {:<22}  {:<36}  {:<7}  {}",
-            short(&e.at),
-            e.request_id,
-            e.seq,
-            e.actor,
-            e.action.to_string(),
-            format!("{from} -> {}", e.to),
-            e.channel,
-            e.reason.as_deref().unwrap_or("")
-        );
+/// Columns as wide as their widest cell, two spaces apart: how every list of the CLI prints.
+pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+        .set_header(header.to_vec());
+    for row in rows {
+        t.add_row(row);
     }
+    // The preset's blank borders: a leading space on every line, trailing ones.
+    t.lines()
+        .map(|l| l.strip_prefix(' ').unwrap_or(&l).trim_end().to_string())
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A timeline, as `audit` and `status` both print it: the same columns and words.
+pub fn print_events(events: &[AuditEvent]) {
+    let rows = events.iter().map(|e| {
+        vec![
+            short(&e.at),
+            e.request_id.to_string(),
+            e.seq.to_string(),
+            e.actor.to_string(),
+            e.action.to_string(),
+            format!("{} -> {}", e.from.map_or("-".to_string(), |f| f.to_string()), e.to),
+            e.channel.to_string(),
+            e.reason.clone().unwrap_or_default(),
+        ]
+    });
+    println!(
+        "{}",
+        table(
+            &[
+                "TIME",
+                "REQUEST",
+                "#",
+                "ACTOR",
+                "ACTION",
+                "FROM -> TO",
+                "CHANNEL",
+                "REASON"
+            ],
+            rows
+        )
+    );
 }
 
 pub fn print(report: &Report) {
@@ -250,36 +278,46 @@ pub fn print(report: &Report) {
             print_events(events);
             if !refused_attempts.is_empty() {
                 println!("\nRefused attempts");
-                for r in refused_attempts {
-                    println!(
-                        "{:<19}  {:<34}  {:<10}  while {}: {}",
+                let rows = refused_attempts.iter().map(|r| {
+                    vec![
                         short(&r.at),
-                        r.actor,
+                        r.actor.to_string(),
                         r.action.to_string(),
-                        r.status,
-                        r.why
-                    );
-                }
+                        r.status.to_string(),
+                        r.why.clone(),
+                    ]
+                });
+                println!("{}", table(&["TIME", "ACTOR", "ACTION", "WHILE", "WHY"], rows));
             }
         }
         Report::Events { events } => print_events(events),
         Report::Requests { requests } => {
-            println!(
-                "{:<30}  {:<20}  {:<24}  {:<34}  {:<19}  {:<19}  DECIDED BY",
-                "REQUEST", "STATUS", "IMAGE", "REQUESTED BY", "CREATED", "UPDATED"
-            );
-            for r in requests {
-                println!(
-                    "{:<30}  {:<20}  {:<24}  {:<34}  {:<19}  {:<19}  {}",
-                    r.id,
-                    r.status(),
-                    r.image,
-                    r.requester,
+            let rows = requests.iter().map(|r| {
+                vec![
+                    r.id.to_string(),
+                    r.status().to_string(),
+                    r.image.to_string(),
+                    r.requester.to_string(),
                     short(&r.created_at),
                     short(&r.updated_at),
-                    r.decision.as_ref().map(|d| d.by.to_string()).unwrap_or_default()
-                );
-            }
+                    r.decision.as_ref().map(|d| d.by.to_string()).unwrap_or_default(),
+                ]
+            });
+            println!(
+                "{}",
+                table(
+                    &[
+                        "REQUEST",
+                        "STATUS",
+                        "IMAGE",
+                        "REQUESTED BY",
+                        "CREATED",
+                        "UPDATED",
+                        "DECIDED BY"
+                    ],
+                    rows
+                )
+            );
         }
     }
 }

@@ -408,6 +408,56 @@ async fn the_cli_behaves_in_pipes_and_scripts() {
     let e: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
     assert!(e["error"].as_str().unwrap().contains("req-nope"), "{e}");
 
+    // Tables line up whatever their cells hold, and `status` and `audit` print a timeline
+    // with the same columns and words.
+    let audit = text(&run(&["audit", "--request", &id]).await.unwrap());
+    let status = text(&run(&["status", &id]).await.unwrap());
+    let timeline = |t: &str| -> Vec<String> {
+        t.lines()
+            .skip_while(|l| !l.starts_with("TIME "))
+            .take_while(|l| !l.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(timeline(&audit), timeline(&status));
+    assert_aligned(&timeline(&audit));
+    let listed = text(
+        &run(&["audit", "--requester", "email:developer@example.com"])
+            .await
+            .unwrap(),
+    );
+    assert_aligned(&listed.lines().map(String::from).collect::<Vec<_>>());
+
+    // Every command says what it does and shows an example.
+    let commands = [
+        "serve",
+        "add",
+        "status",
+        "admin",
+        "admin pending",
+        "admin approve",
+        "admin deny",
+        "admin retry",
+        "catalog",
+        "catalog search",
+        "validate-file",
+        "submit-file",
+        "audit",
+        "audit verify",
+        "openapi",
+        "completions",
+    ];
+    for c in commands {
+        let mut a: Vec<&str> = c.split(' ').collect();
+        a.push("--help");
+        let out = run(&a).await.unwrap();
+        let help = text(&out);
+        assert!(
+            out.status.success() && help.contains("Example: cgr-request "),
+            "{c}: {help}"
+        );
+    }
+
     // Completions for the shells people use.
     for (shell, marker) in [
         ("bash", "complete -F _cgr__request"),
@@ -419,4 +469,26 @@ async fn the_cli_behaves_in_pipes_and_scripts() {
         assert!(text(&out).contains("validate-file"), "{shell}");
     }
     drop(running);
+}
+
+/// Every column of a printed table starts where its header does: the cell before it ends
+/// short of it, and its own cell (where there is one) starts right there.
+fn assert_aligned(lines: &[String]) {
+    let header = &lines[0];
+    let starts: Vec<usize> = header
+        .char_indices()
+        .filter(|&(i, c)| c != ' ' && (i == 0 || header[..i].ends_with("  ")))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(starts.len() > 3, "{header}");
+    for line in &lines[1..] {
+        let chars: Vec<char> = line.chars().collect();
+        for &p in &starts[1..] {
+            if p < chars.len() {
+                assert_eq!(chars[p - 1], ' ', "a cell runs into the next column:\n{header}\n{line}");
+            }
+        }
+        assert_ne!(chars[starts[1]], ' ', "{header}\n{line}");
+    }
+    assert!(lines.len() > 1, "a table with rows");
 }

@@ -31,23 +31,8 @@ pub fn request(v: &RequestView) {
         row("Repo id", res.repo_id.clone());
     }
     println!("\nAudit timeline");
-    println!(
-        "{:>3}  {:<24}  {:<34}  {:<24}  {:<36}  {:<8}  REASON",
-        "#", "TIME", "ACTOR", "ACTION", "FROM -> TO", "CHANNEL"
-    );
-    for e in &v.audit {
-        let from = e.from.map_or("-".to_string(), |f| f.to_string());
-        println!(
-            "{:>3}  {:<24}  {:<34}  {:<24}  {:<36}  {:<8}  {}",
-            e.seq,
-            domain::timestamp(e.at),
-            e.actor.to_string(),
-            e.action.to_string(),
-            format!("{from} -> {}", e.to),
-            e.channel.to_string(),
-            e.reason.as_deref().unwrap_or("")
-        );
-    }
+    // The same columns and words as `cgr-request audit`.
+    cgr_request::audit::print_events(&v.audit);
 }
 
 pub fn pending(list: &[Request]) {
@@ -55,18 +40,20 @@ pub fn pending(list: &[Request]) {
         println!("nothing pending");
         return;
     }
-    println!(
-        "{:<30}  {:<28}  {:<30}  {:<20}  JUSTIFICATION",
-        "REQUEST", "IMAGE", "REQUESTED BY", "SUBMITTED"
-    );
-    for r in list {
-        println!(
-            "{:<30}  {:<28}  {:<30}  {:<20}  {}",
+    let rows = list.iter().map(|r| {
+        vec![
             r.id.to_string(),
             r.image.to_string(),
             r.requester.to_string(),
-            r.created_at.format("%Y-%m-%dT%H:%M:%S").to_string(),
-            r.justification
-        );
-    }
+            r.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            r.justification.to_string(),
+        ]
+    });
+    println!(
+        "{}",
+        cgr_request::audit::table(
+            &["REQUEST", "IMAGE", "REQUESTED BY", "SUBMITTED", "JUSTIFICATION"],
+            rows
+        )
+    );
 }
