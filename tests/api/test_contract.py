@@ -85,6 +85,7 @@ def stored_requests():
     deadline=None,
     suppress_health_check=list(HealthCheck),
     derandomize=True,
+    database=None,
 )
 def test_the_server_keeps_its_contract(case):
     submission = case.method == "POST" and case.path == "/requests"
