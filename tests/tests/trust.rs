@@ -166,6 +166,7 @@ async fn the_readmes_python_and_rust_clients_work_as_written() {
             "--example",
             "submit",
             "--no-run",
+            "--message-format=json",
         ])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     // Without the variables cargo sets for this test: build scripts that watch them (ring's)
@@ -175,13 +176,23 @@ async fn the_readmes_python_and_rust_clients_work_as_written() {
             build.env_remove(k);
         }
     }
-    run_client(&s, build).await;
-    let target =
-        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
-    let mut cmd = std::process::Command::new(format!("{target}/debug/examples/submit"));
-    cmd.args(["go:1.23", "Builds for the payments team"]);
-    let printed = run_client(&s, cmd).await;
-    printed_request(&s, &printed, "go:1.23").await;
+    // Where cargo put it: its own answer, not a guess at the target folder's layout. The
+    // test command builds examples as test binaries; the example's test runs its own code.
+    let built = run_client(&s, build).await;
+    let exe = built
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "submit")
+        .and_then(|m| m["executable"].as_str().map(String::from))
+        .expect("cargo names the example's executable");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["--exact", "tests::asks_for_an_image", "--nocapture", "--quiet"]);
+    let out = run_client(&s, cmd).await;
+    let printed = out
+        .lines()
+        .find(|l| l.starts_with("req-"))
+        .unwrap_or_else(|| panic!("{out}"));
+    printed_request(&s, printed, "go:1.23").await;
     // The README shows the example's calls as the file makes them.
     let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../cli/examples/submit.rs")).unwrap();
     for call in ["ApiClient::new(", "api.submit(&ask, ", "api.request(submitted.id)"] {
