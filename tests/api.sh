@@ -10,13 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 examples="${1:-25}"
 
+source tests/venv.sh
 venv=.tools/api
-if ! cmp -s tests/requirements-api.txt "$venv/installed-requirements.txt"; then
-  echo "== installing tests/requirements-api.txt into $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements-api.txt
-  cp tests/requirements-api.txt "$venv/installed-requirements.txt"
-fi
+ensure_venv "$venv" tests/requirements-api.txt
 
 # The binary as the test command builds it (`--workspace`, test features): built there
 # already, so nothing to rebuild; `cargo build -p cgr-request` would resolve other features

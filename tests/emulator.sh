@@ -4,15 +4,9 @@
 # tests/requirements.txt pins, starts moto on a free loopback port, exports MOTO_URL for
 # the tests, and stops it when the calling shell exits.
 
-declare -F step > /dev/null || step() { echo "== $*"; }
-
+source tests/venv.sh
 venv="$PWD/.venv"
-if ! cmp -s tests/requirements.txt "$venv/installed-requirements.txt"; then
-  step "installing tests/requirements.txt (moto, awscli, cfn-lint, aws-sam-translator) into .venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
-  cp tests/requirements.txt "$venv/installed-requirements.txt"
-fi
+ensure_venv "$venv" tests/requirements.txt
 export PATH="$venv/bin:$PATH"
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

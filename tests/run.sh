@@ -16,6 +16,7 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+source tests/venv.sh
 source tests/emulator.sh
 
 step "cfn-lint infra/template.yaml"
@@ -24,12 +25,7 @@ cfn-lint infra/template.yaml
 # checkov pins an older boto3 than the AWS CLI: its own venv. Zero failures; every skip in
 # the template says why (tests/tests/template.rs holds that).
 ckv=.tools/checkov
-if ! cmp -s tests/requirements-checkov.txt "$ckv/installed-requirements.txt"; then
-  step "installing tests/requirements-checkov.txt into $ckv"
-  python3 -m venv "$ckv"
-  "$ckv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements-checkov.txt
-  cp tests/requirements-checkov.txt "$ckv/installed-requirements.txt"
-fi
+ensure_venv "$ckv" tests/requirements-checkov.txt
 step "checkov infra/template.yaml"
 "$ckv/bin/checkov" -f infra/template.yaml --framework cloudformation --compact --quiet --skip-download
 

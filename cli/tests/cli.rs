@@ -26,8 +26,14 @@ fn text(o: &Output) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn add_approve_and_follow_a_request_from_the_command_line() {
+/// A local stack on a free port with a fresh data folder, and the CLI pointed at it, run
+/// off the test's runtime (the server answering it runs there).
+async fn local() -> (
+    cgr_request::server::Running,
+    tempfile::TempDir,
+    String,
+    impl Fn(&[&str]) -> tokio::task::JoinHandle<Output>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let settings = Settings {
         listen: ([127, 0, 0, 1], 0).into(),
@@ -36,13 +42,18 @@ async fn add_approve_and_follow_a_request_from_the_command_line() {
     };
     let running = start(settings, Options::default()).await.unwrap();
     let url = format!("http://{}", running.addr);
-    let d = dir.path().to_path_buf();
-    let u = url.clone();
+    let (u, d) = (url.clone(), dir.path().to_path_buf());
     let run = move |args: &[&str]| {
         let (u, d) = (u.clone(), d.clone());
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         tokio::task::spawn_blocking(move || cli(&u, &d, &args))
     };
+    (running, dir, url, run)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn add_approve_and_follow_a_request_from_the_command_line() {
+    let (running, _dir, _url, run) = local().await;
 
     let out = run(&[
         "-o",
@@ -200,21 +211,9 @@ async fn audit_reads_dynamodb_when_the_tables_are_named() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_requested_images_file_is_checked_then_submitted_once_and_approved_by_the_merge() {
-    let dir = tempfile::tempdir().unwrap();
-    let settings = Settings {
-        listen: ([127, 0, 0, 1], 0).into(),
-        data_dir: dir.path().into(),
-        ..Settings::default()
-    };
-    let running = start(settings, Options::default()).await.unwrap();
-    let url = format!("http://{}", running.addr);
-    let d = dir.path().to_path_buf();
-    let run = move |args: Vec<String>| {
-        let (u, d) = (url.clone(), d.clone());
-        tokio::task::spawn_blocking(move || cli(&u, &d, &args))
-    };
+    let (running, dir, _url, run) = local().await;
     let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let out = run(args(&["add", "go", "-j", "builds", "--env", "dev", "--wait"]))
+    let out = run(&["add", "go", "-j", "builds", "--env", "dev", "--wait"])
         .await
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
@@ -225,7 +224,7 @@ async fn a_requested_images_file_is_checked_then_submitted_once_and_approved_by_
         "images:\n  - name: pyhton\n    justification: Data jobs\n    requestedBy: alice\n  - name: go\n    justification: builds\n    requestedBy: bob\n  - name: busybox\n    requestedBy: carol\n",
     )
     .unwrap();
-    let out = run(args(&["validate-file", bad.to_str().unwrap()])).await.unwrap();
+    let out = run(&["validate-file", bad.to_str().unwrap()]).await.unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
     let f = bad.display();
@@ -284,7 +283,7 @@ async fn a_requested_images_file_is_checked_then_submitted_once_and_approved_by_
     )
     .unwrap();
     let g = good.to_str().unwrap().to_string();
-    let out = run(args(&["validate-file", &g])).await.unwrap();
+    let out = run(&["validate-file", &g]).await.unwrap();
     assert!(
         out.status.success() && text(&out).contains("2 image(s) OK"),
         "{}",
@@ -304,13 +303,17 @@ async fn a_requested_images_file_is_checked_then_submitted_once_and_approved_by_
     ];
     let mut as_dev = args(&["submit-file", &g]);
     as_dev.extend(args(&merge));
-    let out = run(as_dev).await.unwrap();
+    let out = run(&as_dev.iter().map(String::as_str).collect::<Vec<_>>())
+        .await
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("may not submit pre-approved"), "{}", text(&out));
 
     let mut submit = args(&["--client", "merge-bot", "submit-file", &g, "--wait", "--timeout", "30s"]);
     submit.extend(args(&merge));
-    let out = run(submit.clone()).await.unwrap();
+    let out = run(&submit.iter().map(String::as_str).collect::<Vec<_>>())
+        .await
+        .unwrap();
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
     assert!(
@@ -319,10 +322,12 @@ async fn a_requested_images_file_is_checked_then_submitted_once_and_approved_by_
         "{shown}"
     );
     // Re-running the merge workflow submits nothing twice.
-    let out = run(submit).await.unwrap();
+    let out = run(&submit.iter().map(String::as_str).collect::<Vec<_>>())
+        .await
+        .unwrap();
     assert_eq!(text(&out).matches("(already submitted)").count(), 2, "{}", text(&out));
 
-    let out = run(args(&["-o", "json", "audit", "--image", "busybox"])).await.unwrap();
+    let out = run(&["-o", "json", "audit", "--image", "busybox"]).await.unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let requests = v["requests"].as_array().unwrap();
     assert_eq!(requests.len(), 1, "{v:#}");
@@ -340,23 +345,8 @@ async fn a_requested_images_file_is_checked_then_submitted_once_and_approved_by_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cli_behaves_in_pipes_and_scripts() {
-    let dir = tempfile::tempdir().unwrap();
-    let settings = Settings {
-        listen: ([127, 0, 0, 1], 0).into(),
-        data_dir: dir.path().into(),
-        ..Settings::default()
-    };
-    let running = start(settings, Options::default()).await.unwrap();
-    let url = format!("http://{}", running.addr);
+    let (running, dir, url, run) = local().await;
     let d = dir.path().to_path_buf();
-    let run = {
-        let (url, d) = (url.clone(), d.clone());
-        move |a: &[&str]| {
-            let (u, d) = (url.clone(), d.clone());
-            let a: Vec<String> = a.iter().map(|s| s.to_string()).collect();
-            tokio::task::spawn_blocking(move || cli(&u, &d, &a))
-        }
-    };
 
     // The reader is gone before the first line is written (`| head -1` done early): the
     // CLI stops quietly, as a filter does, instead of panicking (exit 101).

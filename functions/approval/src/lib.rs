@@ -202,17 +202,45 @@ fn check_token(app: &App, token: &str) -> Result<ApprovalClaims, LinkProblem> {
     Ok(claims)
 }
 
+/// `{token}`: an approval link's credential.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct LinkToken {
+    /// An approval email's signed token, `<key id>.<claims>.<MAC>`: an HMAC-SHA256 under
+    /// the approval key binding the request, the approver, the decision and the expiry.
+    /// The link is the credential: it works once, until it expires.
+    token: String,
+}
+
+/// Why a link cannot be used: the page says so.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum LinkProblems {
+    /// The link does not verify, or its approver is no longer an approver
+    #[response(status = 403, content_type = "text/html")]
+    Forbidden(String),
+    /// The request does not exist
+    #[response(status = 404, content_type = "text/html")]
+    NotFound(String),
+    /// Already decided (by whom and when), or the link was used
+    #[response(status = 409, content_type = "text/html")]
+    Decided(String),
+    /// The link has expired
+    #[response(status = 410, content_type = "text/html")]
+    Expired(String),
+}
+
 /// The page an approval email links to: the request's facts and a button to confirm.
 /// Opening it changes nothing.
 #[cfg_attr(feature = "openapi", utoipa::path(
     get, path = "/approvals/{token}", tag = "approvals",
-    params(("token" = String, Path, description = "An approval email's signed token, `<key id>.<claims>.<MAC>`: an HMAC-SHA256 under the approval key binding the request, the approver, the decision and the expiry. The link is the credential: it works once, until it expires.")),
+    params(LinkToken),
     responses(
         (status = 200, description = "The confirmation page", content_type = "text/html", body = String),
-        (status = 403, description = "The link does not verify, or its approver is no longer an approver", content_type = "text/html", body = String),
-        (status = 404, description = "The request does not exist", content_type = "text/html", body = String),
-        (status = 409, description = "Already decided (by whom and when), or the link was used", content_type = "text/html", body = String),
-        (status = 410, description = "The link has expired", content_type = "text/html", body = String),
+        LinkProblems,
     ),
 ))]
 async fn confirm_page(State(app): State<App>, Path(token): Path<String>) -> Response {
@@ -256,15 +284,12 @@ fn optional_reason(s: &str) -> Result<Option<String>, String> {
 /// a request wins) and answers the page that says what was recorded.
 #[cfg_attr(feature = "openapi", utoipa::path(
     post, path = "/approvals/{token}", tag = "approvals",
-    params(("token" = String, Path, description = "An approval email's signed token, `<key id>.<claims>.<MAC>`: an HMAC-SHA256 under the approval key binding the request, the approver, the decision and the expiry. The link is the credential: it works once, until it expires.")),
+    params(LinkToken),
     request_body(content = LinkForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Recorded: the decision, the reason, and where to follow the request", content_type = "text/html", body = String),
         (status = 400, description = "The reason is not valid", content_type = "text/html", body = String),
-        (status = 403, description = "The link does not verify, or its approver is no longer an approver", content_type = "text/html", body = String),
-        (status = 404, description = "The request does not exist", content_type = "text/html", body = String),
-        (status = 409, description = "Already decided (by whom and when), or the link was used", content_type = "text/html", body = String),
-        (status = 410, description = "The link has expired", content_type = "text/html", body = String),
+        LinkProblems,
         (status = 415, description = "The body is not the page's form", content_type = "text/html", body = String),
     ),
 ))]
@@ -383,7 +408,7 @@ fn parse_id(id: &str) -> Result<RequestId, ApiError> {
 /// An admin client approves or denies a pending request (the CLI's `admin approve|deny`).
 #[cfg_attr(feature = "openapi", utoipa::path(
     post, path = "/requests/{id}/decision", tag = "approvals",
-    params(("id" = String, Path, description = "The request's id, `req-…`")),
+    params(http_api::openapi::RequestPath),
     request_body(content = DecisionBody, content_type = "application/json"),
     responses(
         (status = 200, description = "Recorded; the request as it stands now", body = domain::Request),
@@ -414,7 +439,7 @@ async fn decide_by_client(
 /// An admin's retry of a failed provisioning: `failed → provisioning`, then queued.
 #[cfg_attr(feature = "openapi", utoipa::path(
     post, path = "/requests/{id}/retry", tag = "approvals",
-    params(("id" = String, Path, description = "The request's id, `req-…`")),
+    params(http_api::openapi::RequestPath),
     responses(
         (status = 200, description = "Provisioning again; the request as it stands now", body = domain::Request),
         (status = 404, description = "No such request", body = http_api::openapi::ErrorBody),

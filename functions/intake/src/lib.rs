@@ -302,7 +302,7 @@ pub async fn request_view(app: &App, r: &Request) -> Result<Value, ApiError> {
 /// admins and clients that submit for others.
 #[cfg_attr(feature = "openapi", utoipa::path(
     get, path = "/requests/{id}", tag = "requests",
-    params(("id" = String, Path, description = "The request's id, `req-…`")),
+    params(http_api::openapi::RequestPath),
     responses(
         (status = 200, description = "The request, its audit timeline and refused attempts", body = domain::RequestView),
         (status = 404, description = "No such request (or not this client's to read)", body = http_api::openapi::ErrorBody),

@@ -23,6 +23,15 @@ pub struct ErrorBody {
     replayed: Option<bool>,
 }
 
+/// `{id}`: the request a route is about.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct RequestPath {
+    /// The request's id, `req-…`.
+    id: String,
+}
+
 /// The statuses any route may answer, whoever answers them (the extractor, the limits,
 /// the service), each with [`ErrorBody`].
 const EVERY_ROUTE: [(&str, &str); 5] = [
