@@ -169,6 +169,21 @@ fn entry(text: &str, v: &serde_yaml_ng::Value, line: usize, end: usize, bad: &mu
 /// a fork has none): YAML, the file's shape, every field's grammar, duplicates. Reports
 /// every problem it finds, each on its line; only YAML that does not parse stops it.
 pub fn check_offline(text: &str) -> (Vec<Checked>, Vec<Problem>) {
+    // YAML breaks lines at a lone CR too, git and GitHub do not: its line numbers would
+    // point past the file (found by the fuzz target). Such a file is refused, on its line.
+    let lone_cr = text
+        .char_indices()
+        .find(|&(i, c)| c == '\r' && !text[i + 1..].starts_with('\n'));
+    if let Some((i, _)) = lone_cr {
+        return (
+            vec![],
+            vec![Problem {
+                line: text[..i].matches('\n').count() + 1,
+                message: "a carriage return (CR) without a line feed: save the file with LF (or CRLF) line endings"
+                    .into(),
+            }],
+        );
+    }
     let doc: serde_yaml_ng::Value = match serde_yaml_ng::from_str(text) {
         Ok(v) => v,
         Err(e) => {
@@ -328,6 +343,13 @@ mod tests {
         );
         let (_, p) = check_offline("images: redis\n");
         assert!(p[0].message.contains("needs `images:`"), "{p:?}");
+        // Line endings: CRLF reads as LF; a lone CR is refused on its line.
+        let (checked, p) = check_offline(&GOOD.replace('\n', "\r\n"));
+        assert_eq!((checked.len(), p.len()), (2, 0), "{p:?}");
+        let (_, p) = check_offline("images:\n  - name: go\r    justification: x\n");
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].line, 2);
+        assert!(p[0].message.contains("carriage return"), "{p:?}");
     }
 
     #[test]
