@@ -169,18 +169,25 @@ fn entry(text: &str, v: &serde_yaml_ng::Value, line: usize, end: usize, bad: &mu
 /// a fork has none): YAML, the file's shape, every field's grammar, duplicates. Reports
 /// every problem it finds, each on its line; only YAML that does not parse stops it.
 pub fn check_offline(text: &str) -> (Vec<Checked>, Vec<Problem>) {
-    // YAML breaks lines at a lone CR too, git and GitHub do not: its line numbers would
-    // point past the file (found by the fuzz target). Such a file is refused, on its line.
-    let lone_cr = text
-        .char_indices()
-        .find(|&(i, c)| c == '\r' && !text[i + 1..].starts_with('\n'));
-    if let Some((i, _)) = lone_cr {
+    // YAML also breaks lines at a lone CR, NEL, LS and PS; git and GitHub do not, so its
+    // line numbers would point past the file (found by the fuzz target). Such a file is
+    // refused, on the line git gives the character.
+    let odd_break = text.char_indices().find_map(|(i, c)| {
+        let name = match c {
+            '\r' if !text[i + 1..].starts_with('\n') => "a carriage return (CR) without a line feed",
+            '\u{85}' => "a next-line character (U+0085)",
+            '\u{2028}' => "a line separator (U+2028)",
+            '\u{2029}' => "a paragraph separator (U+2029)",
+            _ => return None,
+        };
+        Some((i, name))
+    });
+    if let Some((i, name)) = odd_break {
         return (
             vec![],
             vec![Problem {
                 line: text[..i].matches('\n').count() + 1,
-                message: "a carriage return (CR) without a line feed: save the file with LF (or CRLF) line endings"
-                    .into(),
+                message: format!("{name}, which YAML reads as a line break: use LF (or CRLF) line endings only"),
             }],
         );
     }
@@ -346,10 +353,12 @@ mod tests {
         // Line endings: CRLF reads as LF; a lone CR is refused on its line.
         let (checked, p) = check_offline(&GOOD.replace('\n', "\r\n"));
         assert_eq!((checked.len(), p.len()), (2, 0), "{p:?}");
-        let (_, p) = check_offline("images:\n  - name: go\r    justification: x\n");
-        assert_eq!(p.len(), 1);
-        assert_eq!(p[0].line, 2);
-        assert!(p[0].message.contains("carriage return"), "{p:?}");
+        for (odd, says) in [('\r', "carriage return"), ('\u{2029}', "U+2029"), ('\u{85}', "U+0085")] {
+            let (_, p) = check_offline(&format!("images:\n  - name: go{odd}    justification: x\n"));
+            assert_eq!(p.len(), 1);
+            assert_eq!(p[0].line, 2);
+            assert!(p[0].message.contains(says), "{p:?}");
+        }
     }
 
     #[test]
