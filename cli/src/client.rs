@@ -163,7 +163,7 @@ impl ApiClient {
         if let Some(env) = ask.environment {
             body["environment"] = env.into();
         }
-        let (_, v) = self
+        let (status, v) = self
             .call(
                 Method::POST,
                 "/requests",
@@ -171,22 +171,24 @@ impl ApiClient {
                 &[(IDEMPOTENCY_HEADER, idempotency_key)],
             )
             .await?;
-        serde_json::from_value(v.clone()).map_err(|e| CallError::Api {
-            status: 200,
-            message: format!("unreadable answer: {e}"),
-            body: v,
-        })
+        typed(status, v)
     }
 
     /// A request with its audit timeline (`GET /requests/{id}`).
     pub async fn request(&self, id: domain::RequestId) -> Result<domain::RequestView, CallError> {
-        let (_, v) = self.call(Method::GET, &format!("/requests/{id}"), None, &[]).await?;
-        serde_json::from_value(v.clone()).map_err(|e| CallError::Api {
-            status: 200,
-            message: format!("unreadable answer: {e}"),
-            body: v,
-        })
+        let (status, v) = self.call(Method::GET, &format!("/requests/{id}"), None, &[]).await?;
+        typed(status, v)
     }
+}
+
+/// A successful answer read as `T`; one that does not read is an error with the status
+/// and body as they came.
+fn typed<T: serde::de::DeserializeOwned>(status: u16, v: Value) -> Result<T, CallError> {
+    serde_json::from_value(v.clone()).map_err(|e| CallError::Api {
+        status,
+        message: format!("unreadable answer: {e}"),
+        body: v,
+    })
 }
 
 /// What to ask for.
