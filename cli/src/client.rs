@@ -207,10 +207,14 @@ pub fn query(pairs: &[(&str, &str)]) -> String {
     serde_urlencoded::to_string(pairs).expect("string pairs always encode")
 }
 
-/// What `POST /requests` answers (202 for a new request, 200 for an idempotent repeat).
+/// What `POST /requests` answers (202 for a new request, 200 for an idempotent repeat or
+/// a join of the open request for the same image).
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct Submitted {
     pub id: domain::RequestId,
     pub image: String,
     pub status: domain::Status,
+    /// The image was already asked for: this is that open request, now followed too.
+    #[serde(default)]
+    pub joined: bool,
 }

@@ -81,6 +81,16 @@ async fn add_approve_and_follow_a_request_from_the_command_line() {
     }
     assert!(pending.contains(&id) && pending.contains("busybox:latest"), "{pending}");
     let id_s = id.as_str();
+    // Asking again while it waits starts nothing new: the answer names the open request.
+    let out = run(&["add", "busybox", "-j", "still need it"]).await.unwrap();
+    let shown = text(&out);
+    assert!(
+        out.status.success()
+            && shown.contains(&format!(
+                "busybox:latest was already asked for: joined {id} (waiting for a decision)"
+            )),
+        "{shown}"
+    );
     let out = run(&["admin", "approve", id_s, "--reason", "ok"]).await.unwrap();
     assert!(out.status.success(), "{}", text(&out));
 
@@ -319,6 +329,12 @@ async fn a_requested_images_file_is_checked_then_submitted_once_and_approved_by_
     assert!(
         shown.contains("busybox:latest  docker pull cgr.dev/example.com/busybox:latest")
             && shown.contains("python:3.12  docker pull cgr.dev/example.com/python:3.12"),
+        "{shown}"
+    );
+    // The PR comment (this output) says who approved, when and why.
+    assert!(
+        shown.contains("  Approved by github:octocat on ")
+            && shown.contains("  > approved by merging acme/platform#42 (commit 0123abc)"),
         "{shown}"
     );
     // Re-running the merge workflow submits nothing twice.

@@ -39,6 +39,8 @@ impl Recorded {
 pub struct State {
     pub repos: Vec<Value>,
     pub catalog: Vec<String>,
+    /// Tags of catalog images that differ from the simulated catalog's (`app::trial::catalog_tags`).
+    pub catalog_tags: std::collections::HashMap<String, Vec<String>>,
     pub entitlements: Value,
     pub repo_limit: usize,
     /// (`"METHOD /path-prefix"`, status, body) answered once, in order, to the first match.
@@ -224,7 +226,23 @@ fn handle(state: &Mutex<State>, method: Method, uri: Uri, headers: HeaderMap, bo
         ("GET", "/registry/v1/tags") => {
             let parent = get("uidp.childrenOf").unwrap_or_default();
             let known = st.repos.iter().any(|r| r["id"] == parent.as_str());
-            let items = if known {
+            let catalog_image = parent
+                .strip_prefix(&format!("{CATALOG_GROUP}/"))
+                .and_then(|i| usize::from_str_radix(i, 16).ok())
+                .and_then(|i| st.catalog.get(i));
+            let items = if let Some(name) = catalog_image {
+                let tags = st
+                    .catalog_tags
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| app::trial::catalog_tags(name));
+                let items: Vec<Value> = tags
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| json!({"id": format!("{parent}/{i:016x}"), "name": t, "digest": format!("sha256:{i:064x}")}))
+                    .collect();
+                json!(items)
+            } else if known {
                 json!([{"id": format!("{parent}/t1"), "name": "latest", "digest": "sha256:00"}])
             } else {
                 json!([])

@@ -77,6 +77,44 @@ async fn requests_are_validated_and_provisioned_through_the_chainguard_api() {
 }
 
 #[tokio::test]
+async fn tags_are_checked_against_the_catalog_images_tags_from_the_api() {
+    let fake = FakeChainguard::start().await;
+    fake.state.lock().unwrap().catalog_tags.insert(
+        "go".into(),
+        vec!["latest".into(), "latest-dev".into(), "1.24".into(), "1.24-dev".into()],
+    );
+    let s = start_with(|c| c.org_name = "acme.dev".into(), Some(registry(&fake))).await;
+
+    let old = s.submit("go:1.23", Some("dev")).await;
+    let v = s.wait_for(&old, "rejected").await;
+    assert!(
+        v["outcome"].as_str().unwrap().contains("has no tag `1.23`"),
+        "{}",
+        v["outcome"]
+    );
+    assert_eq!(v["suggestions"][0], "go:1.24");
+    assert!(fake.repo_names().is_empty());
+    let asked = fake
+        .log()
+        .iter()
+        .filter(|r| {
+            r.path_and_query
+                .starts_with("/registry/v1/tags?uidp.childrenOf=720909c9f5279097d847ad02a2f24ba8f59de36a%2F")
+        })
+        .count();
+    assert_eq!(
+        asked,
+        1,
+        "the catalog image's own tags were read: {:?}",
+        fake.log().iter().map(|r| &r.path_and_query).collect::<Vec<_>>()
+    );
+
+    let go = s.submit("go:1.24", Some("dev")).await;
+    let v = s.wait_for(&go, "provisioned").await;
+    assert_eq!(v["result"]["pull_string"], "cgr.dev/acme.dev/go:1.24");
+}
+
+#[tokio::test]
 async fn a_plan_with_a_lower_repo_maximum_is_the_limit() {
     let fake = FakeChainguard::start().await;
     fake.state.lock().unwrap().entitlements = json!({"maxTotalImages": "1"});

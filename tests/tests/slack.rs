@@ -440,7 +440,47 @@ async fn a_users_own_env_dev_outside_a_vouching_channel_goes_to_the_approvers() 
         posted[0].body
     );
     // From the channel that vouches, the same command is approved by the policy.
-    let got = command(&s, &fake, "redis --env dev caching", "t2").await;
+    let got = command(&s, &fake, "nginx --env dev caching", "t2").await;
     let v = s.wait_for(&request_id(&got), "provisioned").await;
     assert_eq!(v["environment_vouched_by"], "Slack channel C0DEV");
+}
+
+#[tokio::test]
+async fn asking_in_slack_for_an_image_already_asked_for_joins_it_and_the_outcome_comes_by_dm() {
+    let fake = FakeSlack::start().await;
+    let s = stack(&fake, Arc::default()).await;
+    let id = s.submit("postgres", None).await;
+    s.wait_for(&id, "pending_approval").await;
+    let reply = command(&s, &fake, "postgres reporting for the data team", "t9").await;
+    assert!(
+        reply.contains("already asked for") && reply.contains("You joined it") && reply.contains(&id),
+        "{reply}"
+    );
+    let v = s.get(&id).await;
+    assert_eq!(v["watchers"][0]["channel"], "slack", "{v}");
+    let (status, _) = s
+        .admin
+        .call(
+            reqwest::Method::POST,
+            &format!("/requests/{id}/decision"),
+            Some(&json!({"decision": "approve", "reason": "fine"})),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    s.wait_for(&id, "provisioned").await;
+    // The watcher asked from Slack: told there, by direct message.
+    for _ in 0..300 {
+        let dm = fake
+            .calls("/api/chat.postMessage")
+            .into_iter()
+            .find(|c| c.body["channel"] == DEV && c.body.to_string().contains("docker pull"));
+        if let Some(dm) = dm {
+            assert!(dm.body.to_string().contains("Approved by"), "{:?}", dm.body);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no direct message to the watcher: {:?}", fake.calls(""));
 }

@@ -548,23 +548,23 @@ fn each_function_reads_only_its_secrets_and_nobody_else_mints_links() {
 }
 
 #[test]
-fn only_link_claims_can_be_deleted_and_unused_grants_are_gone() {
+fn only_link_claims_and_image_guards_can_be_deleted_and_unused_grants_are_gone() {
     let t = template();
     for binary in ["intake", "approval", "validate", "provision"] {
+        let mut deletes = vec![];
         for (actions, resources, condition) in statements(&t, binary) {
             if actions.iter().any(|a| a == "dynamodb:DeleteItem") {
-                assert_eq!(binary, "approval", "only approval gives back a link's use");
+                // Never a request or an event: link claims (approval gives back a link's
+                // use) and the `open#` guards of images (freed when a request ends).
                 assert_eq!(actions, ["dynamodb:DeleteItem"]);
                 assert_eq!(resources, ["RequestsTable"]);
-                assert_eq!(
-                    condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
-                    serde_json::json!(["claim#*"])
-                );
+                deletes.push(condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].clone());
             }
-            // approval answers from one request; intake reads a timeline from the audit
-            // table itself, never its indexes.
-            if binary == "approval" {
-                assert!(!actions.iter().any(|a| a == "dynamodb:Query"), "approval: {actions:?}");
+            // approval answers from one request, and the requester's recent ones by their
+            // index; intake reads a timeline from the audit table itself, never its indexes.
+            if binary == "approval" && actions.iter().any(|a| a == "dynamodb:Query") {
+                assert_eq!(resources.len(), 1, "approval: {resources:?}");
+                assert!(resources[0].ends_with("/index/by_requester"), "approval: {resources:?}");
             }
             if binary == "intake" && resources.iter().any(|r| r.contains("AuditTable")) {
                 assert!(
@@ -573,6 +573,11 @@ fn only_link_claims_can_be_deleted_and_unused_grants_are_gone() {
                 );
             }
         }
+        let mut expected = vec![serde_json::json!(["open#*"])];
+        if binary == "approval" {
+            expected.insert(0, serde_json::json!(["claim#*"]));
+        }
+        assert_eq!(deletes, expected, "{binary}");
     }
 }
 

@@ -58,6 +58,26 @@ async fn the_same_signed_bytes_sent_again_create_nothing() {
 }
 
 #[tokio::test]
+async fn a_join_is_a_use_of_its_signature_too() {
+    let s = start().await;
+    let (status, open) = s.submit_as("email:first@example.com", "redis", "caching first").await;
+    assert_eq!(status, 202, "{open}");
+    let ts = chrono::Utc::now().timestamp();
+    let headers = signed(&s, "application/json", None, ts);
+    let (status, joined) = s.raw(Method::POST, "/requests", BODY.to_vec(), &headers).await;
+    assert_eq!(status, 200, "{joined}");
+    assert_eq!(
+        (&joined["id"], &joined["joined"]),
+        (&open["id"], &serde_json::json!(true))
+    );
+    let before = s.counts().await;
+    let (status, again) = s.raw(Method::POST, "/requests", BODY.to_vec(), &headers).await;
+    assert_eq!(status, 409, "{again}");
+    assert_eq!(again["replayed"], true);
+    assert_eq!(s.counts().await.audit, before.audit, "nothing recorded for the replay");
+}
+
+#[tokio::test]
 async fn a_retry_under_its_idempotency_key_answers_the_original_request() {
     let s = start().await;
     let ts = chrono::Utc::now().timestamp();

@@ -80,7 +80,11 @@ pub async fn submit(
         .await
         .map_err(anyhow::Error::msg)?;
     for (c, s, new) in &submitted {
-        let note = if *new { "" } else { "  (already submitted)" };
+        let note = match (new, s.joined) {
+            (_, true) => "  (already asked for: joined that request)",
+            (true, false) => "",
+            (false, false) => "  (already submitted)",
+        };
         if out == Output::Table {
             println!("{}  {}  {}{note}", s.id, c.image, s.status);
         }
@@ -106,6 +110,12 @@ pub async fn submit(
             match &r.result {
                 Some(res) if ok => println!("{}  docker pull {}", c.image, res.pull_string),
                 _ => println!("{}  {}: {}", c.image, r.status(), r.outcome.as_deref().unwrap_or("")),
+            }
+            // What the PR comment carries: who decided, when, and why.
+            if let Some(d) = app::notify::decision_line(r) {
+                for line in d.lines() {
+                    println!("  {line}");
+                }
             }
         }
         results.push(raw);

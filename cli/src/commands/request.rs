@@ -38,6 +38,13 @@ pub async fn add(api: &ApiClient, new: New, wait: Option<Wait>, out: Output) -> 
     match out {
         Output::Json if wait.is_none() => println!("{v:#}"),
         Output::Json => {}
+        Output::Table if accepted.joined => println!(
+            "{} was already asked for: joined {} ({}). You will be told its outcome.\nFollow it with: cgr-request status {} --wait",
+            accepted.image,
+            accepted.id,
+            accepted.status.describe(),
+            accepted.id
+        ),
         Output::Table => println!(
             "{}  {}  {}\nFollow it with: cgr-request status {} --wait",
             accepted.id, accepted.image, accepted.status, accepted.id

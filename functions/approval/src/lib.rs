@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use app::ports::{QueueName, StoreError};
+use app::ports::{QueueName, RequestQuery, StoreError};
 use app::workflow::Applied;
 use app::App;
 use domain::auth::token::{ApprovalClaims, TokenError};
@@ -170,12 +170,19 @@ pub async fn decide(
     }
 }
 
-/// Why a link cannot be used, as the page the admin sees.
-struct LinkProblem(StatusCode, String);
+/// Why a link cannot be used, as the page the admin sees: naming the request where the
+/// link's claims can be trusted (it verified, but its approver was removed).
+struct LinkProblem(StatusCode, String, Option<RequestId>);
 
-impl IntoResponse for LinkProblem {
-    fn into_response(self) -> Response {
-        (self.0, Html(pages::problem("This link cannot be used", &self.1))).into_response()
+impl LinkProblem {
+    async fn page(self, app: &App, typed: Option<&str>) -> Response {
+        let r = match self.2 {
+            Some(id) => app.store.get(id).await.ok().flatten(),
+            None => None,
+        };
+        let about = r.as_ref().map(|r| (r, app.settings.org_name.as_str()));
+        let html = pages::problem("This link cannot be used", &self.1, about, typed);
+        (self.0, Html(html)).into_response()
     }
 }
 
@@ -186,7 +193,7 @@ fn check_token(app: &App, token: &str) -> Result<ApprovalClaims, LinkProblem> {
             TokenError::Invalid => StatusCode::FORBIDDEN,
             TokenError::Expired(_) => StatusCode::GONE,
         };
-        LinkProblem(code, e.to_string())
+        LinkProblem(code, e.to_string(), None)
     })?;
     if !app
         .settings
@@ -196,10 +203,29 @@ fn check_token(app: &App, token: &str) -> Result<ApprovalClaims, LinkProblem> {
     {
         return Err(LinkProblem(
             StatusCode::FORBIDDEN,
-            "Its approver is no longer an approver.".into(),
+            format!(
+                "{} is no longer an approver, so this link no longer decides anything. Nothing was recorded.",
+                claims.approver
+            ),
+            Some(claims.request_id),
         ));
     }
     Ok(claims)
+}
+
+/// A page about a request that is not waiting for this link's decision.
+fn not_waiting(app: &App, r: &Request, title: &str, why: &str, typed: Option<&str>) -> Response {
+    let e = DecideError::already(r);
+    let html = pages::problem(title, why, Some((r, app.settings.org_name.as_str())), typed);
+    (e.status_code(), Html(html)).into_response()
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Html(pages::problem("Not found", "This request does not exist.", None, None)),
+    )
+        .into_response()
 }
 
 /// `{token}`: an approval link's credential.
@@ -246,19 +272,36 @@ enum LinkProblems {
 async fn confirm_page(State(app): State<App>, Path(token): Path<String>) -> Response {
     let claims = match check_token(&app, &token) {
         Ok(c) => c,
-        Err(problem) => return problem.into_response(),
+        Err(problem) => return problem.page(&app, None).await,
     };
     match app.store.get(claims.request_id).await {
-        Ok(Some(r)) if r.status() == Status::PendingApproval => Html(pages::confirm(&r, &claims)).into_response(),
-        Ok(Some(r)) => {
-            let e = DecideError::already(&r);
-            (e.status_code(), Html(pages::problem("Already decided", &e.message()))).into_response()
+        Ok(Some(r)) if r.status() == Status::PendingApproval => {
+            // The requester's other recent requests: context for the decision, best effort.
+            let others: Vec<Request> = app
+                .store
+                .list(&RequestQuery {
+                    requester: Some(r.requester.clone()),
+                    limit: 6,
+                    ..RequestQuery::default()
+                })
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|o| o.id != r.id)
+                .take(5)
+                .collect();
+            let cx = pages::Context {
+                org: &app.settings.org_name,
+                link_expires: DateTime::from_timestamp(claims.expires, 0).unwrap_or_else(|| app.clock.now()),
+                others: &others,
+            };
+            Html(pages::confirm(&r, &claims, &cx)).into_response()
         }
-        Ok(None) => (
-            StatusCode::NOT_FOUND,
-            Html(pages::problem("Not found", "This request does not exist.")),
-        )
-            .into_response(),
+        Ok(Some(r)) => {
+            let why = format!("{}: {}.", r.image, DecideError::already(&r).message());
+            not_waiting(&app, &r, "Already decided", &why, None)
+        }
+        Ok(None) => not_found(),
         Err(e) => ApiError::internal(e).into_response(),
     }
 }
@@ -294,10 +337,7 @@ fn optional_reason(s: &str) -> Result<Option<String>, String> {
     ),
 ))]
 async fn decide_by_link(State(app): State<App>, Path(token): Path<String>, req: HttpRequest) -> Response {
-    let claims = match check_token(&app, &token) {
-        Ok(c) => c,
-        Err(problem) => return problem.into_response(),
-    };
+    let claims = check_token(&app, &token);
     let body = match read_body(req, app.settings.max_body_bytes).await {
         Ok((parts, b)) => {
             let form = parts
@@ -309,7 +349,7 @@ async fn decide_by_link(State(app): State<App>, Path(token): Path<String>, req: 
                 let why = "This page's form sends application/x-www-form-urlencoded; nothing else is read.";
                 return (
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    Html(pages::problem("Not recorded", why)),
+                    Html(pages::problem("Not recorded", why, None, None)),
                 )
                     .into_response();
             }
@@ -317,9 +357,23 @@ async fn decide_by_link(State(app): State<App>, Path(token): Path<String>, req: 
         }
         Err(e) => return e.into_response(),
     };
-    let reason = match serde_urlencoded_form(&body).and_then(|f| optional_reason(&f.reason)) {
+    let form = serde_urlencoded_form(&body);
+    // What the approver typed, given back on every page that records nothing.
+    let typed_text = form.as_ref().ok().map(|f| f.reason.trim().to_string());
+    let typed = typed_text.as_deref().filter(|t| !t.is_empty());
+    let claims = match claims {
+        Ok(c) => c,
+        Err(problem) => return problem.page(&app, typed).await,
+    };
+    let reason = match form.and_then(|f| optional_reason(&f.reason)) {
         Ok(r) => r,
-        Err(why) => return (StatusCode::BAD_REQUEST, Html(pages::problem("Not recorded", &why))).into_response(),
+        Err(why) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Html(pages::problem("Not recorded", &why, None, typed)),
+            )
+                .into_response()
+        }
     };
     let approver = Principal::Email(claims.approver.to_ascii_lowercase());
     // A link works once: its use is a conditional item that lives as long as the link.
@@ -327,7 +381,7 @@ async fn decide_by_link(State(app): State<App>, Path(token): Path<String>, req: 
     let until = DateTime::from_timestamp(claims.expires, 0).unwrap_or_else(|| app.clock.now());
     match app.store.claim_once(&key, app.clock.now(), until).await {
         Ok(true) => {}
-        Ok(false) => return used_link(&app, &claims, approver, reason).await,
+        Ok(false) => return used_link(&app, &claims, approver, reason, typed).await,
         Err(e) => return ApiError::internal(e).into_response(),
     }
     match decide(
@@ -340,7 +394,7 @@ async fn decide_by_link(State(app): State<App>, Path(token): Path<String>, req: 
     )
     .await
     {
-        Ok(r) => Html(pages::decided(&r)).into_response(),
+        Ok(r) => Html(pages::decided(&r, &app.settings.org_name)).into_response(),
         Err(e) => {
             if matches!(e, DecideError::Unavailable(_)) {
                 // Nothing was decided: let the admin click again.
@@ -348,22 +402,32 @@ async fn decide_by_link(State(app): State<App>, Path(token): Path<String>, req: 
                     tracing::error!(request_id = %claims.request_id, error = %e, "could not release a link's use");
                 }
             }
-            (e.status_code(), Html(pages::problem("Not recorded", &e.message()))).into_response()
+            match (&e, app.store.get(claims.request_id).await) {
+                (DecideError::AlreadyDecided { .. }, Ok(Some(r))) => {
+                    let why = format!("{}: {}. Your decision was not recorded.", r.image, e.message());
+                    not_waiting(&app, &r, "Not recorded", &why, typed)
+                }
+                _ => (
+                    e.status_code(),
+                    Html(pages::problem("Not recorded", &e.message(), None, typed)),
+                )
+                    .into_response(),
+            }
         }
     }
 }
 
 /// A second use of a link: refused, recorded, and answered with where the request stands.
-async fn used_link(app: &App, claims: &ApprovalClaims, approver: Principal, reason: Option<String>) -> Response {
+async fn used_link(
+    app: &App,
+    claims: &ApprovalClaims,
+    approver: Principal,
+    reason: Option<String>,
+    typed: Option<&str>,
+) -> Response {
     let r = match app.store.get(claims.request_id).await {
         Ok(Some(r)) => r,
-        Ok(None) => {
-            return (
-                StatusCode::NOT_FOUND,
-                Html(pages::problem("Not found", "This request does not exist.")),
-            )
-                .into_response()
-        }
+        Ok(None) => return not_found(),
         Err(e) => return ApiError::internal(e).into_response(),
     };
     let action = if claims.approve { Action::Approve } else { Action::Deny };
@@ -374,7 +438,14 @@ async fn used_link(app: &App, claims: &ApprovalClaims, approver: Principal, reas
         DecideError::already(&r).message()
     };
     app.refuse(&r, &change, &why).await;
-    (StatusCode::CONFLICT, Html(pages::problem("Not recorded", &why))).into_response()
+    let shown = format!("{}: {why}. Your decision was not recorded.", r.image);
+    let html = pages::problem(
+        "Not recorded",
+        &shown,
+        Some((&r, app.settings.org_name.as_str())),
+        typed,
+    );
+    (StatusCode::CONFLICT, Html(html)).into_response()
 }
 
 fn serde_urlencoded_form(body: &[u8]) -> Result<LinkForm, String> {

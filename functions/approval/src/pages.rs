@@ -1,9 +1,26 @@
 //! The HTML an admin sees after clicking an emailed link. Escaped by construction (maud).
+//! No script and no outside resource (the Content-Security-Policy allows none): what the
+//! page must do, it does with a form.
 
+use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 
 use domain::auth::token::ApprovalClaims;
 use domain::Request;
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:42rem;margin:1.5rem auto;padding:0 1rem;color:#222;line-height:1.4}\
+h1{font-size:1.5rem;overflow-wrap:anywhere}\
+.facts{font-size:1.15rem;background:#f4f6f8;border:1px solid #d5dbe1;border-radius:6px;padding:.8rem 1rem;margin:1rem 0}\
+.facts code{font-size:1.2rem;font-weight:600;word-break:break-all}\
+.facts .dest{display:block;margin-top:.3rem}\
+.quoted{white-space:pre-wrap;overflow-wrap:anywhere;border-left:3px solid #ccc;padding-left:.5rem}\
+dt{font-weight:600;margin-top:.6rem}dd{margin:0;overflow-wrap:anywhere}\
+code{overflow-wrap:anywhere}\
+textarea{width:100%;min-height:5rem;box-sizing:border-box;font:inherit}\
+button{font-size:1rem;padding:.6rem 1.4rem;margin-top:1rem;border-radius:4px;border:1px solid #444}\
+.approve{background:#1f7a3a;color:#fff}.deny{background:#a32020;color:#fff}\
+.note{color:#555;font-size:.95rem}.warn{background:#fff6e0;border:1px solid #e6c36a;border-radius:6px;padding:.6rem .8rem}\
+ul{padding-left:1.2rem}";
 
 fn layout(title: &str, body: Markup) -> String {
     html! {
@@ -15,10 +32,7 @@ fn layout(title: &str, body: Markup) -> String {
                 meta name="referrer" content="no-referrer";
                 meta name="robots" content="noindex";
                 title { (title) " · Image Request" }
-                style { "body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}.quoted{white-space:pre-wrap;overflow-wrap:anywhere;border-left:3px solid #ccc;padding-left:.5rem}"
-                        "dt{font-weight:600;margin-top:.6rem}dd{margin:0}textarea{width:100%;min-height:4rem}"
-                        "button{font-size:1rem;padding:.5rem 1.2rem;margin-top:1rem;border-radius:4px;border:1px solid #444}"
-                        ".approve{background:#1f7a3a;color:#fff}.deny{background:#a32020;color:#fff}" }
+                style { (STYLE) }
             }
             body { h1 { (title) } (body) }
         }
@@ -26,57 +40,148 @@ fn layout(title: &str, body: Markup) -> String {
     .into_string()
 }
 
-fn details(r: &Request) -> Markup {
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// The catalog's page of an image, for an approver who does not know it.
+pub fn catalog_page(r: &Request) -> String {
+    format!(
+        "https://images.chainguard.dev/directory/image/{}/overview",
+        r.image.name()
+    )
+}
+
+/// What is being approved, where it goes, and where the request stands: first, and large.
+fn facts(r: &Request, org: &str) -> Markup {
     html! {
-        dl {
-            dt { "Image" } dd { code { (r.image) } }
-            dt { "Requested by" } dd { (r.requester) }
-            dt { "Justification" } dd class="quoted" { (r.justification) }
-            dt { "Environment" } dd { (r.environment_shown()) }
-            dt { "Channel" } dd { (r.channel) }
-            dt { "Submitted" } dd { (r.created_at.format("%Y-%m-%d %H:%M UTC")) }
-            dt { "Request" } dd { code { (r.id) } }
-            dt { "Status" } dd { (r.status()) }
+        div class="facts" {
+            code id="image" { (r.image) }
+            span class="dest" { "into " code id="destination" { (Request::pull_string(org, &r.image)) } }
+            span class="dest" { "Status: " strong id="status" { (r.status().describe()) } }
         }
     }
 }
 
+fn details(r: &Request) -> Markup {
+    html! {
+        dl {
+            dt { "Requested by" } dd id="requester" { (r.requester) }
+            dt { "Justification" } dd class="quoted" id="justification" { (r.justification) }
+            dt { "Environment" } dd { (r.environment_shown()) }
+            dt { "Channel" } dd { (r.channel) }
+            dt { "Submitted" } dd { (when(r.created_at)) }
+            dt { "Request" } dd { code id="request-id" { (r.id) } }
+            dt { "Catalog" } dd { a href=(catalog_page(r)) rel="noreferrer noopener" { (catalog_page(r)) } }
+        }
+        @if !r.watchers.is_empty() {
+            h2 { "Also asked by" }
+            ul id="also-asked" {
+                @for w in &r.watchers {
+                    li {
+                        (w.who) " (" code { (w.image) } ", " (when(w.at)) ")"
+                        div class="quoted" { (w.justification) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the confirmation page knows beside the request: the link's expiry and the
+/// requester's other recent requests.
+pub struct Context<'a> {
+    pub org: &'a str,
+    pub link_expires: DateTime<Utc>,
+    pub others: &'a [Request],
+}
+
 /// The page behind an emailed link: the request, and a form that confirms the decision.
-pub fn confirm(r: &Request, claims: &ApprovalClaims) -> String {
+pub fn confirm(r: &Request, claims: &ApprovalClaims, cx: &Context<'_>) -> String {
     let (verb, class) = if claims.approve {
         ("Approve", "approve")
     } else {
         ("Deny", "deny")
     };
+    let checked = match r.watchers.len() {
+        0 => "No one else has asked for it.".to_string(),
+        1 => "One other person asked for it too (below).".to_string(),
+        n => format!("{n} other people asked for it too (below)."),
+    };
     layout(
         &format!("{verb} {}?", r.image),
         html! {
-            p { "You are deciding as " strong { (claims.approver) } ". Nothing has changed yet." }
+            (facts(r, cx.org))
+            p { "You are deciding as " strong { (claims.approver) } ". Nothing has changed yet. "
+                span id="expiry" { "This link works until " (when(cx.link_expires)) ", once." } }
+            p class="note" id="standing" {
+                "Not in the organization when the request was checked. " (checked)
+            }
             (details(r))
+            @if !cx.others.is_empty() {
+                h2 { "The requester's other recent requests" }
+                ul id="others" {
+                    @for o in cx.others {
+                        li { code { (o.image) } " — " (o.status().describe()) " (" (when(o.created_at)) ")" }
+                    }
+                }
+            }
             form method="post" {
-                label for="reason" { "Reason (optional, shown to the requester and kept in the audit trail)" }
+                label for="reason" { "Reason (optional to approve, shown to the requester and kept in the audit trail)" }
                 textarea id="reason" name="reason" maxlength="1000" {}
-                button type="submit" class=(class) { (verb) }
+                button type="submit" class=(class) { (verb) " " (r.image) }
             }
         },
     )
 }
 
-pub fn decided(r: &Request) -> String {
-    let verdict = if r.decision.as_ref().is_some_and(|d| d.approved) {
+/// After the click: the decision as recorded, and where to follow the request.
+pub fn decided(r: &Request, org: &str) -> String {
+    let d = r.decision.as_ref();
+    let verdict = if d.is_some_and(|d| d.approved) {
         "Approved"
     } else {
         "Denied"
     };
+    let told = match r.watchers.len() {
+        0 => "The requester will be told.".to_string(),
+        n => format!("The requester and the {n} others who asked will be told."),
+    };
     layout(
         &format!("{verdict}: {}", r.image),
         html! {
-            p { "Recorded. The requester will be told." }
+            (facts(r, org))
+            p id="decision" {
+                strong { (verdict) } " by " (d.map_or(String::new(), |d| d.by.to_string()))
+                " at " (d.map_or(String::new(), |d| when(d.at))) ". " (told)
+            }
+            @if let Some(reason) = d.and_then(|d| d.reason.as_deref()) {
+                p { "Your reason, as recorded:" }
+                div class="quoted" id="reason" { (reason) }
+            }
+            p { "Follow it: " code id="follow" { "cgr-request status " (r.id) } }
             (details(r))
         },
     )
 }
 
-pub fn problem(title: &str, message: &str) -> String {
-    layout(title, html! { p { (message) } })
+/// A page that says why nothing was recorded; with the request where it is known, and the
+/// reason the approver typed, so that a stale tab loses nothing.
+pub fn problem(title: &str, message: &str, about: Option<(&Request, &str)>, typed: Option<&str>) -> String {
+    layout(
+        title,
+        html! {
+            @if let Some((r, org)) = about {
+                (facts(r, org))
+            }
+            p class="warn" id="problem" { (message) }
+            @if let Some(text) = typed {
+                p { "What you wrote was not recorded; here it is to copy:" }
+                textarea id="typed" readonly { (text) }
+            }
+            @if let Some((r, _)) = about {
+                p { "Follow it: " code id="follow" { "cgr-request status " (r.id) } }
+            }
+        },
+    )
 }

@@ -15,7 +15,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use app::ports::{Created, QueueName, RequestQuery, StoreError};
+use app::ports::{QueueName, RequestQuery, StoreError};
+use app::workflow::Submitted;
 use app::App;
 use domain::{
     Channel, Environment, ImageRef, Justification, NewRequest, PreApproval, Principal, Request, RequestId, RequestView,
@@ -204,14 +205,18 @@ pub struct Accepted {
     pub image: ImageRef,
     /// Where to follow it (`GET`, signed).
     pub status_url: String,
+    /// The image was already asked for, and that request is open: this is that request,
+    /// and the asker now watches it (told of its outcome); nothing new was made.
+    pub joined: bool,
 }
 
-fn accepted(app: &App, r: &Request) -> Accepted {
+fn accepted(app: &App, r: &Request, joined: bool) -> Accepted {
     Accepted {
         id: r.id,
         status: r.status(),
         image: r.image.clone(),
         status_url: format!("{}/requests/{}", app.settings.public_url(), r.id),
+        joined,
     }
 }
 
@@ -227,7 +232,7 @@ fn accepted(app: &App, r: &Request) -> Accepted {
         description = "1 to 128 visible ASCII characters; the same key answers the same request")),
     responses(
         (status = 202, description = "Received: a new request", body = Accepted),
-        (status = 200, description = "The request this Idempotency-Key already made", body = Accepted),
+        (status = 200, description = "The request this Idempotency-Key already made, or the open request for the same image, now joined (`joined`)", body = Accepted),
         (status = 409, description = "This signature was already used", body = http_api::openapi::ErrorBody),
         (status = 422, description = "This Idempotency-Key made a different request", body = http_api::openapi::ErrorBody),
     ),
@@ -252,14 +257,17 @@ async fn submit(State(app): State<App>, headers: HeaderMap, signed: Signed) -> R
         )
         .with(json!({ "replayed": true }))
     };
-    let created = match app.store.create(&request, &event).await {
+    // A join is claimed under the signature's id, so it too is taken once.
+    let once = format!("submission#{id}");
+    let created = match app.submit(&request, &event, Some(&once)).await {
         Err(StoreError::Conflict) => return Err(replayed()),
         other => other.map_err(ApiError::internal)?,
     };
     match created {
         // Found by its key, and named by this very signature: the same bytes again.
-        Created::Existing(existing) if existing.id == id => Err(replayed()),
-        Created::Existing(existing) => {
+        Submitted::Existing(existing) if existing.id == id => Err(replayed()),
+        Submitted::Joined(open) => Ok((StatusCode::OK, Json(accepted(&app, &open, true))).into_response()),
+        Submitted::Existing(existing) => {
             if existing.image != request.image
                 || existing.justification != request.justification
                 || existing.environment != request.environment
@@ -270,22 +278,22 @@ async fn submit(State(app): State<App>, headers: HeaderMap, signed: Signed) -> R
                 )
                 .with(json!({ "id": existing.id })));
             }
-            Ok((StatusCode::OK, Json(accepted(&app, &existing))).into_response())
+            Ok((StatusCode::OK, Json(accepted(&app, &existing, false))).into_response())
         }
-        Created::New(r) => {
+        Submitted::New(r) => {
             tracing::info!(request_id = %r.id, image = %r.image, requester = %r.requester, "request received");
             if let Err(e) = app.enqueue(QueueName::Validate, r.id, &r.id.to_string()).await {
                 // Stored, so not lost: the sweep queues it again.
                 tracing::error!(request_id = %r.id, error = %e, "could not queue for validation");
             }
-            Ok((StatusCode::ACCEPTED, Json(accepted(&app, &r))).into_response())
+            Ok((StatusCode::ACCEPTED, Json(accepted(&app, &r, false))).into_response())
         }
     }
 }
 
 /// Who may read a request: its requester, admins, and clients that submit for others.
 fn may_read(signed: &Signed, r: &Request) -> bool {
-    signed.client.admin || signed.client.assert_requester || signed.client.principal == r.requester
+    signed.client.admin || signed.client.assert_requester || r.asked_by(&signed.client.principal)
 }
 
 /// A request with its audit timeline, as `GET /requests/{id}` answers it.

@@ -4,8 +4,9 @@
 //! inside Slack's 3-second deadline: a request is stored and queued, never processed here.
 
 use app::mrkdwn::{ephemeral, escape};
-use app::ports::{Created, QueueName};
+use app::ports::QueueName;
 use app::slack_payloads::{self as payloads, Command, SlashCommand, USAGE};
+use app::workflow::Submitted;
 use app::App;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -80,9 +81,17 @@ fn say(text: &str) -> Response {
 async fn submit(app: &App, new: NewRequest, response_url: &str) -> String {
     let (mut request, event) = Request::submit(new, RequestId::new(), app.clock.now());
     request.response_url = (!response_url.is_empty()).then(|| response_url.to_string());
-    match app.store.create(&request, &event).await {
-        Ok(Created::Existing(r)) => format!("Already received as `{}` ({}).", r.id, r.status()),
-        Ok(Created::New(r)) => {
+    match app.submit(&request, &event, None).await {
+        Ok(Submitted::Existing(r)) => format!("Already received as `{}` ({}).", r.id, r.status()),
+        Ok(Submitted::Joined(r)) => format!(
+            "`{}` was already asked for by {}: request `{}` is *{}*. You joined it, and I will tell you when it is decided; `/request-image status {}` shows where it stands.",
+            r.image.name(),
+            escape(&r.requester.to_string()),
+            r.id,
+            r.status(),
+            r.id
+        ),
+        Ok(Submitted::New(r)) => {
             tracing::info!(request_id = %r.id, image = %r.image, requester = %r.requester, "request received from Slack");
             if let Err(e) = app.enqueue(QueueName::Validate, r.id, &r.id.to_string()).await {
                 tracing::error!(request_id = %r.id, error = %e, "could not queue for validation; the sweep will");
@@ -123,7 +132,7 @@ async fn search(app: &App, word: &str) -> String {
 
 /// Requesters see their own requests; Slack approvers see any.
 async fn status(app: &App, id: RequestId, asker: &Principal, user_id: &str) -> String {
-    let may_see = |r: &Request| &r.requester == asker || app.is_slack_approver(user_id);
+    let may_see = |r: &Request| r.asked_by(asker) || app.is_slack_approver(user_id);
     match app.store.get(id).await {
         Ok(Some(r)) if may_see(&r) => {
             let mut text = format!("`{}`: `{}` is *{}*", r.id, r.image, r.status());

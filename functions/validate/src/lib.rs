@@ -71,6 +71,18 @@ async fn check(app: &App, r: &Request) -> Result<Finding, StepError> {
             suggestions: catalog.suggest(name, 3),
         });
     }
+    // The pull string names the tag asked for: it must be one the image has.
+    let tag = r.image.tag();
+    let tags = app.registry.catalog_tags(name).await?;
+    if !tags.iter().any(|t| t == tag) {
+        return Ok(Finding::Reject {
+            reason: format!("`{name}` has no tag `{tag}` in the Chainguard catalog (tags are case-sensitive)"),
+            suggestions: domain::catalog::closest_tags(tag, &tags, 3)
+                .into_iter()
+                .map(|t| format!("{name}:{t}"))
+                .collect(),
+        });
+    }
     if let Some(repo) = app.registry.find_repo(name).await? {
         return Ok(Finding::Available(ProvisionResult {
             pull_string: Request::pull_string(app.registry.org_name(), &r.image),

@@ -37,7 +37,7 @@ pub fn approval_blocks(r: &Request) -> Value {
             .map(|l| format!("> {l}"))
             .collect::<Vec<_>>()
             .join("\n")
-    );
+    ) + &also_asked_by(r);
     let button = |id: &str, label: &str, style: &str, question: String| {
         json!({
             "type": "button",
@@ -60,6 +60,34 @@ pub fn approval_blocks(r: &Request) -> Value {
             button("deny", "Deny", "danger", format!("Deny `{}`? The requester is told.", r.image)),
         ]}
     ])
+}
+
+/// Those who joined the request, each in their own (shortened) words: a section's text
+/// holds 3,000 characters, so five at most, 200 characters each.
+fn also_asked_by(r: &Request) -> String {
+    let mut out = String::new();
+    for w in r.watchers.iter().take(5) {
+        let words: String = w.justification.as_str().chars().take(200).collect();
+        let cut = if words.len() < w.justification.as_str().len() {
+            "…"
+        } else {
+            ""
+        };
+        out += &format!(
+            "\n*Also asked by* {} (`{}`):\n{}{cut}",
+            who(&w.who),
+            w.image,
+            escape(&words)
+                .lines()
+                .map(|l| format!("> {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    if r.watchers.len() > 5 {
+        out += &format!("\n…and {} more.", r.watchers.len() - 5);
+    }
+    out
 }
 
 /// What replaces the buttons once the request is decided.

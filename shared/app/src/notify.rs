@@ -14,7 +14,7 @@ pub fn quoted(text: &str) -> String {
 
 fn details(r: &Request) -> String {
     format!(
-        "Request:       {}\nImage:         {}\nRequested by:  {}\nEnvironment:   {}\nChannel:       {}\nSubmitted:     {}\n\nThe requester's justification, as written:\n{}",
+        "Request:       {}\nImage:         {}\nRequested by:  {}\nEnvironment:   {}\nChannel:       {}\nSubmitted:     {}\n\nThe requester's justification, as written:\n{}{}",
         r.id,
         r.image,
         r.requester,
@@ -22,7 +22,24 @@ fn details(r: &Request) -> String {
         r.channel,
         r.created_at.format("%Y-%m-%d %H:%M UTC"),
         quoted(r.justification.as_str()),
+        also_asked_by(r),
     )
+}
+
+/// Everyone who joined the request, each with their own words.
+pub fn also_asked_by(r: &Request) -> String {
+    r.watchers
+        .iter()
+        .map(|w| {
+            format!(
+                "\nAlso asked by {} ({}, {}):\n{}",
+                w.who,
+                w.image,
+                w.at.format("%Y-%m-%d %H:%M UTC"),
+                quoted(w.justification.as_str())
+            )
+        })
+        .collect()
 }
 
 /// One approver's email, with links that only this approver can use.
@@ -137,6 +154,34 @@ pub fn outcome(r: &Request) -> Message {
         status: r.status(),
         channel: r.channel,
     }
+}
+
+/// A watcher's news: the outcome as the requester hears it, addressed to the watcher,
+/// with the pull string of the tag they asked for where the repo has it.
+pub fn outcome_for_watcher(r: &Request, w: &domain::Watcher) -> Message {
+    let mut m = outcome(r);
+    m.to = w.who.email().map_or_else(|| w.who.to_string(), str::to_string);
+    let yours = r
+        .result
+        .as_ref()
+        .filter(|res| w.image.tag() != r.image.tag() && res.tags.iter().any(|t| t == w.image.tag()));
+    let pull = match yours {
+        Some(res) => format!(
+            "\nFor the tag you asked for:\n\n    docker pull {}\n",
+            res.pull_string
+                .rsplit_once(':')
+                .map_or(res.pull_string.clone(), |(repo, _)| format!("{repo}:{}", w.image.tag()))
+        ),
+        None => String::new(),
+    };
+    m.text = format!(
+        "You asked for {} on {}, while {} had asked for it already: this is that request's news.\n{pull}\n{}",
+        w.image,
+        w.at.format("%Y-%m-%d %H:%M UTC"),
+        r.requester,
+        m.text
+    );
+    m
 }
 
 /// Tells an approver something needs a person (a provisioning that kept failing).

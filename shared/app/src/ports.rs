@@ -26,6 +26,9 @@ pub enum Created {
     New(Request),
     /// A request with the same idempotency key exists already; nothing was written.
     Existing(Request),
+    /// Another request for the same image is open (received to provisioning); nothing was
+    /// written. The caller joins it (`Request::join`).
+    OpenExists(Request),
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -46,7 +49,9 @@ pub struct RequestQuery {
 #[async_trait]
 pub trait RequestStore: Send + Sync {
     /// Stores a new request with its first audit event, unless its idempotency key is
-    /// already taken, in which case the existing request is returned.
+    /// already taken (the existing request is returned) or another request for the same
+    /// image name is open (that one is returned): one open request per image, decided
+    /// atomically with the write. A terminal transition's commit frees the image.
     async fn create(&self, request: &Request, event: &AuditEvent) -> Result<Created, StoreError>;
     async fn get(&self, id: RequestId) -> Result<Option<Request>, StoreError>;
     /// Writes the new request and appends its audit event together, only if the stored
@@ -207,6 +212,8 @@ pub trait Registry: Send + Sync {
     async fn catalog(&self) -> Result<Arc<Catalog>, RegistryError>;
     async fn org_repos(&self) -> Result<Vec<Repo>, RegistryError>;
     async fn find_repo(&self, name: &str) -> Result<Option<Repo>, RegistryError>;
+    /// The tags a catalog image has (what a request may name and a pull may use).
+    async fn catalog_tags(&self, name: &str) -> Result<Vec<String>, RegistryError>;
     /// Creates the repo, or returns it where it exists already.
     async fn create_repo(&self, name: &str, source: &str) -> Result<Repo, RegistryError>;
     /// What the org's plan allows; unknown parts are `None`.
@@ -284,6 +291,9 @@ impl Registry for Unwired {
         Err(RegistryError::Permanent(unwired("registry")))
     }
     async fn find_repo(&self, _: &str) -> Result<Option<Repo>, RegistryError> {
+        Err(RegistryError::Permanent(unwired("registry")))
+    }
+    async fn catalog_tags(&self, _: &str) -> Result<Vec<String>, RegistryError> {
         Err(RegistryError::Permanent(unwired("registry")))
     }
     async fn create_repo(&self, _: &str, _: &str) -> Result<Repo, RegistryError> {

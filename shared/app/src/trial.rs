@@ -14,21 +14,70 @@ use sha2::{Digest, Sha256};
 
 use crate::ports::{Registry, RegistryError, Repo};
 
+/// The tags every catalog image has.
 pub const NEW_REPO_TAGS: [&str; 2] = ["latest", "latest-dev"];
+
+/// Version streams of some well-known images, newest first, as full versions with their
+/// package epoch: what the simulated catalog gives them beside `latest` (the real catalog
+/// tags paid images this way, free ones with `latest` and `latest-dev` only).
+const VERSION_STREAMS: &[(&str, &[&str])] = &[
+    ("go", &["1.23.4-r0", "1.22.10-r1"]),
+    ("jdk", &["23.0.1-r0", "21.0.5-r2", "17.0.13-r1"]),
+    ("jre", &["23.0.1-r0", "21.0.5-r2", "17.0.13-r1"]),
+    ("mariadb", &["11.4.4-r0", "10.11.10-r1"]),
+    ("nginx", &["1.27.3-r0", "1.26.2-r2", "1.25.5-r4"]),
+    ("node", &["23.5.0-r0", "22.12.0-r1", "20.18.1-r1"]),
+    ("php", &["8.4.1-r0", "8.3.14-r1"]),
+    ("postgres", &["17.2-r0", "16.6-r1", "15.10-r1"]),
+    ("python", &["3.13.1-r2", "3.12.8-r1", "3.11.11-r3"]),
+    ("redis", &["7.4.1-r2", "7.2.6-r1"]),
+    ("ruby", &["3.3.6-r0", "3.2.6-r1"]),
+    ("rust", &["1.83.0-r0"]),
+];
+
+/// The tags a catalog image has in the simulated catalog: `latest` and `latest-dev`, and
+/// for the images in [`VERSION_STREAMS`] each version at every depth (`3`, `3.13`,
+/// `3.13.1`, `3.13.1-r2`; a shorter one belongs to the newest stream that has it), each
+/// with its `-dev` twin, as Chainguard tags them.
+pub fn catalog_tags(name: &str) -> Vec<String> {
+    let mut tags: Vec<String> = NEW_REPO_TAGS.iter().map(|t| t.to_string()).collect();
+    let streams = VERSION_STREAMS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(&[][..], |(_, v)| *v);
+    for full in streams {
+        let version = full.split_once("-r").map_or(*full, |(v, _)| v);
+        let mut depth = String::new();
+        for part in version.split('.') {
+            if !depth.is_empty() {
+                depth.push('.');
+            }
+            depth.push_str(part);
+            for t in [depth.clone(), format!("{depth}-dev")] {
+                if !tags.contains(&t) {
+                    tags.push(t);
+                }
+            }
+        }
+        tags.push(full.to_string());
+        tags.push(format!("{full}-dev"));
+    }
+    tags
+}
 
 /// The org id a simulated org has: stable per org name, so ids survive restarts.
 pub fn org_id(org_name: &str) -> String {
     hex::encode(&Sha256::digest(org_name.as_bytes())[..20])
 }
 
-/// A repo as a new one would come back from the registry.
-pub fn new_repo(org_id: &str, name: &str) -> Repo {
+/// A repo as a new one would come back from the registry: with its source's tags.
+pub fn new_repo(org_id: &str, name: &str, source: &str) -> Repo {
     let mut suffix = [0u8; 8];
     rand::rng().fill_bytes(&mut suffix);
     Repo {
         id: format!("{org_id}/{}", hex::encode(suffix)),
         name: name.to_string(),
-        tags: NEW_REPO_TAGS.iter().map(|t| t.to_string()).collect(),
+        tags: catalog_tags(source),
     }
 }
 
@@ -81,12 +130,17 @@ impl Registry for TrialOrg {
         Ok(self.repos().get(name).cloned())
     }
 
+    async fn catalog_tags(&self, name: &str) -> Result<Vec<String>, RegistryError> {
+        check_source(&self.catalog, name)?;
+        Ok(catalog_tags(name))
+    }
+
     async fn create_repo(&self, name: &str, source: &str) -> Result<Repo, RegistryError> {
         check_source(&self.catalog, source)?;
         let repo = self
             .repos()
             .entry(name.to_string())
-            .or_insert_with(|| new_repo(&self.org_id, name))
+            .or_insert_with(|| new_repo(&self.org_id, name, source))
             .clone();
         tracing::info!(repo = repo.name, repo_id = repo.id, "trial org: repo created in memory");
         Ok(repo)
@@ -105,12 +159,38 @@ mod tests {
         assert_eq!(a, b);
         let (org_part, repo_part) = a.id.split_once('/').unwrap();
         assert_eq!((org_part.len(), repo_part.len()), (40, 16));
-        assert_eq!(a.tags, NEW_REPO_TAGS);
+        assert_eq!(a.tags, catalog_tags("redis"));
         assert_eq!(org.find_repo("redis").await.unwrap(), Some(a));
         assert!(matches!(
             org.create_repo("no-such-image", "no-such-image").await,
             Err(RegistryError::Permanent(_))
         ));
         assert_eq!(org.org_repos().await.unwrap().len(), 1);
+        let python = org.create_repo("python", "python").await.unwrap();
+        assert!(
+            python.tags.contains(&"3.12".to_string()),
+            "a new repo has its source's tags"
+        );
+    }
+
+    #[test]
+    fn simulated_tags_are_versions_at_every_depth_with_dev_twins() {
+        let tags = catalog_tags("python");
+        for t in [
+            "latest",
+            "latest-dev",
+            "3",
+            "3-dev",
+            "3.13",
+            "3.12",
+            "3.12.8",
+            "3.12.8-r1",
+            "3.11.11-r3-dev",
+        ] {
+            assert!(tags.contains(&t.to_string()), "{t} in {tags:?}");
+        }
+        let unique: std::collections::HashSet<_> = tags.iter().collect();
+        assert_eq!(unique.len(), tags.len(), "no tag twice: {tags:?}");
+        assert_eq!(catalog_tags("busybox"), NEW_REPO_TAGS);
     }
 }

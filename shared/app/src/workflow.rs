@@ -5,7 +5,7 @@
 use chrono::Duration;
 
 use crate::notify;
-use crate::ports::{NotifyError, QueueError, QueueName, RegistryError, RequestQuery, StoreError, WorkItem};
+use crate::ports::{Created, NotifyError, QueueError, QueueName, RegistryError, RequestQuery, StoreError, WorkItem};
 use crate::App;
 use domain::{Action, Change, Channel, Principal, Refusal, Refused, Request, RequestId, Status};
 
@@ -48,6 +48,17 @@ impl From<NotifyError> for StepError {
     fn from(e: NotifyError) -> Self {
         StepError::Retryable(e.to_string())
     }
+}
+
+/// What a submission came to.
+#[derive(Debug)]
+pub enum Submitted {
+    /// Stored `received`; to be queued for validation.
+    New(Request),
+    /// The request this idempotency key made before.
+    Existing(Request),
+    /// Another request for the image was open: the asker now watches it (or did already).
+    Joined(Request),
 }
 
 /// The outcome of trying to apply a change.
@@ -114,6 +125,51 @@ impl App {
         }
     }
 
+    /// Stores a new request, or joins the asker to the open request for the same image
+    /// (one open request per image). `once`, where given, is claimed before a join, so
+    /// that the same submission cannot be joined twice (a replayed signature); a claim
+    /// already taken is `StoreError::Conflict`, as a replayed creation is.
+    pub async fn submit(
+        &self,
+        request: &Request,
+        event: &domain::AuditEvent,
+        once: Option<&str>,
+    ) -> Result<Submitted, StoreError> {
+        let mut claimed = false;
+        // A join races with the open request's own steps: re-read and try again.
+        for _ in 0..8 {
+            let open = match self.store.create(request, event).await? {
+                Created::New(r) => return Ok(Submitted::New(r)),
+                Created::Existing(r) => return Ok(Submitted::Existing(r)),
+                Created::OpenExists(open) => open,
+            };
+            if let (Some(key), false) = (once, claimed) {
+                let now = self.clock.now();
+                if !self.store.claim_once(key, now, now + Duration::minutes(10)).await? {
+                    return Err(StoreError::Conflict);
+                }
+                claimed = true;
+            }
+            let transition = match open.join(request) {
+                // Ended meanwhile: the image is free, so the next try creates.
+                Err(_) => continue,
+                Ok(None) => return Ok(Submitted::Joined(open)),
+                Ok(Some(t)) => t,
+            };
+            match self.store.commit(&transition).await {
+                Ok(()) => {
+                    tracing::info!(request_id = %open.id, joined_by = %request.requester, "joined the open request for the image");
+                    return Ok(Submitted::Joined(transition.request));
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the open request for this image kept changing; try again".into(),
+        ))
+    }
+
     pub async fn enqueue(&self, queue: QueueName, id: RequestId, trace_id: &str) -> Result<(), QueueError> {
         self.queue
             .send(
@@ -137,6 +193,22 @@ impl App {
         if let (Some(chat), Channel::Slack) = (&self.chat, r.channel) {
             if let Err(e) = chat.tell(r, &message.text, self.clock.now()).await {
                 tracing::error!(request_id = %r.id, error = %e, "could not answer the requester in chat");
+            }
+        }
+        // Those who joined hear the same news, by mail, and in chat by direct message.
+        for w in &r.watchers {
+            let message = notify::outcome_for_watcher(r, w);
+            if let Err(e) = self.notifier.send(&message).await {
+                tracing::error!(request_id = %r.id, error = %e, "could not notify a watcher");
+            }
+            if let (Some(chat), Channel::Slack) = (&self.chat, w.channel) {
+                // As if they had asked: no reply address of theirs is kept, so Slack DMs them.
+                let mut theirs = r.clone();
+                theirs.requester = w.who.clone();
+                theirs.response_url = None;
+                if let Err(e) = chat.tell(&theirs, &message.text, self.clock.now()).await {
+                    tracing::error!(request_id = %r.id, error = %e, "could not tell a watcher in chat");
+                }
             }
         }
     }

@@ -146,9 +146,42 @@ impl Catalog {
     }
 }
 
+/// The tags closest to one an image does not have, best first: the same letters in
+/// another case, then the fewest edits, then the longest shared beginning (`1.2x` finds
+/// `1.27` and `1.26`). Tags are case-sensitive, so `Latest` is never taken for `latest`;
+/// it is only suggested.
+pub fn closest_tags(wanted: &str, tags: &[String], max: usize) -> Vec<String> {
+    let lower = wanted.to_ascii_lowercase();
+    let limit = (wanted.len() / 2).max(2);
+    let mut scored: Vec<(usize, usize, usize, &String)> = tags
+        .iter()
+        .filter_map(|t| {
+            let d = strsim::osa_distance(&lower, &t.to_ascii_lowercase());
+            let shared = wanted.bytes().zip(t.bytes()).take_while(|(a, b)| a == b).count();
+            (d <= limit || shared >= 2).then_some((d, usize::MAX - shared, t.len(), t))
+        })
+        .collect();
+    scored.sort();
+    scored.into_iter().take(max).map(|(.., t)| t.clone()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_tag_gets_its_closest_tags_first() {
+        let tags: Vec<String> = ["latest", "latest-dev", "1.27", "1.27-dev", "1.27.3", "1.26", "1"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(closest_tags("Latest", &tags, 3)[0], "latest");
+        let near = closest_tags("1.2x", &tags, 3);
+        assert!(
+            near[..2].contains(&"1.27".into()) && near[..2].contains(&"1.26".into()),
+            "{near:?}"
+        );
+        assert!(closest_tags("zzzzzzzz", &tags, 3).is_empty());
+    }
 
     #[test]
     fn embedded_catalog_holds_the_819_names() {

@@ -22,8 +22,8 @@ pub use policy::{Policy, Verdict};
 pub use principal::{BadPrincipal, Principal};
 pub use request::{
     clean_text, BadEnvironment, BadPreApproval, Change, Channel, Decision, Environment, Justification, NewRequest,
-    PreApproval, ProvisionResult, Request, RequestView, TextError, Transition, MAX_IDEMPOTENCY_KEY_LEN,
-    MAX_JUSTIFICATION_CHARS, MAX_REASON_CHARS,
+    PreApproval, ProvisionResult, Request, RequestView, TextError, Transition, Watcher, MAX_IDEMPOTENCY_KEY_LEN,
+    MAX_JUSTIFICATION_CHARS, MAX_REASON_CHARS, MAX_WATCHERS,
 };
 pub use status::{Action, BadStatus, Refused, Status};
 

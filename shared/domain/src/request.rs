@@ -257,7 +257,26 @@ pub struct Request {
     /// The merged pull request that approved this request, where one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_approval: Option<PreApproval>,
+    /// Others who asked for the same image while this request was open, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watchers: Vec<Watcher>,
 }
+
+/// Someone who asked for the same image while the request was open, and was told of it
+/// instead of starting another (`Action::Join`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watcher {
+    pub who: Principal,
+    /// What they asked for (the same image; the tag may differ).
+    pub image: ImageRef,
+    pub justification: Justification,
+    pub channel: Channel,
+    pub at: DateTime<Utc>,
+}
+
+/// The most watchers one request keeps (a bound on its stored size).
+pub const MAX_WATCHERS: usize = 50;
 
 /// A request with its audit timeline and refused attempts: what `GET /requests/{id}`
 /// answers, and what the CLI reads back.
@@ -491,8 +510,51 @@ impl Request {
             audit_head: event.hash.clone(),
             response_url: None,
             pre_approval: None,
+            watchers: vec![],
         };
         (req, event)
+    }
+
+    /// Whether `who` asked for this request already (its requester or a watcher).
+    pub fn asked_by(&self, who: &Principal) -> bool {
+        self.requester == *who || self.watchers.iter().any(|w| w.who == *who)
+    }
+
+    /// The asker of `other` (a new request for the same image) joins this open request as
+    /// a watcher: `None` when they asked for it already or it has [`MAX_WATCHERS`]
+    /// (nothing changes), refused when it is no longer open.
+    pub fn join(&self, other: &Request) -> Result<Option<Transition>, Refused> {
+        let to = self.status.apply(Action::Join)?;
+        debug_assert_eq!(to, self.status);
+        if self.asked_by(&other.requester) || self.watchers.len() >= MAX_WATCHERS {
+            return Ok(None);
+        }
+        let change = Change {
+            action: Action::Join,
+            actor: other.requester.clone(),
+            channel: other.channel,
+            reason: Some(format!(
+                "{} for {}: {}",
+                other.image,
+                other.environment_shown(),
+                other.justification
+            )),
+            at: other.created_at,
+        };
+        let watcher = Watcher {
+            who: other.requester.clone(),
+            image: other.image.clone(),
+            justification: other.justification.clone(),
+            channel: other.channel,
+            at: other.created_at,
+        };
+        // A join is not progress: `updated_at` (what expiry and the sweep count from) stays.
+        let kept = self.updated_at;
+        self.apply(change, |r| {
+            r.watchers.push(watcher);
+            r.updated_at = kept;
+        })
+        .map(Some)
     }
 
     /// Applies a change through the status machine; `edit` fills in what the change

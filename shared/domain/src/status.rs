@@ -63,6 +63,9 @@ pub enum Action {
     StartProvisioning,
     CompleteProvisioning,
     Fail,
+    /// Someone else asked for the same image while this request was open: they watch it
+    /// (told of its outcome) instead of starting a second one. The status stays.
+    Join,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,6 +95,7 @@ impl Status {
             (S::Approved | S::Failed, A::StartProvisioning) => S::Provisioning,
             (S::Provisioning, A::CompleteProvisioning) => S::Provisioned,
             (S::Provisioning, A::Fail) => S::Failed,
+            (open, A::Join) if open.is_open() => open,
             (from, action) => return Err(Refused { from, action }),
         };
         Ok(next)
@@ -113,6 +117,29 @@ impl Status {
 
     pub fn as_str(self) -> &'static str {
         self.into()
+    }
+
+    /// The status in words for people (pages, notices): what it means, not its name.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Status::Received => "received, not yet checked",
+            Status::Validating => "being checked against the catalog and policy",
+            Status::Rejected => "rejected by the checks",
+            Status::AlreadyAvailable => "already in the registry",
+            Status::PendingApproval => "waiting for a decision",
+            Status::Approved => "approved, about to be added",
+            Status::Denied => "denied",
+            Status::Expired => "expired: nobody decided in time",
+            Status::Cancelled => "cancelled",
+            Status::Provisioning => "being added to the registry",
+            Status::Provisioned => "added to the registry",
+            Status::Failed => "failed while being added",
+        }
+    }
+
+    /// Received to provisioning: one such request per image at a time (others join it).
+    pub fn is_open(self) -> bool {
+        !self.is_terminal()
     }
 
     /// Statuses a request can still move on from, for "open" and "stuck" queries.
@@ -137,6 +164,7 @@ impl Action {
             Action::StartProvisioning => "provisioning started",
             Action::CompleteProvisioning => "provisioned",
             Action::Fail => "failed",
+            Action::Join => "joined by another requester",
         }
     }
 }
@@ -168,7 +196,7 @@ mod tests {
     use Action as A;
     use Status as S;
 
-    const ACTIONS: [Action; 12] = [
+    const ACTIONS: [Action; 13] = [
         A::StartValidation,
         A::Reject,
         A::FoundAvailable,
@@ -181,10 +209,11 @@ mod tests {
         A::StartProvisioning,
         A::CompleteProvisioning,
         A::Fail,
+        A::Join,
     ];
 
     /// The designed transitions (README, "How a request moves"), written out as edges.
-    const DESIGNED: [(Status, Status); 14] = [
+    const DESIGNED: [(Status, Status); 19] = [
         (S::Received, S::Validating),
         (S::Validating, S::Rejected),
         (S::Validating, S::AlreadyAvailable),
@@ -199,6 +228,12 @@ mod tests {
         (S::Provisioning, S::Failed),
         (S::Failed, S::Provisioning),
         (S::Failed, S::Provisioning),
+        // Joins: an open request stays where it is.
+        (S::Received, S::Received),
+        (S::Validating, S::Validating),
+        (S::PendingApproval, S::PendingApproval),
+        (S::Approved, S::Approved),
+        (S::Provisioning, S::Provisioning),
     ];
 
     #[test]

@@ -27,6 +27,10 @@
 //! Idempotency keys live in the requests table as `pk = idem#<client>:<key>` with a `ttl`,
 //! and approval-link uses as `pk = claim#<key>` with a `ttl`; reads and conditions treat
 //! an item past its `ttl` as absent, since TTL deletion lags by days.
+//!
+//! One open request per image: `pk = open#<image name>` names it. A request's creation
+//! puts it (`attribute_not_exists`), in the same transaction; the commit that ends the
+//! request deletes it (only while it still names that request).
 
 use std::collections::HashMap;
 
@@ -34,7 +38,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -109,6 +113,17 @@ struct IdempotencyItem {
     request_id: String,
     /// Unix seconds; DynamoDB's TTL deletes the item some time after.
     ttl: i64,
+}
+
+/// Which request holds an image open (see the module's notes).
+#[derive(Serialize, Deserialize)]
+struct OpenItem {
+    pk: String,
+    request_id: String,
+}
+
+fn open_key(image_name: &str) -> String {
+    format!("open#{image_name}")
 }
 
 type Item = HashMap<String, AttributeValue>;
@@ -194,6 +209,103 @@ impl DynamoStore {
             return Ok(None);
         }
         idem.request_id.parse().map(Some).map_err(|e: BadRequestId| corrupt(e))
+    }
+
+    /// The request holding an image open, as its guard item says.
+    async fn open_holder(&self, image_name: &str) -> Result<Option<RequestId>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.requests)
+            .key("pk", s(open_key(image_name)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        let Some(item) = out.item else { return Ok(None) };
+        let open: OpenItem = from_item(item).map_err(corrupt)?;
+        open.request_id.parse().map(Some).map_err(|e: BadRequestId| corrupt(e))
+    }
+
+    /// Deletes an image's guard, only while it names `holder`.
+    fn free_image(&self, image_name: &str, holder: RequestId) -> Result<TransactWriteItem, StoreError> {
+        let d = Delete::builder()
+            .table_name(&self.requests)
+            .key("pk", s(open_key(image_name)))
+            .condition_expression("attribute_not_exists(pk) OR request_id = :id")
+            .expression_attribute_values(":id", s(holder.to_string()))
+            .build()
+            .map_err(unavailable)?;
+        Ok(TransactWriteItem::builder().delete(d).build())
+    }
+
+    /// One attempt at the creation transaction: the request, its first event, its
+    /// idempotency key and its image's guard.
+    async fn try_create(&self, request: &Request, event: &AuditEvent) -> Result<Created, StoreError> {
+        let item: Item = to_item(RequestItem::new(request)).map_err(corrupt)?;
+        let mut tx = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(put(&self.requests, item, "attribute_not_exists(pk)")?)
+                    .build(),
+            )
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(put(
+                        &self.audit,
+                        audit_item(event)?,
+                        "attribute_not_exists(request_id)",
+                    )?)
+                    .build(),
+            )
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(put(
+                        &self.requests,
+                        to_item(OpenItem {
+                            pk: open_key(request.image.name()),
+                            request_id: request.id.to_string(),
+                        })
+                        .map_err(corrupt)?,
+                        "attribute_not_exists(pk)",
+                    )?)
+                    .build(),
+            );
+        if let Some(key) = &request.idempotency_key {
+            let idem = IdempotencyItem {
+                pk: format!("idem#{key}"),
+                request_id: request.id.to_string(),
+                ttl: (request.created_at + Duration::hours(IDEMPOTENCY_TTL_HOURS)).timestamp(),
+            };
+            let p = Put::builder()
+                .table_name(&self.requests)
+                .set_item(Some(to_item(idem).map_err(corrupt)?))
+                .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
+                .expression_attribute_names("#ttl", "ttl")
+                // The request's own time: a key expired then is free for it.
+                .expression_attribute_values(":now", AttributeValue::N(request.created_at.timestamp().to_string()))
+                .build()
+                .map_err(unavailable)?;
+            tx = tx.transact_items(TransactWriteItem::builder().put(p).build());
+        }
+        match tx.send().await.map_err(classify) {
+            Ok(_) => Ok(Created::New(request.clone())),
+            Err(StoreError::Conflict) => {
+                let key = request.idempotency_key.as_deref().ok_or(StoreError::Conflict)?;
+                let id = self
+                    .live_idempotency(key, request.created_at)
+                    .await?
+                    .ok_or(StoreError::Conflict)?;
+                let existing = self
+                    .get(id)
+                    .await?
+                    .ok_or_else(|| corrupt(format!("idempotency key names missing {id}")))?;
+                Ok(Created::Existing(existing))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Every item of one audit-table partition (a request's events, or its refusals).
@@ -359,57 +471,34 @@ impl RequestStore for DynamoStore {
     }
 
     async fn create(&self, request: &Request, event: &AuditEvent) -> Result<Created, StoreError> {
-        let item: Item = to_item(RequestItem::new(request)).map_err(corrupt)?;
-        let mut tx = self
-            .client
-            .transact_write_items()
-            .transact_items(
-                TransactWriteItem::builder()
-                    .put(put(&self.requests, item, "attribute_not_exists(pk)")?)
-                    .build(),
-            )
-            .transact_items(
-                TransactWriteItem::builder()
-                    .put(put(
-                        &self.audit,
-                        audit_item(event)?,
-                        "attribute_not_exists(request_id)",
-                    )?)
-                    .build(),
-            );
-        if let Some(key) = &request.idempotency_key {
-            let idem = IdempotencyItem {
-                pk: format!("idem#{key}"),
-                request_id: request.id.to_string(),
-                ttl: (request.created_at + Duration::hours(IDEMPOTENCY_TTL_HOURS)).timestamp(),
-            };
-            let p = Put::builder()
-                .table_name(&self.requests)
-                .set_item(Some(to_item(idem).map_err(corrupt)?))
-                .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
-                .expression_attribute_names("#ttl", "ttl")
-                // The request's own time: a key expired then is free for it.
-                .expression_attribute_values(":now", AttributeValue::N(request.created_at.timestamp().to_string()))
-                .build()
-                .map_err(unavailable)?;
-            tx = tx.transact_items(TransactWriteItem::builder().put(p).build());
-        }
-        match tx.send().await.map_err(classify) {
-            Ok(_) => Ok(Created::New(request.clone())),
-            Err(StoreError::Conflict) => {
-                let key = request.idempotency_key.as_deref().ok_or(StoreError::Conflict)?;
-                let id = self
-                    .live_idempotency(key, request.created_at)
-                    .await?
-                    .ok_or(StoreError::Conflict)?;
-                let existing = self
-                    .get(id)
-                    .await?
-                    .ok_or_else(|| corrupt(format!("idempotency key names missing {id}")))?;
-                Ok(Created::Existing(existing))
+        // Twice at most: a guard left by a request that has ended since is cleared once.
+        for _ in 0..2 {
+            match self.try_create(request, event).await {
+                Err(StoreError::Conflict) => {}
+                other => return other,
             }
-            Err(e) => Err(e),
+            let Some(holder) = self.open_holder(request.image.name()).await? else {
+                return Err(StoreError::Conflict);
+            };
+            if holder == request.id {
+                // The same signed submission, sent again.
+                return Err(StoreError::Conflict);
+            }
+            match self.get(holder).await? {
+                Some(open) if open.status().is_open() => return Ok(Created::OpenExists(open)),
+                _ => {
+                    tracing::warn!(image = request.image.name(), %holder, "clearing the guard of a request no longer open");
+                    let free = self.free_image(request.image.name(), holder)?;
+                    self.client
+                        .transact_write_items()
+                        .transact_items(free)
+                        .send()
+                        .await
+                        .map_err(classify)?;
+                }
+            }
         }
+        Err(StoreError::Conflict)
     }
 
     async fn get(&self, id: RequestId) -> Result<Option<Request>, StoreError> {
@@ -438,7 +527,8 @@ impl RequestStore for DynamoStore {
             .expression_attribute_values(":expected_version", AttributeValue::N(t.expected_version.to_string()))
             .build()
             .map_err(unavailable)?;
-        self.client
+        let mut tx = self
+            .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(guarded).build())
             .transact_items(
@@ -449,10 +539,12 @@ impl RequestStore for DynamoStore {
                         "attribute_not_exists(request_id)",
                     )?)
                     .build(),
-            )
-            .send()
-            .await
-            .map_err(classify)?;
+            );
+        // The request ends: its image is free for the next request, in the same write.
+        if t.expected_status.is_open() && !t.request.status().is_open() {
+            tx = tx.transact_items(self.free_image(t.request.image.name(), t.request.id)?);
+        }
+        tx.send().await.map_err(classify)?;
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! The Chainguard registry API client, and the `Registry` port on it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -138,11 +139,18 @@ fn at_repo_limit(msg: &str) -> bool {
     m.contains("limit") && (m.contains("repo") || m.contains("image"))
 }
 
+/// The public catalog as last read: its names, and each image's repo (id and tags).
+struct CatalogCache {
+    read_at: Instant,
+    names: Arc<Catalog>,
+    repos: Arc<HashMap<String, Repo>>,
+}
+
 pub struct Chainguard {
     opts: Options,
     http: reqwest::Client,
     tokens: Tokens,
-    catalog: Mutex<Option<(Instant, Arc<Catalog>)>>,
+    catalog: Mutex<Option<CatalogCache>>,
 }
 
 impl Chainguard {
@@ -261,6 +269,35 @@ impl Chainguard {
         .map_err(CallError::into_registry)
     }
 
+    /// The public catalog, read at most once per `catalog_ttl`.
+    async fn catalog_repos(&self) -> Result<(Arc<Catalog>, Arc<HashMap<String, Repo>>), RegistryError> {
+        let mut cached = self.catalog.lock().await;
+        if let Some(c) = cached.as_ref() {
+            if c.read_at.elapsed() < self.opts.catalog_ttl {
+                return Ok((c.names.clone(), c.repos.clone()));
+            }
+        }
+        let repos = self.list_repos(CATALOG_GROUP, None).await?;
+        if repos.is_empty() {
+            return Err(RegistryError::Retryable(
+                "the Chainguard catalog came back empty".into(),
+            ));
+        }
+        let names = Arc::new(Catalog::from_names(repos.iter().map(|r| r.name.as_str())));
+        let repos = Arc::new(
+            repos
+                .into_iter()
+                .map(|r| (r.name.clone(), r))
+                .collect::<HashMap<_, _>>(),
+        );
+        *cached = Some(CatalogCache {
+            read_at: Instant::now(),
+            names: names.clone(),
+            repos: repos.clone(),
+        });
+        Ok((names, repos))
+    }
+
     /// The repo, with its tags (read from the tags API when the repo lists none).
     async fn to_port(&self, r: Repo) -> Result<ports::Repo, RegistryError> {
         let mut tags = r.active_tags;
@@ -282,21 +319,20 @@ impl Registry for Chainguard {
     }
 
     async fn catalog(&self) -> Result<Arc<Catalog>, RegistryError> {
-        let mut cached = self.catalog.lock().await;
-        if let Some((at, c)) = cached.as_ref() {
-            if at.elapsed() < self.opts.catalog_ttl {
-                return Ok(c.clone());
-            }
+        Ok(self.catalog_repos().await?.0)
+    }
+
+    async fn catalog_tags(&self, name: &str) -> Result<Vec<String>, RegistryError> {
+        let (_, repos) = self.catalog_repos().await?;
+        let Some(repo) = repos.get(name) else {
+            return Err(RegistryError::Permanent(format!(
+                "`{name}` is not in the Chainguard catalog"
+            )));
+        };
+        if !repo.active_tags.is_empty() {
+            return Ok(repo.active_tags.clone());
         }
-        let repos = self.list_repos(CATALOG_GROUP, None).await?;
-        if repos.is_empty() {
-            return Err(RegistryError::Retryable(
-                "the Chainguard catalog came back empty".into(),
-            ));
-        }
-        let c = Arc::new(Catalog::from_names(repos.iter().map(|r| r.name.as_str())));
-        *cached = Some((Instant::now(), c.clone()));
-        Ok(c)
+        Ok(self.list_tags(&repo.id).await?.into_iter().map(|t| t.name).collect())
     }
 
     async fn org_repos(&self) -> Result<Vec<ports::Repo>, RegistryError> {

@@ -96,9 +96,14 @@ impl Registry for SimulatedOrg {
             .map_err(retryable)
     }
 
+    async fn catalog_tags(&self, name: &str) -> Result<Vec<String>, RegistryError> {
+        trial::check_source(&self.catalog, name)?;
+        Ok(trial::catalog_tags(name))
+    }
+
     async fn create_repo(&self, name: &str, source: &str) -> Result<Repo, RegistryError> {
         trial::check_source(&self.catalog, source)?;
-        let new = trial::new_repo(&self.org_id, name);
+        let new = trial::new_repo(&self.org_id, name, source);
         let (name, source, id, tags) = (new.name, source.to_string(), new.id, new.tags.join(","));
         let repo = self
             .db

@@ -48,6 +48,21 @@ impl RequestStore for Sqlite {
                     return Ok(Created::Existing(read_request(body)?));
                 }
             }
+            // Inside the same immediate transaction: no other writer can open one meanwhile.
+            let open: Option<String> = tx
+                .query_row(
+                    &format!(
+                        "SELECT body FROM requests WHERE image = ?1 AND status IN ({}) AND id != ?2 ORDER BY created_at LIMIT 1",
+                        open_statuses()
+                    ),
+                    params![request.image.name(), request.id.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            if let Some(body) = open {
+                return Ok(Created::OpenExists(read_request(body)?));
+            }
             tx.execute(
                 "INSERT INTO requests (id, status, version, requester, image, idempotency_key, created_at, updated_at, body)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
