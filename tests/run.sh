@@ -49,6 +49,8 @@ step "cargo test, again on the AWS backend (moto at $MOTO_URL)"
 IMAGE_REQUEST_TEST_BACKEND=aws cargo test --workspace --all-targets --locked 2>&1 | tee -a "$log"
 step "the HTTP API against infra/openapi.json (Schemathesis, tests/api.sh)"
 tests/api.sh 2>&1 | tee -a "$log"
+step "the approval page in chromium (playwright-core, tests/browser.sh)"
+tests/browser.sh 2>&1 | tee -a "$log"
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"

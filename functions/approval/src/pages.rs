@@ -145,6 +145,7 @@ pub fn decided(r: &Request, org: &str) -> String {
     };
     let told = match r.watchers.len() {
         0 => "The requester will be told.".to_string(),
+        1 => "The requester and the other person who asked will be told.".to_string(),
         n => format!("The requester and the {n} others who asked will be told."),
     };
     layout(

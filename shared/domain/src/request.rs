@@ -68,7 +68,9 @@ fn invisible_name(c: char) -> &'static str {
 pub fn clean_text(what: &'static str, s: &str, max: usize) -> Result<String, TextError> {
     use unicode_normalization::UnicodeNormalization;
     use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
-    let t: String = s.trim().nfc().collect();
+    // HTML forms send every line break of a textarea as CRLF: a break, kept as LF. A lone
+    // CR is still a control character, refused below.
+    let t: String = s.replace("\r\n", "\n").trim().nfc().collect();
     if t.is_empty() {
         return Err(TextError::Blank(what));
     }
@@ -590,6 +592,15 @@ impl Request {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forms_crlf_line_breaks_are_kept_as_lf_and_a_lone_cr_is_refused() {
+        assert_eq!(clean_text("reason", "one\r\ntwo\r\n", 100).unwrap(), "one\ntwo");
+        assert!(matches!(
+            clean_text("reason", "one\rtwo", 100),
+            Err(TextError::Control(_))
+        ));
+    }
 
     #[test]
     fn text_that_could_deceive_is_refused_by_name_and_position() {
