@@ -77,6 +77,26 @@ pub enum Command {
         #[arg(long, value_parser = humantime::parse_duration, requires = "wait")]
         timeout: Option<std::time::Duration>,
     },
+    /// Ask for an image to be removed from the organization (approved like an addition).
+    ///
+    /// Example: cgr-request remove redis --justification "No service uses it since March" --wait
+    Remove {
+        /// The image's name, e.g. `redis`.
+        image: String,
+        /// Why it should go (required; approvers read it).
+        #[arg(long, short = 'j')]
+        justification: String,
+        /// Submitting again with the same key returns the same request.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Follow the request until it ends.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after this long (`90s`, `10m`, `1h30m`) and exit 4;
+        /// without it, follow to the end.
+        #[arg(long, value_parser = humantime::parse_duration, requires = "wait")]
+        timeout: Option<std::time::Duration>,
+    },
     /// Show a request, its result and its audit timeline.
     ///
     /// Example: cgr-request status req-01JD3XQ4Z8K9M2N5P7R8S0T1V2 --wait --timeout 10m

@@ -30,6 +30,9 @@ pub struct AuditArgs {
     /// Requests for this image name, newest first.
     #[arg(long)]
     pub image: Option<String>,
+    /// Additions or removals only (`add`, `remove`).
+    #[arg(long)]
+    pub kind: Option<domain::Kind>,
     /// Requests in this status (`pending_approval` lists oldest first).
     #[arg(long)]
     pub status: Option<String>,
@@ -160,6 +163,7 @@ pub async fn query(stores: &Stores, a: &AuditArgs, now: DateTime<Utc>) -> anyhow
         status,
         requester: a.requester.as_deref().map(principal).transpose()?,
         image: a.image.clone(),
+        kind: a.kind,
         decided_by: None,
         created_after: since,
         created_before: until,
@@ -296,7 +300,10 @@ pub fn print(report: &Report) {
                 vec![
                     r.id.to_string(),
                     r.status().to_string(),
-                    r.image.to_string(),
+                    match r.kind.is_add() {
+                        true => r.image.to_string(),
+                        false => format!("remove {}", r.image.name()),
+                    },
                     r.requester.to_string(),
                     short(&r.created_at),
                     short(&r.updated_at),

@@ -20,6 +20,19 @@ pub async fn validate(api: &ApiClient, text: &str) -> Result<(Vec<Checked>, Vec<
             .call(Method::GET, &path, None, &[])
             .await
             .map_err(|e| e.to_string())?;
+        if c.entry.remove {
+            // A removal needs the image in the org, and nothing else.
+            if v["provisioned"] != true {
+                problems.push(Problem {
+                    line: c.line,
+                    message: format!(
+                        "{} is not in the organization: there is nothing to remove",
+                        c.image.name()
+                    ),
+                });
+            }
+            continue;
+        }
         if v["in_catalog"] != true {
             let suggestions: Vec<String> = v["suggestions"]
                 .as_array()
@@ -75,6 +88,9 @@ pub async fn submit(
         });
         if let Some(env) = &c.entry.environment {
             body["environment"] = json!(env);
+        }
+        if c.entry.remove {
+            body["kind"] = json!("remove");
         }
         if let Some(m) = merge {
             body["approval"] = json!(m);

@@ -106,6 +106,35 @@ async fn add_approve_and_follow_a_request_from_the_command_line() {
         "{shown}"
     );
 
+    // Asked to go, approved, gone: `remove` is `add`'s mirror.
+    let out = run(&["-o", "json", "remove", "busybox", "-j", "done debugging"])
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let removal: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rid = removal["id"].as_str().unwrap().to_string();
+    for _ in 0..200 {
+        if text(&run(&["admin", "pending"]).await.unwrap()).contains(&rid) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let out = run(&["admin", "approve", &rid, "--reason", "ok"]).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&["status", &rid, "--wait", "--timeout", "20s"]).await.unwrap();
+    let shown = text(&out);
+    assert!(
+        out.status.success() && shown.contains("removed from the registry") && shown.contains("removal started"),
+        "{shown}"
+    );
+    let out = run(&["audit", "--kind", "remove"]).await.unwrap();
+    assert!(
+        text(&out).contains(&rid) && text(&out).contains("remove busybox"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains(id_s), "additions are left out");
+
     // A rejected request exits 3 under --wait, and says what was meant.
     let out = run(&["add", "busybx", "-j", "typo", "--wait", "--timeout", "20s"])
         .await
@@ -137,7 +166,13 @@ async fn add_approve_and_follow_a_request_from_the_command_line() {
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["kind"], "events");
-    assert_eq!(v["events"][0]["request_id"], id);
+    let decided: Vec<&serde_json::Value> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["request_id"])
+        .collect();
+    assert!(decided.contains(&&serde_json::json!(id)), "{v:#}");
     let out = run(&["audit", "verify", id_s]).await.unwrap();
     assert!(
         out.status.success() && text(&out).contains("the audit chain holds (6 events"),
@@ -276,7 +311,7 @@ async fn a_requested_images_file_is_checked_then_submitted_once_and_approved_by_
             lines,
             [
                 "pyhton:latest: missing justification (approvers read it)",
-                "unknown field `colour`, expected one of name, justification, requestedBy, environment",
+                "unknown field `colour`, expected one of name, justification, requestedBy, environment, remove",
                 "missing `name`",
                 "pyhton:latest is listed twice (first on line 2)",
             ],
@@ -355,6 +390,62 @@ async fn a_requested_images_file_is_checked_then_submitted_once_and_approved_by_
     assert_eq!(
         r["decision"]["reason"],
         "approved by merging acme/platform#42 (commit 0123abc)"
+    );
+
+    // A later pull request removes one: checked against the org, approved by its merge.
+    let removal = dir.path().join("removal.yaml");
+    std::fs::write(
+        &removal,
+        "images:\n  - name: busybox\n    justification: Replaced by the distroless base\n    requestedBy: alice\n    remove: true\n  - name: nginx\n    justification: Never used\n    requestedBy: alice\n    remove: true\n",
+    )
+    .unwrap();
+    let r = removal.to_str().unwrap().to_string();
+    let out = run(&["validate-file", &r]).await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("line=6::nginx is not in the organization: there is nothing to remove")
+            && !text(&out).contains("busybox"),
+        "{}",
+        text(&out)
+    );
+    std::fs::write(
+        &removal,
+        "images:\n  - name: busybox\n    justification: Replaced by the distroless base\n    requestedBy: alice\n    remove: true\n",
+    )
+    .unwrap();
+    let mut submit = args(&["--client", "merge-bot", "submit-file", &r, "--wait", "--timeout", "30s"]);
+    submit.extend(args(&[
+        "--commit",
+        "4567def",
+        "--repository",
+        "acme/platform",
+        "--pull-request",
+        "43",
+        "--merged-by",
+        "octocat",
+    ]));
+    let out = run(&submit.iter().map(String::as_str).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let shown = text(&out);
+    assert!(out.status.success() && shown.contains("busybox  removed"), "{shown}");
+    let out = run(&["-o", "json", "audit", "--image", "busybox", "--kind", "remove"])
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let requests = v["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 1, "{v:#}");
+    assert_eq!(
+        (
+            &requests[0]["kind"],
+            &requests[0]["status"],
+            &requests[0]["decision"]["by"]
+        ),
+        (
+            &serde_json::json!("remove"),
+            &serde_json::json!("provisioned"),
+            &serde_json::json!("github:octocat")
+        )
     );
     drop(running);
 }
@@ -448,6 +539,7 @@ async fn the_cli_behaves_in_pipes_and_scripts() {
         "catalog search",
         "validate-file",
         "submit-file",
+        "remove",
         "audit",
         "audit verify",
         "openapi",

@@ -223,6 +223,18 @@ fn handle(state: &Mutex<State>, method: Method, uri: Uri, headers: HeaderMap, bo
             st.repos.push(repo.clone());
             axum::Json(repo).into_response()
         }
+        ("DELETE", p) if p.starts_with("/registry/v1/repos/") => {
+            // Strictly: a repo of this org, by its full id; 404 when there is none.
+            let id = &p["/registry/v1/repos/".len()..];
+            let in_org = id.strip_prefix(&format!("{ORG_ID}/")).is_some_and(|r| r.len() == 16);
+            match st.repos.iter().position(|r| r["id"] == id) {
+                Some(i) if in_org => {
+                    st.repos.remove(i);
+                    axum::Json(json!({})).into_response()
+                }
+                _ => status(404, 5, &format!("repo {id} not found")),
+            }
+        }
         ("GET", "/registry/v1/tags") => {
             let parent = get("uidp.childrenOf").unwrap_or_default();
             let known = st.repos.iter().any(|r| r["id"] == parent.as_str());

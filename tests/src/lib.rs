@@ -148,12 +148,24 @@ impl Stack {
     /// Submits as someone else, through a client that names its requester (as a form
     /// tool does): the answer's status and body.
     pub async fn submit_as(&self, requester: &str, image: &str, justification: &str) -> (u16, Value) {
-        let body = json!({ "image": image, "justification": justification, "requester": requester, "channel": "form" });
+        self.submit_for(json!({ "image": image, "justification": justification, "requester": requester }))
+            .await
+    }
+
+    /// `POST /requests` with this body (naming its `requester`) through that client, from
+    /// a form: the answer's status and body, refusals included.
+    pub async fn submit_for(&self, mut body: Value) -> (u16, Value) {
+        body["channel"] = json!("form");
         let key = ulid::Ulid::new().to_string();
-        self.client("merge-bot")
+        match self
+            .client("merge-bot")
             .call(Method::POST, "/requests", Some(&body), &[("idempotency-key", &key)])
             .await
-            .unwrap()
+        {
+            Ok(answer) => answer,
+            Err(CallError::Api { status, body, .. }) => (status, body),
+            Err(e) => panic!("{e}"),
+        }
     }
 
     /// Submits a few milliseconds after the previous call: times are kept to the
@@ -387,6 +399,9 @@ impl Registry for FlakyRegistry {
     }
     async fn catalog_tags(&self, name: &str) -> Result<Vec<String>, RegistryError> {
         self.inner.catalog_tags(name).await
+    }
+    async fn delete_repo(&self, name: &str) -> Result<Option<String>, RegistryError> {
+        self.inner.delete_repo(name).await
     }
     async fn create_repo(&self, name: &str, source: &str) -> Result<Repo, RegistryError> {
         self.create_calls.fetch_add(1, Ordering::SeqCst);

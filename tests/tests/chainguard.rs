@@ -73,6 +73,50 @@ async fn create_sends_the_documented_body_and_a_conflict_reads_the_repo_back() {
 }
 
 #[tokio::test]
+async fn delete_names_the_repo_by_id_and_a_repo_already_gone_is_done() {
+    let fake = FakeChainguard::start().await;
+    let cg = client(&fake, static_token());
+    let repo = cg.create_repo("redis", "redis").await.unwrap();
+    assert_eq!(cg.delete_repo("redis").await.unwrap(), Some(repo.id.clone()));
+    let delete = fake.log().into_iter().find(|r| r.method == "DELETE").unwrap();
+    assert_eq!(delete.path_and_query, format!("/registry/v1/repos/{}", repo.id));
+    assert!(fake.repo_names().is_empty());
+    // Gone: nothing is looked for twice, and nothing is deleted.
+    assert_eq!(cg.delete_repo("redis").await.unwrap(), None);
+    assert_eq!(fake.calls("DELETE"), 1);
+
+    // The fake is strict, as the API is: an unknown id, or another org's, is 404.
+    let http = Chainguard::http_client(std::time::Duration::from_secs(5));
+    for id in [
+        format!("{ORG_ID}/00000000000000ff"),
+        format!("{}/0000000000000001", "b".repeat(40)),
+    ] {
+        let answer = http
+            .delete(format!("{}/registry/v1/repos/{id}", fake.url))
+            .bearer_auth(STATIC_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 404, "{id}");
+    }
+    // A 5xx is an error to retry (the queue's redrive), never success.
+    fake.state.lock().unwrap().script.extend(std::iter::repeat_n(
+        (
+            "DELETE /registry/v1/repos/".to_string(),
+            503,
+            json!({"code": 14, "message": "down"}),
+        ),
+        4,
+    ));
+    cg.create_repo("redis", "redis").await.unwrap();
+    assert!(matches!(
+        cg.delete_repo("redis").await,
+        Err(RegistryError::Retryable(_))
+    ));
+    assert_eq!(fake.repo_names(), ["redis"]);
+}
+
+#[tokio::test]
 async fn not_found_is_an_empty_list_and_unknown_or_missing_fields_are_fine() {
     let fake = FakeChainguard::start().await;
     let cg = client(&fake, static_token());

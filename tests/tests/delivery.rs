@@ -134,6 +134,7 @@ async fn the_sweep_requeues_stranded_requests_and_expires_old_approvals() {
     s.wait_for(&id, "pending_approval").await;
     // A request stored by an intake that crashed before queueing it.
     let new = domain::NewRequest {
+        kind: Default::default(),
         image: domain::ImageRef::parse("git").unwrap(),
         requester: "email:developer@example.com".parse().unwrap(),
         justification: domain::Justification::parse("stranded").unwrap(),

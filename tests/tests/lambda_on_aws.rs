@@ -448,6 +448,9 @@ impl Registry for FailsOnce {
     async fn catalog_tags(&self, name: &str) -> Result<Vec<String>, RegistryError> {
         self.inner.catalog_tags(name).await
     }
+    async fn delete_repo(&self, name: &str) -> Result<Option<String>, RegistryError> {
+        self.inner.delete_repo(name).await
+    }
     async fn create_repo(&self, name: &str, source: &str) -> Result<Repo, RegistryError> {
         if name == self.image && self.left.load(Ordering::SeqCst) > 0 {
             self.left.fetch_sub(1, Ordering::SeqCst);

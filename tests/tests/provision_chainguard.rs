@@ -115,6 +115,64 @@ async fn tags_are_checked_against_the_catalog_images_tags_from_the_api() {
 }
 
 #[tokio::test]
+async fn removals_delete_through_the_api_retrying_a_5xx_and_counting_a_404_as_done() {
+    let fake = FakeChainguard::start().await;
+    let s = start_with(
+        |c| {
+            c.org_name = "acme.dev".into();
+            c.policy.auto_approve_removals = vec!["*".into()];
+        },
+        Some(registry(&fake)),
+    )
+    .await;
+    for image in ["go", "git"] {
+        let id = s.submit(image, Some("dev")).await;
+        s.wait_for(&id, "provisioned").await;
+    }
+    let remove = |image: &str| {
+        let body =
+            json!({"image": image, "justification": "unused", "kind": "remove", "requester": "email:ops@example.com"});
+        let s = &s;
+        async move { s.submit_for(body).await }
+    };
+
+    // A 503 on the delete is retried, and the repo goes.
+    fake.script(
+        "DELETE /registry/v1/repos/",
+        503,
+        json!({"code": 14, "message": "unavailable"}),
+    );
+    let (_, v) = remove("go").await;
+    let v = s.wait_for(v["id"].as_str().unwrap(), "provisioned").await;
+    assert_eq!(fake.repo_names(), ["git"]);
+    assert_eq!(fake.calls("DELETE /registry/v1/repos/"), 2, "one 503, then the delete");
+    let last = v["audit"].as_array().unwrap().last().unwrap().clone();
+    assert!(last["reason"].as_str().unwrap().ends_with("deleted"), "{last}");
+
+    // A 404: gone already (someone in the Console, or another delivery), so done.
+    fake.script(
+        "DELETE /registry/v1/repos/",
+        404,
+        json!({"code": 5, "message": "not found"}),
+    );
+    let (_, v) = remove("git").await;
+    let v = s.wait_for(v["id"].as_str().unwrap(), "provisioned").await;
+    let last = v["audit"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["reason"], "`git` was no longer in the org: nothing to delete");
+
+    // The fake deletes strictly: a repo of another org, or none, is 404.
+    let ours = fake
+        .log()
+        .iter()
+        .rev()
+        .find(|r| r.method == "DELETE")
+        .unwrap()
+        .path_and_query
+        .clone();
+    assert!(ours.starts_with(&format!("/registry/v1/repos/{ORG_ID}/")), "{ours}");
+}
+
+#[tokio::test]
 async fn a_plan_with_a_lower_repo_maximum_is_the_limit() {
     let fake = FakeChainguard::start().await;
     fake.state.lock().unwrap().entitlements = json!({"maxTotalImages": "1"});

@@ -484,3 +484,24 @@ async fn asking_in_slack_for_an_image_already_asked_for_joins_it_and_the_outcome
     }
     panic!("no direct message to the watcher: {:?}", fake.calls(""));
 }
+
+#[tokio::test]
+async fn a_removal_asked_in_slack_reaches_the_approvers_with_who_asked_first() {
+    let fake = FakeSlack::start().await;
+    let s = stack(&fake, Arc::default()).await;
+    let added = s.submit("redis", Some("dev")).await;
+    s.wait_for(&added, "provisioned").await;
+    let reply = command(&s, &fake, "remove redis No service uses it since March", "t5").await;
+    assert!(reply.starts_with("Got it: removing `redis` asked for as"), "{reply}");
+    let id = request_id(&reply);
+    let v = s.wait_for(&id, "pending_approval").await;
+    assert_eq!((&v["kind"], &v["channel"]), (&json!("remove"), &json!("slack")));
+    let posted = wait_calls(&fake, "/api/chat.postMessage", 1).await;
+    let message = posted[0].body.to_string();
+    assert!(
+        message.contains("*remove* `redis`")
+            && message.contains("First asked for by")
+            && message.contains("Remove `redis` from"),
+        "{message}"
+    );
+}

@@ -108,6 +108,7 @@ pub async fn submit(
         all_ok &= ok;
         if out == Output::Table {
             match &r.result {
+                _ if ok && c.entry.remove => println!("{}  removed", c.image.name()),
                 Some(res) if ok => println!("{}  docker pull {}", c.image, res.pull_string),
                 _ => println!("{}  {}: {}", c.image, r.status(), r.outcome.as_deref().unwrap_or("")),
             }

@@ -89,9 +89,26 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             timeout,
         } => {
             let new = request::New {
+                kind: domain::Kind::Add,
                 image,
                 justification,
                 env,
+                idempotency_key,
+            };
+            request::add(&api, new, wait.then_some(Wait { timeout }), out).await
+        }
+        Command::Remove {
+            image,
+            justification,
+            idempotency_key,
+            wait,
+            timeout,
+        } => {
+            let new = request::New {
+                kind: domain::Kind::Remove,
+                image,
+                justification,
+                env: None,
                 idempotency_key,
             };
             request::add(&api, new, wait.then_some(Wait { timeout }), out).await

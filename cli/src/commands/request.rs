@@ -13,6 +13,7 @@ use super::{explain, show, TimedOut, Wait, EXIT_ENDED_BADLY};
 use crate::args::Output;
 
 pub struct New {
+    pub kind: domain::Kind,
     pub image: String,
     pub justification: String,
     pub env: Option<String>,
@@ -21,6 +22,9 @@ pub struct New {
 
 pub async fn add(api: &ApiClient, new: New, wait: Option<Wait>, out: Output) -> Result<ExitCode> {
     let mut body = json!({ "image": new.image, "justification": new.justification, "channel": "cli" });
+    if !new.kind.is_add() {
+        body["kind"] = json!(new.kind);
+    }
     if let Some(e) = new.env {
         body["environment"] = json!(e);
     }
@@ -46,8 +50,12 @@ pub async fn add(api: &ApiClient, new: New, wait: Option<Wait>, out: Output) -> 
             accepted.id
         ),
         Output::Table => println!(
-            "{}  {}  {}\nFollow it with: cgr-request status {} --wait",
-            accepted.id, accepted.image, accepted.status, accepted.id
+            "{}  {}{}  {}\nFollow it with: cgr-request status {} --wait",
+            accepted.id,
+            if new.kind.is_add() { "" } else { "remove " },
+            accepted.image,
+            accepted.status,
+            accepted.id
         ),
     }
     match wait {

@@ -10,8 +10,9 @@ pub fn request(v: &RequestView) {
         }
     };
     row("Request", r.id.to_string());
+    row("Kind", r.kind.to_string());
     row("Image", r.image.to_string());
-    row("Status", r.status().to_string());
+    row("Status", format!("{} ({})", r.status(), r.status_words()));
     row("Requested by", r.requester.to_string());
     row("Environment", r.environment.map(|e| e.to_string()).unwrap_or_default());
     row("Justification", r.justification.to_string());
@@ -24,6 +25,21 @@ pub fn request(v: &RequestView) {
             format!("{verdict} by {} at {} via {}", d.by, d.at.to_rfc3339(), d.channel),
         );
         row("Reason", d.reason.clone().unwrap_or_default());
+    }
+    if !r.watchers.is_empty() {
+        let who: Vec<String> = r.watchers.iter().map(|w| w.who.to_string()).collect();
+        row("Also asked by", who.join(", "));
+    }
+    if let Some(first) = r.first_asked() {
+        row(
+            "First asked",
+            format!(
+                "by {} on {} ({})",
+                first.requester,
+                first.at.format("%Y-%m-%d"),
+                first.id
+            ),
+        );
     }
     if let Some(res) = &r.result {
         row("Pull", res.pull_string.clone());

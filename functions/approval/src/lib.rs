@@ -531,8 +531,13 @@ async fn retry(
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no request {id}")))?;
+    let start = if r.kind.is_add() {
+        Action::StartProvisioning
+    } else {
+        Action::StartRemoval
+    };
     let change = app.change(
-        Action::StartProvisioning,
+        start,
         signed.client.principal.clone(),
         Channel::Cli,
         Some("retried by an admin".into()),

@@ -56,10 +56,24 @@ pub fn catalog_page(r: &Request) -> String {
 fn facts(r: &Request, org: &str) -> Markup {
     html! {
         div class="facts" {
-            code id="image" { (r.image) }
-            span class="dest" { "into " code id="destination" { (Request::pull_string(org, &r.image)) } }
-            span class="dest" { "Status: " strong id="status" { (r.status().describe()) } }
+            @if r.kind.is_add() {
+                code id="image" { (r.image) }
+                span class="dest" { "into " code id="destination" { (Request::pull_string(org, &r.image)) } }
+            } @else {
+                "Remove " code id="image" { (r.image.name()) }
+                span class="dest" { "from " code id="destination" { "cgr.dev/" (org) "/" (r.image.name()) } }
+            }
+            span class="dest" { "Status: " strong id="status" { (r.status_words()) } }
         }
+    }
+}
+
+/// What a request's subject reads as in a title: `redis:7.4`, or `removing redis`.
+fn subject(r: &Request) -> String {
+    if r.kind.is_add() {
+        r.image.to_string()
+    } else {
+        format!("removing {}", r.image.name())
     }
 }
 
@@ -73,6 +87,17 @@ fn details(r: &Request) -> Markup {
             dt { "Submitted" } dd { (when(r.created_at)) }
             dt { "Request" } dd { code id="request-id" { (r.id) } }
             dt { "Catalog" } dd { a href=(catalog_page(r)) rel="noreferrer noopener" { (catalog_page(r)) } }
+        }
+        @if !r.earlier.is_empty() {
+            h2 { "This image's requests so far" }
+            @if let Some(first) = r.first_asked() {
+                p id="first-asked" { "First asked for by " (first.requester) " on " (when(first.at)) " (" code { (first.id) } ")." }
+            }
+            ul id="earlier" {
+                @for e in &r.earlier {
+                    li { (when(e.at)) " — " (e.kind) " by " (e.requester) ": " (e.status) }
+                }
+            }
         }
         @if !r.watchers.is_empty() {
             h2 { "Also asked by" }
@@ -103,19 +128,24 @@ pub fn confirm(r: &Request, claims: &ApprovalClaims, cx: &Context<'_>) -> String
     } else {
         ("Deny", "deny")
     };
+    let standing = if r.kind.is_add() {
+        "Not in the organization when the request was checked."
+    } else {
+        "In the organization when the request was checked."
+    };
     let checked = match r.watchers.len() {
         0 => "No one else has asked for it.".to_string(),
         1 => "One other person asked for it too (below).".to_string(),
         n => format!("{n} other people asked for it too (below)."),
     };
     layout(
-        &format!("{verb} {}?", r.image),
+        &format!("{verb} {}?", subject(r)),
         html! {
             (facts(r, cx.org))
             p { "You are deciding as " strong { (claims.approver) } ". Nothing has changed yet. "
                 span id="expiry" { "This link works until " (when(cx.link_expires)) ", once." } }
             p class="note" id="standing" {
-                "Not in the organization when the request was checked. " (checked)
+                (standing) " " (checked)
             }
             (details(r))
             @if !cx.others.is_empty() {
@@ -129,7 +159,7 @@ pub fn confirm(r: &Request, claims: &ApprovalClaims, cx: &Context<'_>) -> String
             form method="post" {
                 label for="reason" { "Reason (optional to approve, shown to the requester and kept in the audit trail)" }
                 textarea id="reason" name="reason" maxlength="1000" {}
-                button type="submit" class=(class) { (verb) " " (r.image) }
+                button type="submit" class=(class) { (verb) " " (subject(r)) }
             }
         },
     )
@@ -149,7 +179,7 @@ pub fn decided(r: &Request, org: &str) -> String {
         n => format!("The requester and the {n} others who asked will be told."),
     };
     layout(
-        &format!("{verdict}: {}", r.image),
+        &format!("{verdict}: {}", subject(r)),
         html! {
             (facts(r, org))
             p id="decision" {

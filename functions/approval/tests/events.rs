@@ -9,6 +9,7 @@ use tower::ServiceExt;
 
 async fn pending(e: &Embedded) -> RequestId {
     let new = NewRequest {
+        kind: Default::default(),
         image: ImageRef::parse("busybox").unwrap(),
         requester: "email:developer@example.com".parse().unwrap(),
         justification: Justification::parse("debug").unwrap(),

@@ -19,8 +19,8 @@ use app::ports::{QueueName, RequestQuery, StoreError};
 use app::workflow::Submitted;
 use app::App;
 use domain::{
-    Channel, Environment, ImageRef, Justification, NewRequest, PreApproval, Principal, Request, RequestId, RequestView,
-    Status, MAX_IDEMPOTENCY_KEY_LEN,
+    Channel, Environment, ImageRef, Justification, Kind, NewRequest, PreApproval, Principal, Request, RequestId,
+    RequestView, Status, MAX_IDEMPOTENCY_KEY_LEN,
 };
 use http_api::{ApiError, Signed};
 
@@ -88,7 +88,12 @@ pub struct SubmitBody {
         )
     )]
     pub image: String,
-    /// Why it is needed: 1 to 1,000 characters, shown to approvers.
+    /// `add` (the default) to have the image added to the organization, or `remove` to
+    /// have it removed.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(add|remove)?$"))]
+    pub kind: Option<String>,
+    /// Why it is needed (or, to remove it, why it should go): 1 to 1,000 characters, shown to approvers.
     #[cfg_attr(
         feature = "openapi",
         schema(examples("Data pipeline for the reporting team"), min_length = 1, max_length = 1000)
@@ -129,6 +134,12 @@ fn parse_submission(
     let field = |name: &str, e: &dyn std::fmt::Display| {
         ApiError::bad_request(format!("{name}: {e}")).with(json!({ "field": name }))
     };
+    let kind = match body.kind.as_deref() {
+        None | Some("") => Kind::Add,
+        Some(k) => k
+            .parse::<Kind>()
+            .map_err(|_| field("kind", &format!("`{k}` is not one of add, remove")))?,
+    };
     let image = ImageRef::parse(&body.image).map_err(|e| field("image", &e))?;
     let justification = Justification::parse(&body.justification).map_err(|e| field("justification", &e))?;
     // Form tools send empty fields for what was left blank.
@@ -168,6 +179,7 @@ fn parse_submission(
     let repository = body.approval.as_ref().map(|a| a.repository());
     let environment_vouched_by = environment.and_then(|e| signed.client.vouch(e, repository));
     let new = NewRequest {
+        kind,
         image,
         requester,
         justification,
@@ -267,8 +279,10 @@ async fn submit(State(app): State<App>, headers: HeaderMap, signed: Signed) -> R
         // Found by its key, and named by this very signature: the same bytes again.
         Submitted::Existing(existing) if existing.id == id => Err(replayed()),
         Submitted::Joined(open) => Ok((StatusCode::OK, Json(accepted(&app, &open, true))).into_response()),
+        Submitted::Opposed(open) => Err(opposed(&open)),
         Submitted::Existing(existing) => {
-            if existing.image != request.image
+            if existing.kind != request.kind
+                || existing.image != request.image
                 || existing.justification != request.justification
                 || existing.environment != request.environment
             {
@@ -289,6 +303,21 @@ async fn submit(State(app): State<App>, headers: HeaderMap, signed: Signed) -> R
             Ok((StatusCode::ACCEPTED, Json(accepted(&app, &r, false))).into_response())
         }
     }
+}
+
+/// An addition while a removal of the image is open, or the reverse: refused, naming it.
+fn opposed(open: &Request) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        format!(
+            "`{}` has an open request to {} it ({}, {}): ask again when that one has ended",
+            open.image.name(),
+            open.kind,
+            open.id,
+            open.status_words()
+        ),
+    )
+    .with(json!({ "id": open.id, "kind": open.kind, "status": open.status() }))
 }
 
 /// Who may read a request: its requester, admins, and clients that submit for others.

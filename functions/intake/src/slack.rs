@@ -44,6 +44,7 @@ pub async fn command(State(app): State<App>, signed: SlackSigned) -> Response {
         Ok(Command::Search(word)) => search(&app, &word).await,
         Ok(Command::Status(id)) => status(&app, id, &requester, &cmd.user_id).await,
         Ok(Command::Request {
+            kind,
             image,
             environment,
             justification,
@@ -59,6 +60,7 @@ pub async fn command(State(app): State<App>, signed: SlackSigned) -> Response {
                 })
                 .map(|_| format!("Slack channel {}", cmd.channel_id));
             let new = NewRequest {
+                kind,
                 image,
                 requester,
                 justification,
@@ -91,14 +93,25 @@ async fn submit(app: &App, new: NewRequest, response_url: &str) -> String {
             r.status(),
             r.id
         ),
+        Ok(Submitted::Opposed(r)) => format!(
+            "`{}` has an open request to {} it (`{}`, {}): ask again when that one has ended.",
+            r.image.name(),
+            r.kind,
+            r.id,
+            r.status_words()
+        ),
         Ok(Submitted::New(r)) => {
             tracing::info!(request_id = %r.id, image = %r.image, requester = %r.requester, "request received from Slack");
             if let Err(e) = app.enqueue(QueueName::Validate, r.id, &r.id.to_string()).await {
                 tracing::error!(request_id = %r.id, error = %e, "could not queue for validation; the sweep will");
             }
+            let what = match r.kind.is_add() {
+                true => format!("`{}`", r.image),
+                false => format!("removing `{}`", r.image.name()),
+            };
             format!(
-                "Got it: `{}` asked for as `{}`. I will tell you here when it is decided; `/request-image status {}` shows where it stands.",
-                r.image, r.id, r.id
+                "Got it: {what} asked for as `{}`. I will tell you here when it is decided; `/request-image status {}` shows where it stands.",
+                r.id, r.id
             )
         }
         Err(e) => {

@@ -84,6 +84,7 @@ async fn get_request_event_answers_status_and_timeline() {
     let dir = tempfile::tempdir().unwrap();
     let e = Embedded::open_in(dir.path()).unwrap();
     let new = NewRequest {
+        kind: Default::default(),
         image: ImageRef::parse("busybox").unwrap(),
         requester: e.app.client("dev").unwrap().principal.clone(),
         justification: Justification::parse("debug").unwrap(),

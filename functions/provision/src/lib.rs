@@ -1,6 +1,7 @@
 //! provision: creates the approved image's repo in the org (idempotently: an existing
 //! repo is success), records `provisioned` with the pull string and tags, and tells the
-//! requester. A transient registry failure is left to redelivery; on the last delivery,
+//! requester. For a removal, deletes the repo instead (a repo already gone is success) and
+//! tells the requester and everyone who asked for the image before. A transient registry failure is left to redelivery; on the last delivery,
 //! or on a permanent failure, the request ends `failed` and the approvers are told.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -50,26 +51,19 @@ pub async fn provision(app: &App, item: WorkItem, attempt: u32) -> Result<(), St
     for _ in 0..8 {
         let applied = match r.status() {
             Status::Approved => {
-                app.apply(
-                    &r,
-                    app.change(Action::StartProvisioning, actor(), Channel::System, None),
-                    |_| {},
-                )
-                .await
+                let start = if r.kind.is_add() {
+                    Action::StartProvisioning
+                } else {
+                    Action::StartRemoval
+                };
+                app.apply(&r, app.change(start, actor(), Channel::System, None), |_| {})
+                    .await
             }
-            Status::Provisioning => match app.registry.create_repo(r.image.name(), r.image.name()).await {
-                Ok(repo) => {
-                    let result = ProvisionResult {
-                        pull_string: Request::pull_string(app.registry.org_name(), &r.image),
-                        repo_id: repo.id,
-                        tags: repo.tags,
-                    };
-                    let why = format!("repo {} created", result.repo_id);
-                    app.apply(
-                        &r,
-                        app.change(Action::CompleteProvisioning, actor(), Channel::System, Some(why)),
-                        |r| r.result = Some(result),
-                    )
+            Status::Provisioning => match done(app, &r).await {
+                Ok((action, why, result)) => {
+                    app.apply(&r, app.change(action, actor(), Channel::System, Some(why)), |r| {
+                        r.result = result
+                    })
                     .await
                 }
                 Err(RegistryError::Retryable(why)) if attempt < app.settings.max_receives => {
@@ -110,12 +104,37 @@ pub async fn provision(app: &App, item: WorkItem, attempt: u32) -> Result<(), St
     ))
 }
 
+/// The registry's part: the repo created (an addition) or deleted (a removal); the action
+/// that records it, why, and the result to keep.
+async fn done(app: &App, r: &Request) -> Result<(Action, String, Option<ProvisionResult>), RegistryError> {
+    if !r.kind.is_add() {
+        let why = match app.registry.delete_repo(r.image.name()).await? {
+            Some(id) => format!("repo {id} deleted"),
+            None => format!("`{}` was no longer in the org: nothing to delete", r.image.name()),
+        };
+        return Ok((Action::CompleteRemoval, why, None));
+    }
+    let repo = app.registry.create_repo(r.image.name(), r.image.name()).await?;
+    let result = ProvisionResult {
+        pull_string: Request::pull_string(app.registry.org_name(), &r.image),
+        repo_id: repo.id,
+        tags: repo.tags,
+    };
+    let why = format!("repo {} created", result.repo_id);
+    Ok((Action::CompleteProvisioning, why, Some(result)))
+}
+
 async fn fail(app: &App, r: &Request, why: &str) -> Result<(), StepError> {
     let change = app.change(Action::Fail, actor(), Channel::System, Some(why.to_string()));
     match app.apply(r, change, |r| r.outcome = Some(why.to_string())).await {
         Ok(Applied::Done(failed)) => {
             app.tell_requester(&failed).await;
-            app.tell_approvers(&failed, &format!("Provisioning {} failed: {why}", failed.image))
+            let what = if failed.kind.is_add() {
+                "Provisioning"
+            } else {
+                "Removing"
+            };
+            app.tell_approvers(&failed, &format!("{what} {} failed: {why}", failed.image))
                 .await;
             Ok(())
         }

@@ -12,6 +12,7 @@ fn event(name: &str) -> SqsEvent {
 
 async fn approved(e: &Embedded, id: &str) {
     let new = NewRequest {
+        kind: Default::default(),
         image: ImageRef::parse("redis:7.4").unwrap(),
         requester: "email:developer@example.com".parse().unwrap(),
         justification: Justification::parse("sessions").unwrap(),

@@ -10,11 +10,11 @@ use chrono::Duration;
 
 use app::consumer::{process_batch_within, Budget};
 use app::notify;
-use app::ports::{QueueName, StoreError, WorkItem};
+use app::ports::{QueueName, RequestQuery, StoreError, WorkItem};
 use app::workflow::{Applied, StepError};
 use app::App;
 use domain::auth::token::ApprovalClaims;
-use domain::{Action, Change, Channel, Decision, Principal, ProvisionResult, Request, Verdict};
+use domain::{Action, Change, Channel, Decision, Earlier, Principal, ProvisionResult, Request, Verdict, MAX_EARLIER};
 
 /// The app as the validate Lambda wires it: the live catalog and org (or the trial org),
 /// the provision queue, mail and chat for approvals and outcomes.
@@ -62,7 +62,60 @@ enum Finding {
     NeedsApproval,
 }
 
+/// A removal: the image must be in the org; approved by a merged pull request or the
+/// policy's `auto_approve_removals`, else by a person.
+async fn check_removal(app: &App, r: &Request) -> Result<Finding, StepError> {
+    let name = r.image.name();
+    if app.registry.find_repo(name).await?.is_none() {
+        return Ok(Finding::Reject {
+            reason: format!("`{name}` is not in `{}`", app.registry.org_name()),
+            suggestions: vec![],
+        });
+    }
+    if let Some(pre) = &r.pre_approval {
+        return Ok(Finding::PreApproved(pre.merged_by(), pre.describe()));
+    }
+    Ok(match app.settings.policy.evaluate_removal(&r.image) {
+        Verdict::AutoApprove { rule } => Finding::AutoApprove(rule),
+        _ => Finding::NeedsApproval,
+    })
+}
+
+/// The image's earlier requests, oldest first: the first (who got it into the org) and
+/// the newest after it, at most `MAX_EARLIER`.
+async fn earlier(app: &App, r: &Request) -> Result<Vec<Earlier>, StepError> {
+    let found = app
+        .store
+        .list(&RequestQuery {
+            image: Some(r.image.name().to_string()),
+            limit: 1000,
+            ..RequestQuery::default()
+        })
+        .await?;
+    let mut all: Vec<Earlier> = found
+        .into_iter()
+        .filter(|e| e.id != r.id)
+        .map(|e| Earlier {
+            id: e.id,
+            kind: e.kind,
+            requester: e.requester.clone(),
+            status: e.status(),
+            at: e.created_at,
+        })
+        .collect();
+    all.sort_by_key(|e| e.at);
+    if all.len() > MAX_EARLIER {
+        let newest = all.split_off(all.len() - (MAX_EARLIER - 1));
+        all.truncate(1);
+        all.extend(newest);
+    }
+    Ok(all)
+}
+
 async fn check(app: &App, r: &Request) -> Result<Finding, StepError> {
+    if !r.kind.is_add() {
+        return check_removal(app, r).await;
+    }
     let name = r.image.name();
     let catalog = app.registry.catalog().await?;
     if !catalog.contains(name) {
@@ -132,7 +185,14 @@ fn change(app: &App, action: Action, reason: Option<String>) -> Change {
     app.change(action, actor(), Channel::System, reason)
 }
 
-async fn approve(app: &App, r: &Request, by: Principal, channel: Channel, why: String) -> Result<Applied, StoreError> {
+async fn approve(
+    app: &App,
+    r: &Request,
+    by: Principal,
+    channel: Channel,
+    why: String,
+    history: Vec<Earlier>,
+) -> Result<Applied, StoreError> {
     let c = app.change(Action::AutoApprove, by, channel, Some(why.clone()));
     let decision = Decision {
         by: c.actor.clone(),
@@ -141,7 +201,20 @@ async fn approve(app: &App, r: &Request, by: Principal, channel: Channel, why: S
         reason: Some(why),
         channel,
     };
-    app.apply(r, c, |r| r.decision = Some(decision)).await
+    app.apply(r, c, |r| {
+        r.decision = Some(decision);
+        r.earlier = history;
+    })
+    .await
+}
+
+/// A removal's history (for its approvers, and to tell those who asked before); an
+/// addition has none.
+async fn history(app: &App, r: &Request) -> Result<Vec<Earlier>, StepError> {
+    match r.kind.is_add() {
+        true => Ok(vec![]),
+        false => earlier(app, r).await,
+    }
 }
 
 /// Validates one request, from wherever it stands.
@@ -165,11 +238,20 @@ pub async fn validate(app: &App, item: WorkItem) -> Result<(), StepError> {
                     })
                     .await
                 }
-                Finding::NeedsApproval => app.apply(&r, change(app, Action::RequireApproval, None), |_| {}).await,
-                Finding::AutoApprove(rule) => {
-                    approve(app, &r, Principal::service("policy"), Channel::System, rule).await
+                Finding::NeedsApproval => {
+                    // A removal's approvers see who asked for the image, and what since.
+                    let history = history(app, &r).await?;
+                    app.apply(&r, change(app, Action::RequireApproval, None), |r| r.earlier = history)
+                        .await
                 }
-                Finding::PreApproved(by, why) => approve(app, &r, by, Channel::PullRequest, why).await,
+                Finding::AutoApprove(rule) => {
+                    let history = history(app, &r).await?;
+                    approve(app, &r, Principal::service("policy"), Channel::System, rule, history).await
+                }
+                Finding::PreApproved(by, why) => {
+                    let history = history(app, &r).await?;
+                    approve(app, &r, by, Channel::PullRequest, why, history).await
+                }
             },
             // Approved by policy: make sure provisioning was queued (a crash may have come between).
             domain::Status::Approved => {

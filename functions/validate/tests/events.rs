@@ -13,6 +13,7 @@ fn event(name: &str) -> SqsEvent {
 
 async fn stored(e: &Embedded, id: &str, image: &str, env: Option<Environment>) {
     let new = NewRequest {
+        kind: Default::default(),
         image: ImageRef::parse(image).unwrap(),
         requester: "email:developer@example.com".parse().unwrap(),
         justification: Justification::parse("needed").unwrap(),

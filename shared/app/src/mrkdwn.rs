@@ -25,9 +25,11 @@ pub fn ephemeral(text: &str) -> Value {
 /// The approval message: the request's facts, and Approve / Deny with a confirmation.
 pub fn approval_blocks(r: &Request) -> Value {
     let env = r.environment_shown();
-    let details = format!(
-        "*Approval needed:* `{}`\n*Requested by:* {}\n*Environment:* {}\n*Request:* `{}`\n*Why, in their words:*\n{}",
-        r.image,
+    let details =
+        format!(
+        "*Approval needed:* {}`{}`\n*Requested by:* {}\n*Environment:* {}\n*Request:* `{}`\n*Why, in their words:*\n{}",
+        if r.kind.is_add() { "" } else { "*remove* " },
+        if r.kind.is_add() { r.image.to_string() } else { r.image.name().to_string() },
         who(&r.requester),
         env,
         r.id,
@@ -37,7 +39,8 @@ pub fn approval_blocks(r: &Request) -> Value {
             .map(|l| format!("> {l}"))
             .collect::<Vec<_>>()
             .join("\n")
-    ) + &also_asked_by(r);
+    ) + &also_asked_by(r)
+            + &first_asked(r);
     let button = |id: &str, label: &str, style: &str, question: String| {
         json!({
             "type": "button",
@@ -56,7 +59,11 @@ pub fn approval_blocks(r: &Request) -> Value {
     json!([
         { "type": "section", "text": { "type": "mrkdwn", "text": details } },
         { "type": "actions", "block_id": "decision", "elements": [
-            button("approve", "Approve", "primary", format!("Add `{}` to the organization's registry?", r.image)),
+            button("approve", "Approve", "primary", if r.kind.is_add() {
+                format!("Add `{}` to the organization's registry?", r.image)
+            } else {
+                format!("Remove `{}` from the organization's registry?", r.image.name())
+            }),
             button("deny", "Deny", "danger", format!("Deny `{}`? The requester is told.", r.image)),
         ]}
     ])
@@ -88,6 +95,20 @@ fn also_asked_by(r: &Request) -> String {
         out += &format!("\n…and {} more.", r.watchers.len() - 5);
     }
     out
+}
+
+/// For a removal: who asked for the image first, and how many requests since.
+fn first_asked(r: &Request) -> String {
+    match r.first_asked() {
+        Some(first) => format!(
+            "\n*First asked for by* {} on {} (`{}`); {} request(s) for it so far.",
+            who(&first.requester),
+            first.at.format("%Y-%m-%d"),
+            first.id,
+            r.earlier.len()
+        ),
+        None => String::new(),
+    }
 }
 
 /// What replaces the buttons once the request is decided.

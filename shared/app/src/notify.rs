@@ -23,7 +23,36 @@ fn details(r: &Request) -> String {
         r.created_at.format("%Y-%m-%d %H:%M UTC"),
         quoted(r.justification.as_str()),
         also_asked_by(r),
-    )
+    ) + &earlier_lines(r)
+}
+
+/// For a removal: who asked for the image first, and the requests since.
+pub fn earlier_lines(r: &Request) -> String {
+    if r.earlier.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    if let Some(first) = r.first_asked() {
+        out += &format!(
+            "\nFirst asked for by {} on {} ({}, {}).",
+            first.requester,
+            first.at.format("%Y-%m-%d"),
+            first.id,
+            first.status
+        );
+    }
+    out += &format!("\nRequests for it so far: {}", r.earlier.len());
+    for e in &r.earlier {
+        out += &format!(
+            "\n  {}  {:<6}  {}  {}  ({})",
+            e.at.format("%Y-%m-%d"),
+            e.kind,
+            e.requester,
+            e.status,
+            e.id
+        );
+    }
+    out + "\n"
 }
 
 /// Everyone who joined the request, each with their own words.
@@ -50,12 +79,17 @@ pub fn approval_request(
     deny_url: &str,
     expires: DateTime<Utc>,
 ) -> Message {
+    let (verb, what) = match r.kind.is_add() {
+        true => ("", "add"),
+        false => ("remove ", "remove"),
+    };
+    let direction = if r.kind.is_add() { "to" } else { "from" };
     Message {
         kind: MessageKind::ApprovalRequest,
         to: approver.to_string(),
-        subject: format!("Approval needed: {} for {}", r.image, r.requester),
+        subject: format!("Approval needed: {verb}{} for {}", r.image, r.requester),
         text: format!(
-            "{} asks to add {} to the organization's registry.\n\nApprove: {approve_url}\nDeny:    {deny_url}\n\nEach link opens a confirmation page first; nothing changes until you confirm there.\nThese links are yours alone and expire at {}.\n\n{}",
+            "{} asks to {what} {} {direction} the organization's registry.\n\nApprove: {approve_url}\nDeny:    {deny_url}\n\nEach link opens a confirmation page first; nothing changes until you confirm there.\nThese links are yours alone and expire at {}.\n\n{}",
             r.requester,
             r.image,
             expires.format("%Y-%m-%d %H:%M UTC"),
@@ -89,9 +123,65 @@ pub fn decision_line(r: &Request) -> Option<String> {
     ))
 }
 
+/// A removal's news, for its requester and everyone who asked for the image before.
+fn removal_outcome(r: &Request) -> (String, String) {
+    let name = r.image.name();
+    match r.status() {
+        Status::Provisioned => (
+            format!("Removed: {name}"),
+            format!("{name} was removed from your organization's registry: pulls of it there stop working."),
+        ),
+        Status::Rejected => (
+            format!("Not removed: {name}"),
+            format!("{name} was not removed: {}", r.outcome.as_deref().unwrap_or("rejected")),
+        ),
+        Status::Denied => (
+            format!("Removal denied: {name}"),
+            format!("{name} stays in the registry."),
+        ),
+        Status::Expired => (
+            format!("Removal expired: {name}"),
+            format!("Nobody decided on removing {name} in time; ask again if it should still go."),
+        ),
+        Status::Failed => (
+            format!("Removal failed: {name}"),
+            format!(
+                "{name} could not be removed: {}\nThe approvers have been told.",
+                r.outcome.as_deref().unwrap_or("unknown error")
+            ),
+        ),
+        other => (
+            format!("Remove {name}: {other}"),
+            format!("The removal of {name} is now {other}."),
+        ),
+    }
+}
+
 /// The requester's news once their request ends (or starts provisioning).
 pub fn outcome(r: &Request) -> Message {
-    let (subject, lead) = match r.status() {
+    let (subject, lead) = if !r.kind.is_add() {
+        removal_outcome(r)
+    } else {
+        addition_outcome(r)
+    };
+    // The decision travels with every outcome: who approved or denied, when, and why.
+    let lead = match decision_line(r) {
+        Some(d) => format!("{lead}\n\n{d}"),
+        None => lead,
+    };
+    Message {
+        kind: MessageKind::Outcome,
+        to: requester_address(r),
+        subject,
+        text: format!("{lead}\n\n{}", details(r)),
+        request_id: r.id,
+        status: r.status(),
+        channel: r.channel,
+    }
+}
+
+fn addition_outcome(r: &Request) -> (String, String) {
+    match r.status() {
         Status::Provisioned => (
             format!("Ready: {}", r.image),
             format!(
@@ -139,21 +229,20 @@ pub fn outcome(r: &Request) -> Message {
             ),
         ),
         other => (format!("{}: {other}", r.image), format!("{} is now {other}.", r.image)),
-    };
-    // The decision travels with every outcome: who approved or denied, when, and why.
-    let lead = match decision_line(r) {
-        Some(d) => format!("{lead}\n\n{d}"),
-        None => lead,
-    };
-    Message {
-        kind: MessageKind::Outcome,
-        to: requester_address(r),
-        subject,
-        text: format!("{lead}\n\n{}", details(r)),
-        request_id: r.id,
-        status: r.status(),
-        channel: r.channel,
     }
+}
+
+/// The news of a removal for someone who asked for the image before: addressed to them.
+pub fn removal_for_earlier(r: &Request, who: &domain::Principal) -> Message {
+    let mut m = outcome(r);
+    m.to = who.email().map_or_else(|| who.to_string(), str::to_string);
+    m.text = format!(
+        "You asked for {} earlier; {} asked for it to be removed.\n\n{}",
+        r.image.name(),
+        r.requester,
+        m.text
+    );
+    m
 }
 
 /// A watcher's news: the outcome as the requester hears it, addressed to the watcher,

@@ -36,6 +36,9 @@ pub struct RequestQuery {
     pub status: Option<Status>,
     pub requester: Option<Principal>,
     pub image: Option<String>,
+    /// Additions or removals only.
+    #[serde(default)]
+    pub kind: Option<domain::Kind>,
     /// Requests decided by this approver.
     pub decided_by: Option<Principal>,
     /// Created at or after / before these times.
@@ -216,6 +219,9 @@ pub trait Registry: Send + Sync {
     async fn catalog_tags(&self, name: &str) -> Result<Vec<String>, RegistryError>;
     /// Creates the repo, or returns it where it exists already.
     async fn create_repo(&self, name: &str, source: &str) -> Result<Repo, RegistryError>;
+    /// Deletes the org's repo of that name: the id of the repo deleted, or `None` where
+    /// there was none (already gone counts as done, so a redelivery deletes nothing twice).
+    async fn delete_repo(&self, name: &str) -> Result<Option<String>, RegistryError>;
     /// What the org's plan allows; unknown parts are `None`.
     async fn entitled(&self, name: &str) -> Result<Entitlement, RegistryError> {
         let _ = name;
@@ -297,6 +303,9 @@ impl Registry for Unwired {
         Err(RegistryError::Permanent(unwired("registry")))
     }
     async fn create_repo(&self, _: &str, _: &str) -> Result<Repo, RegistryError> {
+        Err(RegistryError::Permanent(unwired("registry")))
+    }
+    async fn delete_repo(&self, _: &str) -> Result<Option<String>, RegistryError> {
         Err(RegistryError::Permanent(unwired("registry")))
     }
 }

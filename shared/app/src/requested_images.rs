@@ -27,6 +27,10 @@ pub struct Entry {
     pub requested_by: String,
     #[serde(default)]
     pub environment: Option<String>,
+    /// `remove: true`: the image is to be removed from the organization, not added.
+    /// Left out of the idempotency key when false, so existing keys stay what they were.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remove: bool,
 }
 
 /// One problem, on one line of the file.
@@ -89,7 +93,7 @@ fn entry_lines(text: &str) -> Vec<usize> {
 }
 
 /// The keys an entry may have.
-const ENTRY_KEYS: [&str; 4] = ["name", "justification", "requestedBy", "environment"];
+const ENTRY_KEYS: [&str; 5] = ["name", "justification", "requestedBy", "environment", "remove"];
 
 /// The line (1-based) of `key:` within lines `from..to` of the file, where it is written
 /// in block style; else `fallback`.
@@ -143,6 +147,18 @@ fn entry(text: &str, v: &serde_yaml_ng::Value, line: usize, end: usize, bad: &mu
     let justification = field("justification", false);
     let requested_by = field("requestedBy", true);
     let environment = field("environment", false);
+    let remove = match map.get("remove") {
+        None | Some(serde_yaml_ng::Value::Null) => false,
+        Some(serde_yaml_ng::Value::Bool(b)) => *b,
+        Some(_) => {
+            unreadable = true;
+            bad.push(Problem {
+                line: key_line(text, "remove", line, end, line),
+                message: "`remove` must be true or false".into(),
+            });
+            false
+        }
+    };
     for key in map.keys() {
         let key = key.as_str().map_or_else(|| format!("{key:?}"), str::to_string);
         if !ENTRY_KEYS.contains(&key.as_str()) {
@@ -162,6 +178,7 @@ fn entry(text: &str, v: &serde_yaml_ng::Value, line: usize, end: usize, bad: &mu
         justification,
         requested_by: requested_by?,
         environment,
+        remove,
     })
 }
 
@@ -257,7 +274,11 @@ pub fn check_offline(text: &str) -> (Vec<Checked>, Vec<Problem>) {
             }
         }
         if let Some(env) = &entry.environment {
-            if let Err(e) = env.parse::<Environment>() {
+            if entry.remove {
+                bad(format!(
+                    "{image}: a removal has no environment (leave out `environment`)"
+                ));
+            } else if let Err(e) = env.parse::<Environment>() {
                 bad(format!("{image}: {e}"));
             }
         }
@@ -285,6 +306,46 @@ pub fn idempotency_key(entry: &Entry, commit: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_entry_may_ask_for_a_removal_and_keeps_its_key_when_it_does_not() {
+        let (checked, problems) = check_offline(
+            "images:\n  - name: redis\n    justification: unused since March\n    requestedBy: alice\n    remove: true\n  - name: go\n    justification: builds\n    requestedBy: bob\n",
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(checked[0].entry.remove && !checked[1].entry.remove);
+        // An addition's key is what it was before `remove` existed.
+        let add = Entry {
+            name: "go".into(),
+            justification: Some("builds".into()),
+            requested_by: "bob".into(),
+            environment: None,
+            remove: false,
+        };
+        let canonical = serde_json::to_string(&("c0ffee", &add)).unwrap();
+        assert!(!canonical.contains("remove"), "{canonical}");
+        assert_ne!(
+            idempotency_key(&add, "c0ffee"),
+            idempotency_key(
+                &Entry {
+                    remove: true,
+                    ..add.clone()
+                },
+                "c0ffee"
+            )
+        );
+        let (_, problems) = check_offline(
+            "images:\n  - name: redis\n    justification: x\n    requestedBy: a\n    remove: yes please\n  - name: go\n    justification: x\n    requestedBy: b\n    remove: true\n    environment: dev\n",
+        );
+        let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "`remove` must be true or false",
+                "go:latest: a removal has no environment (leave out `environment`)"
+            ]
+        );
+    }
 
     const GOOD: &str = "# images this repo needs\nimages:\n  - name: redis:7.4\n    justification: Caching\n    requestedBy: alice\n  - name: python\n    justification: Data jobs\n    requestedBy: bob@example.com\n    environment: staging\n";
 
@@ -340,7 +401,7 @@ mod tests {
                 (2, "missing `requestedBy`"),
                 (
                     3,
-                    "unknown field `colour`, expected one of name, justification, requestedBy, environment"
+                    "unknown field `colour`, expected one of name, justification, requestedBy, environment, remove"
                 ),
                 (4, "missing `name`"),
                 (7, "`justification` must be text"),

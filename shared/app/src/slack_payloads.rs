@@ -13,10 +13,11 @@
 
 use serde::Deserialize;
 
-use domain::{Environment, ImageRef, Justification, Principal, RequestId};
+use domain::{Environment, ImageRef, Justification, Kind, Principal, RequestId};
 
 pub const USAGE: &str = "*Usage*\n\
 • `/request-image <image>[:<tag>] [--env dev|staging|prod] <why you need it>` — ask for an image, e.g. `/request-image redis:7.4 --env dev Caching layer for sessions`\n\
+• `/request-image remove <image> <why it should go>` — ask for an image to be removed from the organization, e.g. `/request-image remove redis No service uses it since March`\n\
 • `/request-image search <word>` — catalog images matching a word\n\
 • `/request-image status <request id>` — where a request stands\n\
 • `/request-image help` — this text";
@@ -27,6 +28,7 @@ pub enum Command {
     Search(String),
     Status(RequestId),
     Request {
+        kind: Kind,
         image: ImageRef,
         environment: Option<Environment>,
         justification: Justification,
@@ -46,6 +48,22 @@ pub fn parse(text: &str) -> Result<Command, String> {
             .parse()
             .map(Command::Status)
             .map_err(|e| format!("`status` needs a request id: {e}")),
+        "remove" => {
+            let (image, why) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            if image.is_empty() {
+                return Err("`remove` needs an image, then why it should go".into());
+            }
+            let image = ImageRef::parse(image).map_err(|e| e.to_string())?;
+            if why.trim().is_empty() {
+                return Err("say why it should go after the image".into());
+            }
+            Ok(Command::Request {
+                kind: Kind::Remove,
+                image,
+                environment: None,
+                justification: Justification::parse(why.trim()).map_err(|e| e.to_string())?,
+            })
+        }
         image => {
             let image = ImageRef::parse(image).map_err(|e| e.to_string())?;
             let (environment, rest) = match rest.strip_prefix("--env") {
@@ -64,6 +82,7 @@ pub fn parse(text: &str) -> Result<Command, String> {
             }
             let justification = Justification::parse(rest).map_err(|e| e.to_string())?;
             Ok(Command::Request {
+                kind: Kind::Add,
                 image,
                 environment,
                 justification,
@@ -250,6 +269,7 @@ mod tests {
             Ok(Command::Status(_))
         ));
         let Ok(Command::Request {
+            kind: Kind::Add,
             image,
             environment,
             justification,
@@ -271,6 +291,21 @@ mod tests {
             parse("busybox debugging in staging"),
             Ok(Command::Request { environment: None, .. })
         ));
+        let Ok(Command::Request {
+            kind: Kind::Remove,
+            image,
+            justification,
+            ..
+        }) = parse("remove redis  No service uses it since March")
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (image.name(), justification.as_str()),
+            ("redis", "No service uses it since March")
+        );
+        assert!(parse("remove").unwrap_err().contains("needs an image"));
+        assert!(parse("remove redis").unwrap_err().contains("why it should go"));
     }
 
     #[test]

@@ -145,6 +145,10 @@ impl Registry for TrialOrg {
         tracing::info!(repo = repo.name, repo_id = repo.id, "trial org: repo created in memory");
         Ok(repo)
     }
+
+    async fn delete_repo(&self, name: &str) -> Result<Option<String>, RegistryError> {
+        Ok(self.repos().remove(name).map(|r| r.id))
+    }
 }
 
 #[cfg(test)]

@@ -59,6 +59,9 @@ pub enum Submitted {
     Existing(Request),
     /// Another request for the image was open: the asker now watches it (or did already).
     Joined(Request),
+    /// Another request for the image is open and asks the opposite (an addition while a
+    /// removal is open, or the reverse): nothing was written; ask again when it ends.
+    Opposed(Request),
 }
 
 /// The outcome of trying to apply a change.
@@ -141,6 +144,7 @@ impl App {
             let open = match self.store.create(request, event).await? {
                 Created::New(r) => return Ok(Submitted::New(r)),
                 Created::Existing(r) => return Ok(Submitted::Existing(r)),
+                Created::OpenExists(open) if open.kind != request.kind => return Ok(Submitted::Opposed(open)),
                 Created::OpenExists(open) => open,
             };
             if let (Some(key), false) = (once, claimed) {
@@ -193,6 +197,20 @@ impl App {
         if let (Some(chat), Channel::Slack) = (&self.chat, r.channel) {
             if let Err(e) = chat.tell(r, &message.text, self.clock.now()).await {
                 tracing::error!(request_id = %r.id, error = %e, "could not answer the requester in chat");
+            }
+        }
+        // A removal done: those who asked for the image before hear it too (by mail).
+        if !r.kind.is_add() && r.status() == Status::Provisioned {
+            let mut told: Vec<&Principal> = vec![&r.requester];
+            told.extend(r.watchers.iter().map(|w| &w.who));
+            for e in &r.earlier {
+                if told.contains(&&e.requester) {
+                    continue;
+                }
+                told.push(&e.requester);
+                if let Err(e) = self.notifier.send(&notify::removal_for_earlier(r, &e.requester)).await {
+                    tracing::error!(request_id = %r.id, error = %e, "could not tell an earlier requester of a removal");
+                }
             }
         }
         // Those who joined hear the same news, by mail, and in chat by direct message.

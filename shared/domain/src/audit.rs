@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::request::{Change, Channel, Request};
+use super::request::{Change, Channel, Kind, Request};
 use super::{Action, Principal, RequestId, Status};
 
 /// The `prev_hash` of a request's first event.
@@ -15,6 +15,10 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
     pub request_id: RequestId,
+    /// The request's kind, where it is not `add` (so that an addition's events, and their
+    /// hashes, are what they were before removals existed).
+    #[serde(default, skip_serializing_if = "Kind::is_add")]
+    pub kind: Kind,
     /// 1 for the submission, then one more per transition.
     pub seq: u64,
     pub at: DateTime<Utc>,
@@ -48,6 +52,8 @@ pub struct Refusal {
 #[derive(Serialize)]
 struct Hashed<'a> {
     request_id: &'a RequestId,
+    #[serde(skip_serializing_if = "Kind::is_add")]
+    kind: Kind,
     seq: u64,
     at: &'a DateTime<Utc>,
     actor: &'a Principal,
@@ -62,6 +68,7 @@ struct Hashed<'a> {
 impl AuditEvent {
     pub(super) fn first(
         id: RequestId,
+        kind: Kind,
         at: DateTime<Utc>,
         actor: Principal,
         channel: Channel,
@@ -69,6 +76,7 @@ impl AuditEvent {
     ) -> Self {
         Self::sealed(AuditEvent {
             request_id: id,
+            kind,
             seq: 1,
             at,
             actor,
@@ -85,6 +93,7 @@ impl AuditEvent {
     pub(super) fn next(prev: &Request, change: &Change, to: Status) -> Self {
         Self::sealed(AuditEvent {
             request_id: prev.id,
+            kind: prev.kind,
             seq: prev.version + 1,
             at: change.at,
             actor: change.actor.clone(),
@@ -106,6 +115,7 @@ impl AuditEvent {
     pub fn compute_hash(&self) -> String {
         let body = serde_json::to_vec(&Hashed {
             request_id: &self.request_id,
+            kind: self.kind,
             seq: self.seq,
             at: &self.at,
             actor: &self.actor,
@@ -166,6 +176,7 @@ mod tests {
         let now = Utc::now();
         let (r, first) = Request::submit(
             NewRequest {
+                kind: Default::default(),
                 image: ImageRef::parse("busybox").unwrap(),
                 requester: "email:dev@example.com".parse().unwrap(),
                 justification: Justification::parse("debug").unwrap(),

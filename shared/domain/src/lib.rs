@@ -21,9 +21,9 @@ pub use image::{ImageRef, ImageRefError};
 pub use policy::{Policy, Verdict};
 pub use principal::{BadPrincipal, Principal};
 pub use request::{
-    clean_text, BadEnvironment, BadPreApproval, Change, Channel, Decision, Environment, Justification, NewRequest,
-    PreApproval, ProvisionResult, Request, RequestView, TextError, Transition, Watcher, MAX_IDEMPOTENCY_KEY_LEN,
-    MAX_JUSTIFICATION_CHARS, MAX_REASON_CHARS, MAX_WATCHERS,
+    clean_text, BadEnvironment, BadPreApproval, Change, Channel, Decision, Earlier, Environment, Justification, Kind,
+    NewRequest, PreApproval, ProvisionResult, Request, RequestView, TextError, Transition, Watcher, MAX_EARLIER,
+    MAX_IDEMPOTENCY_KEY_LEN, MAX_JUSTIFICATION_CHARS, MAX_REASON_CHARS, MAX_WATCHERS,
 };
 pub use status::{Action, BadStatus, Refused, Status};
 

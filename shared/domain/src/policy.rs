@@ -16,6 +16,9 @@ pub struct Policy {
     pub auto_approve_requesters: Vec<String>,
     /// Images never added; wins over every auto-approve rule.
     pub deny_images: Vec<String>,
+    /// Images whose removal is approved without an admin. Empty by default: removals go
+    /// to the approvers, and no other rule (environment, requester) approves one.
+    pub auto_approve_removals: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +52,18 @@ impl Policy {
             };
         }
         Verdict::NeedsApproval
+    }
+}
+
+impl Policy {
+    /// A removal: approved without an admin only through `auto_approve_removals`.
+    pub fn evaluate_removal(&self, image: &ImageRef) -> Verdict {
+        match self.auto_approve_removals.iter().find(|p| glob(p, image.name())) {
+            Some(p) => Verdict::AutoApprove {
+                rule: format!("auto_approve_removals: `{}` matches `{p}`", image.name()),
+            },
+            None => Verdict::NeedsApproval,
+        }
     }
 }
 

@@ -197,6 +197,43 @@ pub enum Channel {
     System,
 }
 
+/// What a request asks for: an image added to the organization's registry (what every
+/// request asked before removals existed, so the default when a stored one says nothing),
+/// or one removed from it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Kind {
+    #[default]
+    Add,
+    Remove,
+}
+
+impl Kind {
+    pub fn is_add(&self) -> bool {
+        *self == Kind::Add
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
@@ -220,6 +257,9 @@ pub struct ProvisionResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     pub id: RequestId,
+    /// `add` or `remove`.
+    #[serde(default)]
+    pub kind: Kind,
     pub image: ImageRef,
     pub requester: Principal,
     pub justification: Justification,
@@ -262,6 +302,9 @@ pub struct Request {
     /// Others who asked for the same image while this request was open, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub watchers: Vec<Watcher>,
+    /// For a removal: the image's earlier requests, oldest first, as validation found them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<Earlier>,
 }
 
 /// Someone who asked for the same image while the request was open, and was told of it
@@ -276,6 +319,21 @@ pub struct Watcher {
     pub channel: Channel,
     pub at: DateTime<Utc>,
 }
+
+/// An earlier request for the same image, as a removal's approvers see it: who asked for
+/// the image first, and what was asked since.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Earlier {
+    pub id: RequestId,
+    pub kind: Kind,
+    pub requester: Principal,
+    pub status: Status,
+    pub at: DateTime<Utc>,
+}
+
+/// The most earlier requests a removal keeps (the oldest, then the newest).
+pub const MAX_EARLIER: usize = 20;
 
 /// The most watchers one request keeps (a bound on its stored size).
 pub const MAX_WATCHERS: usize = 50;
@@ -443,6 +501,7 @@ fn environment_words(env: Option<Environment>, vouched_by: Option<&str>) -> Stri
 /// What a new request is made of, once every field has been parsed.
 #[derive(Debug, Clone)]
 pub struct NewRequest {
+    pub kind: Kind,
     pub image: ImageRef,
     pub requester: Principal,
     pub justification: Justification,
@@ -482,11 +541,13 @@ impl Request {
     pub fn submit(new: NewRequest, id: RequestId, at: DateTime<Utc>) -> (Request, AuditEvent) {
         let event = AuditEvent::first(
             id,
+            new.kind,
             at,
             new.requester.clone(),
             new.channel,
             Some(format!(
-                "{} for {}: {}",
+                "{}{} for {}: {}",
+                if new.kind.is_add() { "" } else { "remove " },
                 new.image,
                 environment_words(new.environment, new.environment_vouched_by.as_deref()),
                 new.justification
@@ -494,6 +555,7 @@ impl Request {
         );
         let req = Request {
             id,
+            kind: new.kind,
             image: new.image,
             requester: new.requester,
             justification: new.justification,
@@ -513,8 +575,28 @@ impl Request {
             response_url: None,
             pre_approval: None,
             watchers: vec![],
+            earlier: vec![],
         };
         (req, event)
+    }
+
+    /// Where the request stands, in words for people, as its kind reads it.
+    pub fn status_words(&self) -> &'static str {
+        match (self.kind, self.status) {
+            (Kind::Remove, Status::Approved) => "approved, about to be removed",
+            (Kind::Remove, Status::Provisioning) => "being removed from the registry",
+            (Kind::Remove, Status::Provisioned) => "removed from the registry",
+            (Kind::Remove, Status::Failed) => "failed while being removed",
+            (_, s) => s.describe(),
+        }
+    }
+
+    /// Who asked for the image first: the oldest earlier addition that got it into the org.
+    pub fn first_asked(&self) -> Option<&Earlier> {
+        self.earlier
+            .iter()
+            .find(|e| e.kind.is_add() && matches!(e.status, Status::Provisioned | Status::AlreadyAvailable))
+            .or_else(|| self.earlier.first())
     }
 
     /// Whether `who` asked for this request already (its requester or a watcher).
@@ -562,6 +644,12 @@ impl Request {
     /// Applies a change through the status machine; `edit` fills in what the change
     /// brings (a decision, a result). Nothing is stored until the transition is committed.
     pub fn apply(&self, change: Change, edit: impl FnOnce(&mut Request)) -> Result<Transition, Refused> {
+        if !change.action.fits(self.kind) {
+            return Err(Refused {
+                from: self.status,
+                action: change.action,
+            });
+        }
         let to = self.status.apply(change.action)?;
         let event = AuditEvent::next(self, &change, to);
         let mut request = self.clone();

@@ -63,6 +63,9 @@ pub enum Action {
     StartProvisioning,
     CompleteProvisioning,
     Fail,
+    /// A removal's last steps: the repository is deleted (the statuses are an addition's).
+    StartRemoval,
+    CompleteRemoval,
     /// Someone else asked for the same image while this request was open: they watch it
     /// (told of its outcome) instead of starting a second one. The status stays.
     Join,
@@ -94,6 +97,8 @@ impl Status {
             // `failed → provisioning` is an admin's retry.
             (S::Approved | S::Failed, A::StartProvisioning) => S::Provisioning,
             (S::Provisioning, A::CompleteProvisioning) => S::Provisioned,
+            (S::Approved | S::Failed, A::StartRemoval) => S::Provisioning,
+            (S::Provisioning, A::CompleteRemoval) => S::Provisioned,
             (S::Provisioning, A::Fail) => S::Failed,
             (open, A::Join) if open.is_open() => open,
             (from, action) => return Err(Refused { from, action }),
@@ -149,6 +154,17 @@ impl Status {
 }
 
 impl Action {
+    /// Whether the action is one a request of `kind` may take: an addition is provisioned
+    /// (or found available), a removal is removed.
+    pub fn fits(self, kind: crate::Kind) -> bool {
+        use Action as A;
+        match self {
+            A::FoundAvailable | A::StartProvisioning | A::CompleteProvisioning => kind.is_add(),
+            A::StartRemoval | A::CompleteRemoval => !kind.is_add(),
+            _ => true,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Submit => "submitted",
@@ -165,6 +181,8 @@ impl Action {
             Action::CompleteProvisioning => "provisioned",
             Action::Fail => "failed",
             Action::Join => "joined by another requester",
+            Action::StartRemoval => "removal started",
+            Action::CompleteRemoval => "removed",
         }
     }
 }
@@ -196,7 +214,7 @@ mod tests {
     use Action as A;
     use Status as S;
 
-    const ACTIONS: [Action; 13] = [
+    const ACTIONS: [Action; 15] = [
         A::StartValidation,
         A::Reject,
         A::FoundAvailable,
@@ -210,6 +228,8 @@ mod tests {
         A::CompleteProvisioning,
         A::Fail,
         A::Join,
+        A::StartRemoval,
+        A::CompleteRemoval,
     ];
 
     /// The designed transitions (README, "How a request moves"), written out as edges.

@@ -554,6 +554,7 @@ impl RequestStore for DynamoStore {
             q.status.is_none_or(|st| r.status() == st)
                 && q.requester.as_ref().is_none_or(|p| &r.requester == p)
                 && q.image.as_deref().is_none_or(|i| r.image.name() == i)
+                && q.kind.is_none_or(|k| r.kind == k)
                 && q.decided_by
                     .as_ref()
                     .is_none_or(|p| r.decision.as_ref().is_some_and(|d| &d.by == p))

@@ -390,6 +390,23 @@ impl Registry for Chainguard {
         }
     }
 
+    async fn delete_repo(&self, name: &str) -> Result<Option<String>, RegistryError> {
+        let Some(repo) = self.find_repo(name).await? else {
+            return Ok(None);
+        };
+        let path = format!("/registry/v1/repos/{}", repo.id);
+        match self.call::<serde_json::Value>(Method::DELETE, &path, None).await {
+            Ok(_) => {
+                tracing::info!(repo = name, id = repo.id, "deleted the repo");
+                Ok(Some(repo.id))
+            }
+            // Gone between the lookup and the delete (another delivery, someone in the
+            // Console): what was asked is done.
+            Err(CallError::Status(StatusCode::NOT_FOUND, _)) => Ok(None),
+            Err(e) => Err(e.into_registry()),
+        }
+    }
+
     async fn entitled(&self, name: &str) -> Result<ports::Entitlement, RegistryError> {
         match self.entitlements().await {
             Ok(e) => Ok(entitlement(&e, name)),

@@ -104,6 +104,7 @@ fn transition(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let new = NewRequest {
+                    kind: Default::default(),
                     image: ImageRef::parse("busybox").unwrap(),
                     requester: Principal::Email("developer@example.com".into()),
                     justification: Justification::parse("bench").unwrap(),

@@ -101,6 +101,25 @@ impl Registry for SimulatedOrg {
         Ok(trial::catalog_tags(name))
     }
 
+    async fn delete_repo(&self, name: &str) -> Result<Option<String>, RegistryError> {
+        let name = name.to_string();
+        let gone = self
+            .db
+            .with(move |c| {
+                c.query_row("DELETE FROM sim_repos WHERE name = ?1 RETURNING id", [name], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))
+            })
+            .await
+            .map_err(retryable)?;
+        if let Some(id) = &gone {
+            tracing::info!(repo_id = id, "simulated org: repo deleted");
+        }
+        Ok(gone)
+    }
+
     async fn create_repo(&self, name: &str, source: &str) -> Result<Repo, RegistryError> {
         trial::check_source(&self.catalog, source)?;
         let new = trial::new_repo(&self.org_id, name, source);

@@ -151,6 +151,11 @@ impl RequestStore for Sqlite {
                 args.push(i.clone());
                 sql += &format!(" AND image = ?{}", args.len());
             }
+            if let Some(k) = q.kind {
+                // Requests stored before removals existed say no kind: additions.
+                args.push(k.as_str().into());
+                sql += &format!(" AND COALESCE(json_extract(body, '$.kind'), 'add') = ?{}", args.len());
+            }
             if let Some(p) = &q.decided_by {
                 args.push(p.to_string());
                 sql += &format!(" AND json_extract(body, '$.decision.by') = ?{}", args.len());
