@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use app::config::DEFAULT_DATA_DIR;
 use cgr_request::audit::AuditArgs;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +43,18 @@ pub enum Output {
     Json,
 }
 
+/// `--wait [--timeout D]`, wherever a command can follow what it started to its end.
+#[derive(Args, Clone, Copy)]
+pub struct WaitArgs {
+    /// Follow the request (or requests) until it ends.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this long (`90s`, `10m`, `1h30m`) and exit 4;
+    /// without it, follow to the end.
+    #[arg(long, value_parser = humantime::parse_duration, requires = "wait")]
+    pub timeout: Option<std::time::Duration>,
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the whole system locally: HTTP API, consumers, embedded state.
@@ -69,13 +81,8 @@ pub enum Command {
         /// key per run, so a submission is never mistaken for a replay).
         #[arg(long)]
         idempotency_key: Option<String>,
-        /// Follow the request until it ends.
-        #[arg(long)]
-        wait: bool,
-        /// With --wait: give up after this long (`90s`, `10m`, `1h30m`) and exit 4;
-        /// without it, follow to the end.
-        #[arg(long, value_parser = humantime::parse_duration, requires = "wait")]
-        timeout: Option<std::time::Duration>,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Ask for an image to be removed from the organization (approved like an addition).
     ///
@@ -89,26 +96,16 @@ pub enum Command {
         /// Submitting again with the same key returns the same request.
         #[arg(long)]
         idempotency_key: Option<String>,
-        /// Follow the request until it ends.
-        #[arg(long)]
-        wait: bool,
-        /// With --wait: give up after this long (`90s`, `10m`, `1h30m`) and exit 4;
-        /// without it, follow to the end.
-        #[arg(long, value_parser = humantime::parse_duration, requires = "wait")]
-        timeout: Option<std::time::Duration>,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Show a request, its result and its audit timeline.
     ///
     /// Example: cgr-request status req-01JD3XQ4Z8K9M2N5P7R8S0T1V2 --wait --timeout 10m
     Status {
         id: String,
-        /// Follow the request until it ends.
-        #[arg(long)]
-        wait: bool,
-        /// With --wait: give up after this long (`90s`, `10m`, `1h30m`) and exit 4;
-        /// without it, follow to the end.
-        #[arg(long, value_parser = humantime::parse_duration, requires = "wait")]
-        timeout: Option<std::time::Duration>,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Admin commands (need an admin client).
     ///
@@ -153,13 +150,8 @@ pub enum Command {
         /// Who merged it (a GitHub login): the approver on record.
         #[arg(long, requires = "pull_request")]
         merged_by: Option<String>,
-        /// Wait for every request to end and print the pull strings.
-        #[arg(long)]
-        wait: bool,
-        /// With --wait: give up after this long (`90s`, `10m`, `1h30m`) and exit 4;
-        /// without it, follow to the end.
-        #[arg(long, value_parser = humantime::parse_duration, requires = "wait")]
-        timeout: Option<std::time::Duration>,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Print a shell's completion script for cgr-request.
     ///

@@ -276,16 +276,23 @@ impl Stack {
     /// `approver`'s approval email about request `id`, once it has arrived (on AWS, mail
     /// comes through SNS a moment after the request moves).
     pub async fn approval_mail(&self, id: &str, approver: &str) -> String {
+        self.mail(id, "approval_request", approver).await
+    }
+
+    /// The message of `kind` (`outcome`, `approval_request`, …) about request `id` to
+    /// address `to`, once it has arrived.
+    pub async fn mail(&self, id: &str, kind: &str, to: &str) -> String {
         for _ in 0..100 {
-            let found = self.outbox().await.into_iter().find(|(name, text)| {
-                name.contains(id) && name.contains("approval_request") && text.contains(&format!("To: {approver}"))
-            });
+            let found =
+                self.outbox().await.into_iter().find(|(name, text)| {
+                    name.contains(id) && name.contains(kind) && text.contains(&format!("To: {to}"))
+                });
             if let Some((_, text)) = found {
                 return text;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("no approval email for {approver} about {id}")
+        panic!("no {kind} message to {to} about {id}: {:#?}", self.outbox().await)
     }
 
     /// The (approve, deny) links of `approver`'s email about request `id`.

@@ -29,6 +29,13 @@ pub struct Wait {
     pub timeout: Option<std::time::Duration>,
 }
 
+impl crate::args::WaitArgs {
+    /// `--wait`, with its `--timeout`, when it was asked for.
+    pub fn wanted(self) -> Option<Wait> {
+        self.wait.then_some(Wait { timeout: self.timeout })
+    }
+}
+
 /// `--wait --timeout` ran out: the request is still open.
 #[derive(Debug, thiserror::Error)]
 #[error("{id} is still {status} after {after}; check again with `cgr-request status {id}`")]
@@ -75,10 +82,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             pull_request,
             merged_by,
             wait,
-            timeout,
         } => {
             let merge = files::merge(repository, pull_request, merged_by, &commit)?;
-            files::submit(&api, &file, &commit, merge, wait.then_some(Wait { timeout }), out).await
+            files::submit(&api, &file, &commit, merge, wait.wanted(), out).await
         }
         Command::Add {
             image,
@@ -86,7 +92,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             env,
             idempotency_key,
             wait,
-            timeout,
         } => {
             let new = request::New {
                 kind: domain::Kind::Add,
@@ -95,14 +100,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 env,
                 idempotency_key,
             };
-            request::add(&api, new, wait.then_some(Wait { timeout }), out).await
+            request::add(&api, new, wait.wanted(), out).await
         }
         Command::Remove {
             image,
             justification,
             idempotency_key,
             wait,
-            timeout,
         } => {
             let new = request::New {
                 kind: domain::Kind::Remove,
@@ -111,11 +115,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
                 env: None,
                 idempotency_key,
             };
-            request::add(&api, new, wait.then_some(Wait { timeout }), out).await
+            request::add(&api, new, wait.wanted(), out).await
         }
-        Command::Status { id, wait, timeout } => {
-            request::status(&api, &id, wait.then_some(Wait { timeout }), out).await
-        }
+        Command::Status { id, wait } => request::status(&api, &id, wait.wanted(), out).await,
         Command::Admin(cmd) => admin::run(&api, cmd, out).await,
         Command::Catalog(cmd) => catalog::run(&api, cmd, out).await,
     }

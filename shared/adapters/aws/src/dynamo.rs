@@ -192,18 +192,24 @@ impl DynamoStore {
         }
     }
 
-    async fn live_idempotency(&self, key: &str, now: DateTime<Utc>) -> Result<Option<RequestId>, StoreError> {
+    /// One item of the requests table by its key, read consistently.
+    async fn item<T: serde::de::DeserializeOwned>(&self, pk: String) -> Result<Option<T>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.requests)
-            .key("pk", s(format!("idem#{key}")))
+            .key("pk", s(pk))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| unavailable(e.into_service_error()))?;
-        let Some(item) = out.item else { return Ok(None) };
-        let idem: IdempotencyItem = from_item(item).map_err(corrupt)?;
+        out.item.map(|item| from_item(item).map_err(corrupt)).transpose()
+    }
+
+    async fn live_idempotency(&self, key: &str, now: DateTime<Utc>) -> Result<Option<RequestId>, StoreError> {
+        let Some(idem) = self.item::<IdempotencyItem>(format!("idem#{key}")).await? else {
+            return Ok(None);
+        };
         // TTL deletion lags by days: an expired key is no key.
         if idem.ttl <= now.timestamp() {
             return Ok(None);
@@ -213,17 +219,9 @@ impl DynamoStore {
 
     /// The request holding an image open, as its guard item says.
     async fn open_holder(&self, image_name: &str) -> Result<Option<RequestId>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.requests)
-            .key("pk", s(open_key(image_name)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable(e.into_service_error()))?;
-        let Some(item) = out.item else { return Ok(None) };
-        let open: OpenItem = from_item(item).map_err(corrupt)?;
+        let Some(open) = self.item::<OpenItem>(open_key(image_name)).await? else {
+            return Ok(None);
+        };
         open.request_id.parse().map(Some).map_err(|e: BadRequestId| corrupt(e))
     }
 
@@ -502,18 +500,7 @@ impl RequestStore for DynamoStore {
     }
 
     async fn get(&self, id: RequestId) -> Result<Option<Request>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.requests)
-            .key("pk", s(id.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable(e.into_service_error()))?;
-        out.item
-            .map(|item| from_item::<_, RequestItem>(item).map(|r| r.request).map_err(corrupt))
-            .transpose()
+        Ok(self.item::<RequestItem>(id.to_string()).await?.map(|r| r.request))
     }
 
     async fn commit(&self, t: &Transition) -> Result<(), StoreError> {
