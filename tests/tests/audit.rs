@@ -41,6 +41,8 @@ async fn every_ops_question_has_an_answer() {
     s.wait_for(&go_again, "already_available").await;
     let (approve, _) = s.links(&curl, "security-lead@example.com").await;
     assert_eq!(s.http.post(&approve).send().await.unwrap().status(), 200);
+    // Times are kept to the millisecond: two decisions apart, so "newest first" has one answer.
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     let (_, deny) = s.links(&nginx, "security-lead@example.com").await;
     let denied = s.http.post(&deny).form(&[("reason", "use the web image")]).send().await;
     assert_eq!(denied.unwrap().status(), 200);
