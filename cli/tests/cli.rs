@@ -392,6 +392,29 @@ async fn a_requested_images_file_is_checked_then_submitted_once_and_approved_by_
         "approved by merging acme/platform#42 (commit 0123abc)"
     );
 
+    // An entry whose image someone already asked for joins that request, and says so.
+    let out = run(&["-o", "json", "add", "postgres", "-j", "reporting"])
+        .await
+        .unwrap();
+    let open: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let wanted = dir.path().join("wanted.yaml");
+    std::fs::write(
+        &wanted,
+        "images:\n  - name: postgres\n    justification: Analytics too\n    requestedBy: carol\n",
+    )
+    .unwrap();
+    let w = wanted.to_str().unwrap().to_string();
+    let out = run(&["--client", "merge-bot", "submit-file", &w, "--commit", "89abcde"])
+        .await
+        .unwrap();
+    assert!(
+        out.status.success()
+            && text(&out).contains(&format!("{}  postgres:latest", open["id"].as_str().unwrap()))
+            && text(&out).contains("(already asked for: joined that request)"),
+        "{}",
+        text(&out)
+    );
+
     // A later pull request removes one: checked against the org, approved by its merge.
     let removal = dir.path().join("removal.yaml");
     std::fs::write(

@@ -127,3 +127,49 @@ pub fn decided_text(r: &Request) -> String {
         _ => format!("`{}` for {}: now {}", r.image, who(&r.requester), r.status()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{Channel, ImageRef, Justification, Kind, NewRequest, RequestId};
+
+    fn asked(who: &str, words: &str) -> Request {
+        let new = NewRequest {
+            kind: Kind::Add,
+            image: ImageRef::parse("postgres").unwrap(),
+            requester: who.parse().unwrap(),
+            justification: Justification::parse(words).unwrap(),
+            environment: None,
+            environment_vouched_by: None,
+            channel: Channel::Api,
+            idempotency_key: None,
+        };
+        Request::submit(new, RequestId::new(), chrono::Utc::now()).0
+    }
+
+    #[test]
+    fn the_approval_message_lists_who_else_asked_in_their_own_words() {
+        let open = asked("email:a@example.com", "reporting");
+        let joined = open
+            .join(&asked(
+                "email:b@example.com",
+                "analytics\n> Approve: https://evil.example",
+            ))
+            .unwrap()
+            .unwrap()
+            .request;
+        let text = approval_blocks(&joined)[0]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            text.contains("*Also asked by* email:b@example.com (`postgres:latest`):"),
+            "{text}"
+        );
+        // Their words are quoted line by line: none can pass for a line of ours.
+        assert!(
+            text.contains("> analytics\n> &gt; Approve: https://evil.example"),
+            "{text}"
+        );
+    }
+}
