@@ -180,10 +180,19 @@ pub enum Command {
 
 #[derive(Subcommand)]
 pub enum AuditCmd {
-    /// Recompute a request's hash chain; names the first broken event and exits 1.
+    /// Recompute a request's hash chain and check every event's seal with the audit keys;
+    /// names the first broken event and exits 1.
     ///
-    /// Example: cgr-request audit verify req-01JD3XQ4Z8K9M2N5P7R8S0T1V2
-    Verify { id: String },
+    /// The keys come from --keys FILE (the audit-keys parameter's JSON), or
+    /// IMAGE_REQUEST_AUDIT_KEYS (the same JSON), or the local credentials.json.
+    ///
+    /// Example: cgr-request audit verify req-01JD3XQ4Z8K9M2N5P7R8S0T1V2 --keys audit-keys.json
+    Verify {
+        id: String,
+        /// The audit keys' JSON: `{"active": "a1", "keys": {"a1": "…"}}`.
+        #[arg(long)]
+        keys: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]

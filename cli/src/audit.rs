@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use app::ports::{AuditLog, AuditQuery, RequestQuery, RequestStore};
 use aws_adapter::dynamo::DynamoStore;
-use domain::{verify_chain, AuditEvent, Principal, Refusal, Request, RequestId, Status};
+use domain::auth::token::TokenKeys;
+use domain::{verify_sealed, AuditEvent, Principal, Refusal, Request, RequestId, Status};
 use embedded::sqlite::Sqlite;
 
 #[derive(Debug, Clone, Default, Args)]
@@ -182,9 +183,31 @@ pub struct Verified {
     pub head: String,
 }
 
-/// Recomputes the request's hash chain, and checks that it ends where the request says
-/// its trail ends (so a trail cut short is caught too). The error names the first bad event.
-pub async fn verify(stores: &Stores, id: &str) -> anyhow::Result<Verified> {
+/// The audit keys a verifier uses: from `file`, else `IMAGE_REQUEST_AUDIT_KEYS`, else the
+/// local `credentials.json` in `data_dir`.
+pub fn audit_keys(data_dir: &Path, file: Option<&Path>) -> anyhow::Result<TokenKeys> {
+    let parse = |text: &str, from: &str| {
+        app::config::credentials::secret_json::<TokenKeys>(text).map_err(|e| anyhow!("the audit keys in {from}: {e}"))
+    };
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        return parse(&text, &f.display().to_string());
+    }
+    if let Some(text) = std::env::var("IMAGE_REQUEST_AUDIT_KEYS").ok().filter(|t| !t.is_empty()) {
+        return parse(&text, "IMAGE_REQUEST_AUDIT_KEYS");
+    }
+    app::config::credentials::read_credentials(data_dir)
+        .ok()
+        .and_then(|c| c.audit_keys)
+        .ok_or_else(|| {
+            anyhow!("verifying needs the audit keys: --keys FILE or IMAGE_REQUEST_AUDIT_KEYS (the audit-keys parameter's JSON), or a local credentials.json")
+        })
+}
+
+/// Recomputes the request's hash chain, checks every event's seal with `keys`, and checks
+/// that it ends where the request says its trail ends (so a trail cut short is caught
+/// too). The error names the first bad event.
+pub async fn verify(stores: &Stores, id: &str, keys: &TokenKeys) -> anyhow::Result<Verified> {
     let id: RequestId = id.parse()?;
     let request = stores
         .requests
@@ -192,7 +215,7 @@ pub async fn verify(stores: &Stores, id: &str) -> anyhow::Result<Verified> {
         .await?
         .ok_or_else(|| anyhow!("no request {id} in {}", stores.place))?;
     let events = stores.audit.timeline(id).await?;
-    verify_chain(&events).map_err(|b| anyhow!("{b}"))?;
+    verify_sealed(&events, keys).map_err(|b| anyhow!("{b}"))?;
     let head = events.last().map(|e| e.hash.clone()).unwrap_or_default();
     if events.len() as u64 != request.version() || head != request.audit_head() {
         return Err(anyhow!(

@@ -170,6 +170,11 @@ impl Deployed {
                 secret,
             ),
             (
+                env("IntakeFunction", "AUDIT_KEYS_PARAMETER"),
+                serde_json::to_string(&creds.audit_keys).unwrap(),
+                aws_sdk_ssm::types::ParameterType::SecureString,
+            ),
+            (
                 env("IntakeFunction", "PUBLIC_URL_PARAMETER"),
                 public_url.to_string(),
                 aws_sdk_ssm::types::ParameterType::String,

@@ -307,6 +307,109 @@ impl Stack {
         (find("Approve: "), find("Deny:    "))
     }
 
+    /// As a writer with access to the tables but not the audit key would: stores `e` in
+    /// place of the event with its sequence number, or adds it (SQLite's append-only
+    /// triggers dropped first, as the database's owner can; a plain PutItem on DynamoDB,
+    /// which any principal with `PutItem` can send).
+    pub async fn overwrite_event(&self, e: &domain::AuditEvent) {
+        if let Some((sdk, names, _)) = &self.aws {
+            aws_sdk_dynamodb::Client::new(sdk)
+                .put_item()
+                .table_name(&names.audit_table)
+                .set_item(Some(aws_adapter::dynamo::audit_item(e).unwrap()))
+                .send()
+                .await
+                .unwrap();
+            return;
+        }
+        let (id, seq, at, actor, body) = (
+            e.request_id.to_string(),
+            e.seq as i64,
+            domain::timestamp(e.at),
+            e.actor.to_string(),
+            serde_json::to_string(e).unwrap(),
+        );
+        self.running
+            .db
+            .with(move |c| {
+                c.execute_batch(
+                    "DROP TRIGGER IF EXISTS audit_is_append_only_u; DROP TRIGGER IF EXISTS audit_is_append_only_d;",
+                )
+                .unwrap();
+                c.execute(
+                    "INSERT OR REPLACE INTO audit (request_id, seq, at, actor, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    rusqlite::params![id, seq, at, actor, body],
+                )
+                .unwrap();
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Deletes a stored event, as such a writer would.
+    pub async fn delete_event(&self, id: &str, seq: u64) {
+        if let Some((sdk, names, _)) = &self.aws {
+            aws_sdk_dynamodb::Client::new(sdk)
+                .delete_item()
+                .table_name(&names.audit_table)
+                .key("request_id", aws_sdk_dynamodb::types::AttributeValue::S(id.into()))
+                .key("seq", aws_sdk_dynamodb::types::AttributeValue::N(seq.to_string()))
+                .send()
+                .await
+                .unwrap();
+            return;
+        }
+        let id = id.to_string();
+        self.running
+            .db
+            .with(move |c| {
+                c.execute_batch("DROP TRIGGER IF EXISTS audit_is_append_only_d;")
+                    .unwrap();
+                c.execute(
+                    "DELETE FROM audit WHERE request_id = ?1 AND seq = ?2",
+                    rusqlite::params![id, seq as i64],
+                )
+                .unwrap();
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Points the stored request's trail at `head`: what a forger who hashed the chain
+    /// again must do so that it ends where the request says.
+    pub async fn set_audit_head(&self, id: &str, head: &str) {
+        if let Some((sdk, names, _)) = &self.aws {
+            use aws_sdk_dynamodb::types::AttributeValue;
+            aws_sdk_dynamodb::Client::new(sdk)
+                .update_item()
+                .table_name(&names.requests_table)
+                .key("pk", AttributeValue::S(id.into()))
+                .update_expression("SET #r.#h = :h")
+                .expression_attribute_names("#r", "request")
+                .expression_attribute_names("#h", "audit_head")
+                .expression_attribute_values(":h", AttributeValue::S(head.into()))
+                .send()
+                .await
+                .unwrap();
+            return;
+        }
+        let (id, head) = (id.to_string(), head.to_string());
+        self.running
+            .db
+            .with(move |c| {
+                c.execute(
+                    "UPDATE requests SET body = json_set(body, '$.audit_head', ?1) WHERE id = ?2",
+                    rusqlite::params![head, id],
+                )
+                .unwrap();
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+
     /// A raw signed call with full control over what is sent.
     pub async fn raw(&self, method: Method, path: &str, body: Vec<u8>, headers: &[(&str, String)]) -> (u16, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.base)).body(body);

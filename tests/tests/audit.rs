@@ -173,9 +173,10 @@ async fn every_ops_question_has_an_answer() {
         assert!(query(&st, &bad, now).await.is_err());
     }
 
-    // Every chain holds.
+    // Every chain holds, and every event is sealed.
+    let keys = s.running.app.audit_keys().unwrap().clone();
     for id in [&go, &curl, &nginx, &python, &go_again] {
-        let v = verify(&st, id).await.unwrap();
+        let v = verify(&st, id, &keys).await.unwrap();
         assert_eq!(
             v.head,
             s.running
@@ -188,6 +189,97 @@ async fn every_ops_question_has_an_answer() {
                 .audit_head()
         );
     }
+}
+
+#[tokio::test]
+async fn tampering_in_the_stores_is_caught_and_named() {
+    let s = start().await;
+    let id = s.submit("busybox", None).await;
+    s.wait_for(&id, "pending_approval").await;
+    let decision = serde_json::json!({"decision": "approve", "reason": "ok for staging"});
+    s.admin
+        .call(
+            reqwest::Method::POST,
+            &format!("/requests/{id}/decision"),
+            Some(&decision),
+            &[],
+        )
+        .await
+        .unwrap();
+    s.wait_for(&id, "provisioned").await;
+    s.settle().await;
+    let st = stores(&s);
+    let keys = s.running.app.audit_keys().unwrap().clone();
+    let original = s.running.app.audit.timeline(id.parse().unwrap()).await.unwrap();
+    assert_eq!(original.len(), 6);
+    assert_eq!(original[3].action, domain::Action::Approve);
+    let head = original[5].hash.clone();
+    let verify_err = || async { verify(&st, &id, &keys).await.unwrap_err().to_string() };
+    let restore = || async {
+        for e in &original {
+            s.overwrite_event(e).await;
+        }
+        s.set_audit_head(&id, &head).await;
+        verify(&st, &id, &keys).await.unwrap();
+    };
+
+    // An edited reason.
+    let mut e = original[3].clone();
+    e.reason = Some("approved by the CTO".into());
+    s.overwrite_event(&e).await;
+    let err = verify_err().await;
+    assert!(
+        err.contains("broken at event 4") && err.contains("does not match its hash"),
+        "{err}"
+    );
+    restore().await;
+
+    // An edited approver, every hash after it computed again and the request pointed at
+    // the new head: the plain chain holds, the seal does not.
+    let mut forged = original.clone();
+    forged[3].actor = "email:cto@example.com".parse().unwrap();
+    for i in 3..forged.len() {
+        forged[i].prev_hash = forged[i - 1].hash.clone();
+        forged[i].hash = forged[i].compute_hash();
+    }
+    for e in &forged[3..] {
+        s.overwrite_event(e).await;
+    }
+    s.set_audit_head(&id, &forged[5].hash).await;
+    let stored = s.running.app.audit.timeline(id.parse().unwrap()).await.unwrap();
+    assert_eq!(domain::verify_chain(&stored), Ok(()), "unkeyed, the forgery would pass");
+    let err = verify_err().await;
+    assert!(
+        err.contains("broken at event 4") && err.contains("without the audit key"),
+        "{err}"
+    );
+    restore().await;
+
+    // A middle event deleted.
+    s.delete_event(&id, 3).await;
+    let err = verify_err().await;
+    assert!(err.contains("broken at event 3") && err.contains("missing"), "{err}");
+    restore().await;
+
+    // The last event dropped.
+    s.delete_event(&id, 6).await;
+    let err = verify_err().await;
+    assert!(err.contains("broken at event 6"), "{err}");
+    restore().await;
+
+    // Another event written under a sequence number already taken, sealed with a guess.
+    let mut other = original[3].clone();
+    other.action = domain::Action::Deny;
+    other.to = domain::Status::Denied;
+    other.hash = other.compute_hash();
+    other.seal(&domain::auth::token::TokenKeys {
+        active: keys.active.clone(),
+        keys: [(keys.active.clone(), "a guessed key, 32 characters long".to_string())].into(),
+    });
+    s.overwrite_event(&other).await;
+    let err = verify_err().await;
+    assert!(err.contains("broken at event 4"), "{err}");
+    restore().await;
 }
 
 /// An audit log whose trail was tampered with, as `verify` must catch it.
@@ -226,17 +318,109 @@ async fn verify_names_the_first_broken_event() {
         }),
         ..stores(&s)
     };
-    let edited = verify(&tampered(|e| e[2].reason = Some("approved by nobody".into())), &id)
-        .await
-        .unwrap_err()
-        .to_string();
+    let keys = s.running.app.audit_keys().unwrap().clone();
+    let edited = verify(
+        &tampered(|e| e[2].reason = Some("approved by nobody".into())),
+        &id,
+        &keys,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(edited.contains("broken at event 3"), "{edited}");
-    let removed = verify(&tampered(|e| drop(e.remove(1))), &id)
+    let removed = verify(&tampered(|e| drop(e.remove(1))), &id, &keys)
         .await
         .unwrap_err()
         .to_string();
     assert!(removed.contains("broken at event 2"), "{removed}");
-    let cut_short = verify(&tampered(|e| drop(e.pop())), &id).await.unwrap_err().to_string();
+    let cut_short = verify(&tampered(|e| drop(e.pop())), &id, &keys)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(cut_short.contains("broken at event 5"), "{cut_short}");
-    assert!(verify(&stores(&s), &id).await.is_ok());
+    assert!(verify(&stores(&s), &id, &keys).await.is_ok());
+}
+
+/// The auditor's script (`infra/audit/verify_audit.py`, Python's standard library only)
+/// and `audit verify` agree, on the same exported trails, intact and forged.
+#[tokio::test]
+async fn the_python_verifier_agrees_with_the_rust_one() {
+    let s = start().await;
+    let body = serde_json::json!({"image": "curl", "justification": "Données « x » \"quoted\"\n\tsecond line ✓", "environment": "dev"});
+    let (_, v) = s
+        .dev
+        .call(
+            reqwest::Method::POST,
+            "/requests",
+            Some(&body),
+            &[("idempotency-key", "py-1")],
+        )
+        .await
+        .unwrap();
+    let added = v["id"].as_str().unwrap().to_string();
+    s.wait_for(&added, "provisioned").await;
+    let (_, v) = s
+        .submit_for(serde_json::json!({"image": "curl", "justification": "gone", "kind": "remove", "requester": "email:ops@example.com"}))
+        .await;
+    let removal = v["id"].as_str().unwrap().to_string();
+    s.wait_for(&removal, "pending_approval").await;
+    let st = stores(&s);
+    let keys = s.running.app.audit_keys().unwrap().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let keys_file = dir.path().join("audit-keys.json");
+    std::fs::write(&keys_file, serde_json::to_string(&keys).unwrap()).unwrap();
+    let python = |trail: &serde_json::Value| {
+        let file = dir.path().join("trail.json");
+        std::fs::write(&file, serde_json::to_string_pretty(trail).unwrap()).unwrap();
+        let out = std::process::Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/audit/verify_audit.py"))
+            .arg("--keys")
+            .arg(&keys_file)
+            .arg(&file)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        )
+    };
+    for id in [&added, &removal] {
+        let trail = serde_json::json!(query(
+            &st,
+            &AuditArgs {
+                request: Some(id.clone()),
+                ..AuditArgs::default()
+            },
+            chrono::Utc::now()
+        )
+        .await
+        .unwrap());
+        let rust = verify(&st, id, &keys).await.unwrap();
+        assert_eq!(
+            python(&trail),
+            (
+                Some(0),
+                format!(
+                    "{id}: the audit chain holds ({} events, head {})",
+                    rust.events, rust.head
+                )
+            )
+        );
+        // Forged without the key: the reason of event 2 edited, every hash after it again.
+        let mut forged = trail.clone();
+        let mut events: Vec<AuditEvent> = serde_json::from_value(forged["events"].clone()).unwrap();
+        events[1].reason = Some("forged".into());
+        for i in 1..events.len() {
+            events[i].prev_hash = events[i - 1].hash.clone();
+            events[i].hash = events[i].compute_hash();
+        }
+        forged["events"] = serde_json::json!(events);
+        forged["request"]["audit_head"] = serde_json::json!(events.last().unwrap().hash);
+        let rust_says = domain::verify_sealed(&events, &keys).unwrap_err().to_string();
+        assert_eq!(python(&forged), (Some(1), format!("{id}: {rust_says}")));
+        assert!(
+            rust_says.starts_with("audit chain broken at event 2: its seal does not match"),
+            "{rust_says}"
+        );
+    }
 }

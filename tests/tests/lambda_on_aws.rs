@@ -20,7 +20,7 @@ use axum::body::to_bytes;
 use base64::Engine;
 use domain::auth::client::{sign, CLIENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use domain::Catalog;
-use domain::{verify_chain, Status};
+use domain::{verify_sealed, Status};
 use embedded::simulated::SimulatedOrg;
 use embedded::sqlite::Sqlite;
 use pipeline_tests::aws::{self, Mailboxes};
@@ -281,7 +281,12 @@ async fn happy_path_through_every_lambda_handler_with_the_lambda_bootstrap() {
     let approvers_joined = APPROVERS.join(",");
     let moto = aws::moto_url();
     let start = |function: &str| {
-        for secret in ["CLIENTS_PARAMETER", "APPROVAL_KEYS_PARAMETER", "SLACK_PARAMETER"] {
+        for secret in [
+            "CLIENTS_PARAMETER",
+            "APPROVAL_KEYS_PARAMETER",
+            "SLACK_PARAMETER",
+            "AUDIT_KEYS_PARAMETER",
+        ] {
             std::env::remove_var(secret);
         }
         let mut vars: Vec<(&str, &str)> = envs[function].iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -370,7 +375,8 @@ async fn happy_path_through_every_lambda_handler_with_the_lambda_bootstrap() {
             .starts_with("cgr.dev/example.com/"));
         let chain = d.app.audit.timeline(id.parse().unwrap()).await.unwrap();
         assert_eq!(chain.last().unwrap().to, Status::Provisioned);
-        verify_chain(&chain).unwrap();
+        // Every function sealed what it wrote, with the key the stack's parameter holds.
+        verify_sealed(&chain, stored.audit_keys.as_ref().unwrap()).unwrap();
     }
     assert_eq!(
         (d.depth(QueueName::Validate).await, d.depth(QueueName::Provision).await),

@@ -506,10 +506,11 @@ fn statements(t: &Value, binary: &str) -> Vec<(Vec<String>, Vec<String>, Value)>
 fn each_function_reads_only_its_secrets_and_nobody_else_mints_links() {
     let t = template();
     for (binary, secrets) in [
-        ("intake", vec!["clients", "slack"]),
-        ("approval", vec!["clients", "approval-keys", "slack"]),
-        ("validate", vec!["approval-keys", "slack"]),
-        ("provision", vec!["slack"]),
+        // Every function writes audit events, so every function seals them.
+        ("intake", vec!["clients", "slack", "audit-keys"]),
+        ("approval", vec!["clients", "approval-keys", "slack", "audit-keys"]),
+        ("validate", vec!["approval-keys", "slack", "audit-keys"]),
+        ("provision", vec!["slack", "audit-keys"]),
     ] {
         let readable: Vec<String> = statements(&t, binary)
             .into_iter()
@@ -525,6 +526,7 @@ fn each_function_reads_only_its_secrets_and_nobody_else_mints_links() {
             ("CLIENTS_PARAMETER", "clients"),
             ("APPROVAL_KEYS_PARAMETER", "approval-keys"),
             ("SLACK_PARAMETER", "slack"),
+            ("AUDIT_KEYS_PARAMETER", "audit-keys"),
         ] {
             assert_eq!(!env[var].is_null(), secrets.contains(&secret), "{binary}: {var}");
             if !env[var].is_null() {
@@ -541,6 +543,7 @@ fn each_function_reads_only_its_secrets_and_nobody_else_mints_links() {
         "CLIENTS_PARAMETER",
         "APPROVAL_KEYS_PARAMETER",
         "SLACK_PARAMETER",
+        "AUDIT_KEYS_PARAMETER",
         "SECRETS_PARAMETER",
     ] {
         assert!(globals[var].is_null(), "{var} in the globals");

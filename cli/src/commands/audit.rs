@@ -11,8 +11,9 @@ use crate::args::{AuditCmd, Output};
 
 pub async fn run(data_dir: &Path, verify: Option<&AuditCmd>, args: &AuditArgs, out: Output) -> Result<ExitCode> {
     let stores = audit::open(data_dir).await.context("opening the audit trail")?;
-    if let Some(AuditCmd::Verify { id }) = verify {
-        let verified = audit::verify(&stores, id).await?;
+    if let Some(AuditCmd::Verify { id, keys }) = verify {
+        let keys = audit::audit_keys(data_dir, keys.as_deref())?;
+        let verified = audit::verify(&stores, id, &keys).await?;
         match out {
             Output::Json => println!("{:#}", json!(verified)),
             Output::Table => println!(

@@ -89,6 +89,11 @@ impl App {
             .expect("approval keys are loaded before the app is built")
     }
 
+    /// What seals audit events, where the deployment has it.
+    pub fn audit_keys(&self) -> Option<&TokenKeys> {
+        self.settings.audit_keys.as_ref()
+    }
+
     /// Whether a Slack user may approve from Slack.
     pub fn is_slack_approver(&self, user_id: &str) -> bool {
         self.settings

@@ -102,7 +102,8 @@ impl App {
     ) -> Result<Applied, StoreError> {
         match request.apply(change, edit) {
             Err(refused) => Ok(Applied::Refused(request.clone(), refused)),
-            Ok(t) => {
+            Ok(mut t) => {
+                self.seal(&mut t.event);
                 self.store.commit(&t).await?;
                 tracing::info!(request_id = %t.request.id, from = %t.expected_status, to = %t.request.status(), actor = %t.event.actor, "transition");
                 Ok(Applied::Done(t.request))
@@ -139,9 +140,11 @@ impl App {
         once: Option<&str>,
     ) -> Result<Submitted, StoreError> {
         let mut claimed = false;
+        let mut event = event.clone();
+        self.seal(&mut event);
         // A join races with the open request's own steps: re-read and try again.
         for _ in 0..8 {
-            let open = match self.store.create(request, event).await? {
+            let open = match self.store.create(request, &event).await? {
                 Created::New(r) => return Ok(Submitted::New(r)),
                 Created::Existing(r) => return Ok(Submitted::Existing(r)),
                 Created::OpenExists(open) if open.kind != request.kind => return Ok(Submitted::Opposed(open)),
@@ -154,12 +157,13 @@ impl App {
                 }
                 claimed = true;
             }
-            let transition = match open.join(request) {
+            let mut transition = match open.join(request) {
                 // Ended meanwhile: the image is free, so the next try creates.
                 Err(_) => continue,
                 Ok(None) => return Ok(Submitted::Joined(open)),
                 Ok(Some(t)) => t,
             };
+            self.seal(&mut transition.event);
             match self.store.commit(&transition).await {
                 Ok(()) => {
                     tracing::info!(request_id = %open.id, joined_by = %request.requester, "joined the open request for the image");
@@ -172,6 +176,15 @@ impl App {
         Err(StoreError::Unavailable(
             "the open request for this image kept changing; try again".into(),
         ))
+    }
+
+    /// Seals an event with the audit key, where the deployment has one (always, once
+    /// configured: a function without it writes unsealed events, which `audit verify`
+    /// reports).
+    pub fn seal(&self, event: &mut domain::AuditEvent) {
+        if let Some(keys) = self.audit_keys() {
+            event.seal(keys);
+        }
     }
 
     pub async fn enqueue(&self, queue: QueueName, id: RequestId, trace_id: &str) -> Result<(), QueueError> {

@@ -1,10 +1,14 @@
 //! Audit events: an append-only trail per request, each event chained to the previous
-//! one by a SHA-256 hash so that a changed or missing event can be detected.
+//! one by a SHA-256 hash so that a changed or missing event can be detected, and sealed
+//! with an HMAC-SHA256 under the audit key (`key_id`, `mac`), so that nobody without the
+//! key can rewrite the chain and hash it again. ARCHITECTURE.md ("The audit chain")
+//! defines the bytes both are computed over, for verifiers in other languages.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::auth::token::TokenKeys;
 use super::request::{Change, Channel, Kind, Request};
 use super::{Action, Principal, RequestId, Status};
 
@@ -30,7 +34,17 @@ pub struct AuditEvent {
     pub channel: Channel,
     pub prev_hash: String,
     pub hash: String,
+    /// The audit key that sealed the event (`None`: written without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// HMAC-SHA256 under that key of [`MAC_CONTEXT`] and the canonical bytes, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
+
+/// What a MAC is computed over before the canonical bytes: a MAC of an audit event can
+/// never pass for any other MAC made with the same key.
+pub const MAC_CONTEXT: &[u8] = b"image-request/audit/v1\n";
 
 /// An attempt the status machine refused (a second decision, a retry of a request that
 /// has not failed). Kept beside the chain, not in it: a refusal changes nothing, so it
@@ -87,6 +101,8 @@ impl AuditEvent {
             channel,
             prev_hash: GENESIS.to_string(),
             hash: String::new(),
+            key_id: None,
+            mac: None,
         })
     }
 
@@ -104,6 +120,8 @@ impl AuditEvent {
             channel: change.channel,
             prev_hash: prev.audit_head.clone(),
             hash: String::new(),
+            key_id: None,
+            mac: None,
         })
     }
 
@@ -113,7 +131,26 @@ impl AuditEvent {
     }
 
     pub fn compute_hash(&self) -> String {
-        let body = serde_json::to_vec(&Hashed {
+        hex::encode(Sha256::digest(self.canonical()))
+    }
+
+    /// Seals the event with the active audit key.
+    pub fn seal(&mut self, keys: &TokenKeys) {
+        let key = keys
+            .keys
+            .get(&keys.active)
+            .expect("the active key id names a key (checked when configuration loads)");
+        self.mac = Some(hex::encode(crate::auth::tag(
+            key.as_bytes(),
+            &[MAC_CONTEXT, &self.canonical()],
+        )));
+        self.key_id = Some(keys.active.clone());
+    }
+
+    /// The bytes the hash and the MAC are computed over: the event's JSON without `hash`,
+    /// `key_id` and `mac`, fields in a fixed order, no spaces (ARCHITECTURE.md).
+    pub fn canonical(&self) -> Vec<u8> {
+        serde_json::to_vec(&Hashed {
             request_id: &self.request_id,
             kind: self.kind,
             seq: self.seq,
@@ -126,8 +163,7 @@ impl AuditEvent {
             channel: self.channel,
             prev_hash: &self.prev_hash,
         })
-        .expect("audit events serialise");
-        hex::encode(Sha256::digest(body))
+        .expect("audit events serialise")
     }
 }
 
@@ -141,26 +177,53 @@ pub struct ChainBreak {
 /// Checks a request's events, in order: contiguous sequence numbers from 1, each hash
 /// right, each event chained to the one before.
 pub fn verify_chain(events: &[AuditEvent]) -> Result<(), ChainBreak> {
+    verify(events, None)
+}
+
+/// [`verify_chain`], and every event's seal: a MAC under a key of `keys` holds over the
+/// event as it is. Only someone with the audit key can change an event and seal it again.
+/// The first broken event is named, whichever check it fails.
+pub fn verify_sealed(events: &[AuditEvent], keys: &TokenKeys) -> Result<(), ChainBreak> {
+    verify(events, Some(keys))
+}
+
+fn verify(events: &[AuditEvent], keys: Option<&TokenKeys>) -> Result<(), ChainBreak> {
     let mut prev = GENESIS.to_string();
     for (i, e) in events.iter().enumerate() {
         let expected_seq = i as u64 + 1;
+        let broken = |seq: u64, why: &str| Err(ChainBreak { seq, why: why.into() });
         if e.seq != expected_seq {
-            return Err(ChainBreak {
-                seq: expected_seq,
-                why: format!("event {expected_seq} is missing (found {} next)", e.seq),
-            });
+            return broken(
+                expected_seq,
+                &format!("event {expected_seq} is missing (found {} next)", e.seq),
+            );
         }
         if e.prev_hash != prev {
-            return Err(ChainBreak {
-                seq: e.seq,
-                why: "it does not chain to the event before it".into(),
-            });
+            return broken(e.seq, "it does not chain to the event before it");
         }
         if e.compute_hash() != e.hash {
-            return Err(ChainBreak {
-                seq: e.seq,
-                why: "its content does not match its hash (changed after it was written)".into(),
-            });
+            return broken(
+                e.seq,
+                "its content does not match its hash (changed after it was written)",
+            );
+        }
+        if let Some(keys) = keys {
+            let (Some(kid), Some(mac)) = (&e.key_id, &e.mac) else {
+                return broken(e.seq, "it carries no seal (written without the audit key)");
+            };
+            let Some(key) = keys.keys.get(kid) else {
+                return broken(
+                    e.seq,
+                    &format!("it is sealed with audit key `{kid}`, which this verifier was not given"),
+                );
+            };
+            let given = hex::decode(mac).unwrap_or_default();
+            if !crate::auth::tag_matches(key.as_bytes(), &[MAC_CONTEXT, &e.canonical()], &given) {
+                return broken(
+                    e.seq,
+                    "its seal does not match: changed, or hashed again by someone without the audit key",
+                );
+            }
         }
         prev = e.hash.clone();
     }
@@ -219,5 +282,56 @@ mod tests {
         let err = verify_chain(&c).unwrap_err();
         assert_eq!(err.seq, 2);
         assert!(err.why.contains("missing"));
+    }
+
+    fn keys(active: &str, pairs: &[(&str, &str)]) -> TokenKeys {
+        TokenKeys {
+            active: active.into(),
+            keys: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    fn sealed(keys: &TokenKeys) -> Vec<AuditEvent> {
+        let mut c = chain();
+        for e in &mut c {
+            e.seal(keys);
+        }
+        c
+    }
+
+    #[test]
+    fn a_chain_rewritten_and_hashed_again_without_the_key_is_caught() {
+        let k = keys("a1", &[("a1", &"k".repeat(32))]);
+        let mut c = sealed(&k);
+        assert_eq!(verify_sealed(&c, &k), Ok(()));
+        // A writer edits event 2 and recomputes every hash after it: the plain chain holds…
+        c[1].reason = Some("rewritten".into());
+        let mut prev = c[0].hash.clone();
+        for e in &mut c[1..] {
+            e.prev_hash = prev;
+            e.hash = e.compute_hash();
+            prev = e.hash.clone();
+        }
+        assert_eq!(verify_chain(&c), Ok(()));
+        // …but not the seal.
+        let err = verify_sealed(&c, &k).unwrap_err();
+        assert_eq!(err.seq, 2);
+        assert!(err.why.contains("without the audit key"), "{}", err.why);
+        // Sealed with a guessed key: no better.
+        c[1].seal(&keys("a1", &[("a1", &"x".repeat(32))]));
+        assert_eq!(verify_sealed(&c, &k).unwrap_err().seq, 2);
+    }
+
+    #[test]
+    fn rotated_keys_still_verify_old_events_and_unsealed_ones_are_named() {
+        let old = keys("a1", &[("a1", &"k".repeat(32))]);
+        let c = sealed(&old);
+        let rotated = keys("a2", &[("a1", &"k".repeat(32)), ("a2", &"m".repeat(32))]);
+        assert_eq!(verify_sealed(&c, &rotated), Ok(()));
+        let err = verify_sealed(&c, &keys("a2", &[("a2", &"m".repeat(32))])).unwrap_err();
+        assert!(err.why.contains("audit key `a1`"), "{}", err.why);
+        let err = verify_sealed(&chain(), &old).unwrap_err();
+        assert_eq!(err.seq, 1);
+        assert!(err.why.contains("no seal"), "{}", err.why);
     }
 }

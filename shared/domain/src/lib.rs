@@ -14,7 +14,7 @@ mod principal;
 mod request;
 mod status;
 
-pub use audit::{verify_chain, AuditEvent, ChainBreak, Refusal};
+pub use audit::{verify_chain, verify_sealed, AuditEvent, ChainBreak, Refusal};
 pub use catalog::Catalog;
 pub use ids::{BadRequestId, RequestId};
 pub use image::{ImageRef, ImageRefError};

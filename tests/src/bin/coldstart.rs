@@ -219,10 +219,15 @@ async fn main() {
             _ => "ProvisionFunction",
         };
         let e = function_env(logical);
-        ["CLIENTS_PARAMETER", "APPROVAL_KEYS_PARAMETER", "SLACK_PARAMETER"]
-            .into_iter()
-            .filter_map(|k| e.get(k).map(|v| (k, v.clone())))
-            .collect()
+        [
+            "CLIENTS_PARAMETER",
+            "APPROVAL_KEYS_PARAMETER",
+            "SLACK_PARAMETER",
+            "AUDIT_KEYS_PARAMETER",
+        ]
+        .into_iter()
+        .filter_map(|k| e.get(k).map(|v| (k, v.clone())))
+        .collect()
     };
 
     // Each function's first invocation does real work against the emulator.

@@ -126,7 +126,7 @@ fn open_key(image_name: &str) -> String {
     format!("open#{image_name}")
 }
 
-type Item = HashMap<String, AttributeValue>;
+pub type Item = HashMap<String, AttributeValue>;
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
@@ -145,7 +145,8 @@ fn is_service(p: &Principal) -> bool {
     matches!(p, Principal::Service(_))
 }
 
-fn audit_item(e: &AuditEvent) -> Result<Item, StoreError> {
+/// The audit table's item for an event: the event, and the attributes its indexes read.
+pub fn audit_item(e: &AuditEvent) -> Result<Item, StoreError> {
     let mut item: Item = to_item(e).map_err(corrupt)?;
     item.insert("at_key".into(), s(ts(e.at)));
     item.insert("day".into(), s(e.at.format("%Y-%m-%d").to_string()));

@@ -213,9 +213,11 @@ impl Lambda {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let clients = env("CLIENTS_PARAMETER");
         let keys = env("APPROVAL_KEYS_PARAMETER");
+        // Every function writes audit events, so every function seals them.
+        let audit_keys = env("AUDIT_KEYS_PARAMETER");
         let slack = env("SLACK_PARAMETER");
         let url = env("PUBLIC_URL_PARAMETER").filter(|_| settings.public_url.is_none());
-        let wanted: Vec<&str> = [&clients, &keys, &slack, &url]
+        let wanted: Vec<&str> = [&clients, &keys, &audit_keys, &slack, &url]
             .into_iter()
             .flatten()
             .map(String::as_str)
@@ -225,7 +227,8 @@ impl Lambda {
         } else {
             parameters(&sdk, &wanted).await?
         };
-        let mut settings = settings.with_secrets(
+        let mut settings = settings.with_audit_keys(secret(&found, audit_keys.as_deref(), true)?)?;
+        settings = settings.with_secrets(
             secret(&found, clients.as_deref(), true)?,
             secret(&found, keys.as_deref(), true)?,
             // Slack is optional: no parameter, no Slack.

@@ -14,7 +14,7 @@ impl Settings {
     /// Fills in clients and link-signing keys that are not configured from
     /// `credentials.json`, creating it with fresh random secrets the first time.
     pub fn with_local_credentials(self) -> Result<Settings, ConfigError> {
-        if !self.clients.is_empty() && self.approval_keys.is_some() {
+        if !self.clients.is_empty() && self.approval_keys.is_some() && self.audit_keys.is_some() {
             return Ok(self);
         }
         let creds = load_or_create_credentials(&self.data_dir)?;
@@ -24,7 +24,20 @@ impl Settings {
     /// Fills in clients, link-signing keys and Slack secrets the settings lack from a
     /// credentials file, then checks them.
     pub fn with_credentials(self, creds: LocalCredentials) -> Result<Settings, ConfigError> {
-        self.with_secrets(Some(creds.clients), Some(creds.approval_keys), creds.slack)
+        self.with_audit_keys(creds.audit_keys)?.with_secrets(
+            Some(creds.clients),
+            Some(creds.approval_keys),
+            creds.slack,
+        )
+    }
+
+    /// The audit keys, where the settings have none yet.
+    pub fn with_audit_keys(mut self, keys: Option<TokenKeys>) -> Result<Settings, ConfigError> {
+        if self.audit_keys.is_none() {
+            self.audit_keys = keys;
+        }
+        self.check()?;
+        Ok(self)
     }
 
     /// Fills in whichever secrets are given and the settings lack (a Lambda is given only
@@ -92,7 +105,17 @@ pub fn secret_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Stri
 fn load_or_create_credentials(data_dir: &Path) -> Result<LocalCredentials, ConfigError> {
     let path = credentials_path(data_dir);
     if path.exists() {
-        return read_credentials(data_dir);
+        let mut creds = read_credentials(data_dir)?;
+        if creds.audit_keys.is_none() {
+            // A file from before the audit trail was sealed: it gains its keys once.
+            creds.audit_keys = Some(fresh_keys("a1"));
+            let text = serde_json::to_string_pretty(&creds).expect("credentials serialise");
+            let tmp = path.with_extension("json.new");
+            let _ = std::fs::remove_file(&tmp);
+            write_private(&tmp, text.as_bytes()).map_err(|e| ConfigError::Write(tmp.clone(), e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| ConfigError::Write(path.clone(), e))?;
+        }
+        return Ok(creds);
     }
     std::fs::create_dir_all(data_dir).map_err(|e| ConfigError::Write(data_dir.into(), e))?;
     let creds = LocalCredentials {
@@ -130,15 +153,21 @@ fn load_or_create_credentials(data_dir: &Path) -> Result<LocalCredentials, Confi
                 repository_environments: Default::default(),
             },
         ],
-        approval_keys: TokenKeys {
-            active: "k1".into(),
-            keys: [("k1".to_string(), random_secret())].into(),
-        },
+        approval_keys: fresh_keys("k1"),
+        audit_keys: Some(fresh_keys("a1")),
         slack: None,
     };
     let text = serde_json::to_string_pretty(&creds).expect("credentials serialise");
     write_private(&path, text.as_bytes()).map_err(|e| ConfigError::Write(path.clone(), e))?;
     Ok(creds)
+}
+
+/// One fresh random key under `id`, active.
+fn fresh_keys(id: &str) -> TokenKeys {
+    TokenKeys {
+        active: id.into(),
+        keys: [(id.to_string(), random_secret())].into(),
+    }
 }
 
 /// Writes a file only its owner can read.

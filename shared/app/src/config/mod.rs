@@ -104,6 +104,9 @@ pub struct Settings {
     pub policy: Policy,
     pub clients: Vec<ClientConfig>,
     pub approval_keys: Option<TokenKeys>,
+    /// Keys that seal audit events (HMAC-SHA256, `domain::audit`): the active one seals,
+    /// older ones still verify. Without them, events are written unsealed.
+    pub audit_keys: Option<TokenKeys>,
     /// The real Chainguard org to provision into; without it, the simulated org.
     pub chainguard: Option<ChainguardSettings>,
     /// The Slack app; without it, `/slack/*` answers 404.
@@ -153,6 +156,7 @@ impl Default for Settings {
             },
             clients: vec![],
             approval_keys: None,
+            audit_keys: None,
             chainguard: None,
             slack: None,
         }
@@ -178,6 +182,9 @@ pub enum ConfigError {
 pub struct LocalCredentials {
     pub clients: Vec<ClientConfig>,
     pub approval_keys: TokenKeys,
+    /// What seals the audit trail; added to an older file the first time it is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_keys: Option<TokenKeys>,
     /// The Slack app's signing secret and bot token, where Slack is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slack: Option<SlackSecrets>,
@@ -278,15 +285,13 @@ impl Settings {
                 }
             }
         }
-        if let Some(k) = &self.approval_keys {
+        for (name, keys) in [("approval_keys", &self.approval_keys), ("audit_keys", &self.audit_keys)] {
+            let Some(k) = keys else { continue };
             if !k.keys.contains_key(&k.active) {
-                return bad(format!(
-                    "approval_keys.active `{}` names no key in approval_keys.keys",
-                    k.active
-                ));
+                return bad(format!("{name}.active `{}` names no key in {name}.keys", k.active));
             }
             if k.keys.values().any(|v| v.len() < 32) {
-                return bad("approval_keys.keys: every key must be at least 32 characters".into());
+                return bad(format!("{name}.keys: every key must be at least 32 characters"));
             }
         }
         for c in &self.clients {
