@@ -186,9 +186,23 @@ pub enum AuditCmd {
     /// The keys come from --keys FILE (the audit-keys parameter's JSON), or
     /// IMAGE_REQUEST_AUDIT_KEYS (the same JSON), or the local credentials.json.
     ///
+    /// With --all, every request with an event in a time range (a quarter's evidence run),
+    /// then a summary.
+    ///
     /// Example: cgr-request audit verify req-01JD3XQ4Z8K9M2N5P7R8S0T1V2 --keys audit-keys.json
+    /// Example: cgr-request audit verify --all --since 2026-07-01 --until 2026-10-01 --keys audit-keys.json
     Verify {
-        id: String,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Every request touched from --since (to --until, default now).
+        #[arg(long, requires = "since")]
+        all: bool,
+        /// From this time on (RFC 3339, or a date).
+        #[arg(long)]
+        since: Option<String>,
+        /// Before this time (RFC 3339, or a date: the start of that day).
+        #[arg(long)]
+        until: Option<String>,
         /// The audit keys' JSON: `{"active": "a1", "keys": {"a1": "…"}}`.
         #[arg(long)]
         keys: Option<PathBuf>,

@@ -234,6 +234,42 @@ pub async fn verify(stores: &Stores, id: &str, keys: &TokenKeys) -> anyhow::Resu
     })
 }
 
+/// What `audit verify --all` found.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub checked: usize,
+    pub broken: Vec<Broken>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Broken {
+    pub request_id: RequestId,
+    pub problem: String,
+}
+
+/// Verifies every request with an event in `[since, until)`: an evidence run.
+pub async fn verify_all(
+    stores: &Stores,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    keys: &TokenKeys,
+) -> anyhow::Result<Summary> {
+    let ids = stores.audit.touched(since, until).await?;
+    let mut broken = vec![];
+    for id in &ids {
+        if let Err(e) = verify(stores, &id.to_string(), keys).await {
+            broken.push(Broken {
+                request_id: *id,
+                problem: e.to_string(),
+            });
+        }
+    }
+    Ok(Summary {
+        checked: ids.len(),
+        broken,
+    })
+}
+
 fn short(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
 }

@@ -179,6 +179,20 @@ async fn add_approve_and_follow_a_request_from_the_command_line() {
         "{}",
         text(&out)
     );
+    // An evidence run: every request touched in a range, then a summary.
+    let out = run(&["audit", "verify", "--all", "--since", "2020-01-01"])
+        .await
+        .unwrap();
+    assert!(
+        out.status.success() && text(&out).contains(" hold, 0 broken"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        run(&["audit", "verify"]).await.unwrap().status.code(),
+        Some(2),
+        "an id or --all"
+    );
     let out = run(&["audit", "--stuck-for", "soon"]).await.unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("not a duration"), "{}", text(&out));

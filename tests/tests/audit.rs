@@ -304,6 +304,13 @@ impl AuditLog for Tampered {
     async fn refusals(&self, id: RequestId) -> Result<Vec<Refusal>, StoreError> {
         self.inner.refusals(id).await
     }
+    async fn touched(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<RequestId>, StoreError> {
+        self.inner.touched(since, until).await
+    }
 }
 
 #[tokio::test]
@@ -423,4 +430,45 @@ async fn the_python_verifier_agrees_with_the_rust_one() {
             "{rust_says}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_evidence_run_verifies_every_request_touched_and_names_the_broken_ones() {
+    let s = start().await;
+    let ids = [
+        s.submit("go", Some("dev")).await,
+        s.submit("git", Some("dev")).await,
+        s.submit("busybox", None).await,
+    ];
+    s.wait_for(&ids[0], "provisioned").await;
+    s.wait_for(&ids[1], "provisioned").await;
+    s.wait_for(&ids[2], "pending_approval").await;
+    s.settle().await;
+    let keys = s.running.app.audit_keys().unwrap().clone();
+    let st = stores(&s);
+    let (since, until) = (
+        chrono::Utc::now() - chrono::Duration::hours(1),
+        chrono::Utc::now() + chrono::Duration::minutes(1),
+    );
+    let summary = cgr_request::audit::verify_all(&st, since, until, &keys).await.unwrap();
+    assert_eq!((summary.checked, summary.broken.len()), (3, 0));
+
+    let mut e = s.running.app.audit.timeline(ids[1].parse().unwrap()).await.unwrap()[1].clone();
+    e.reason = Some("nothing to see".into());
+    s.overwrite_event(&e).await;
+    let summary = cgr_request::audit::verify_all(&st, since, until, &keys).await.unwrap();
+    assert_eq!(summary.checked, 3);
+    assert_eq!(summary.broken.len(), 1);
+    assert_eq!(summary.broken[0].request_id.to_string(), ids[1]);
+    assert!(
+        summary.broken[0].problem.contains("broken at event 2"),
+        "{}",
+        summary.broken[0].problem
+    );
+    // A range with no events checks nothing.
+    let before = since - chrono::Duration::days(3);
+    let empty = cgr_request::audit::verify_all(&st, before, before + chrono::Duration::days(1), &keys)
+        .await
+        .unwrap();
+    assert_eq!(empty.checked, 0);
 }

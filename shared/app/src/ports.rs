@@ -89,6 +89,9 @@ pub trait AuditLog: Send + Sync {
     async fn refused(&self, refusal: &Refusal) -> Result<(), StoreError>;
     /// A request's refused attempts, oldest first.
     async fn refusals(&self, id: RequestId) -> Result<Vec<Refusal>, StoreError>;
+    /// Every request with an event at or after `since` and before `until`, once each,
+    /// sorted: what an evidence run verifies. No scan: by day on DynamoDB.
+    async fn touched(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<RequestId>, StoreError>;
 }
 
 /// The effective page size of a query.

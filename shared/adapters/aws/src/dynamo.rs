@@ -663,6 +663,43 @@ impl AuditLog for DynamoStore {
         items.into_iter().map(|i| from_item(i).map_err(corrupt)).collect()
     }
 
+    async fn touched(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<RequestId>, StoreError> {
+        let mut ids = std::collections::BTreeSet::new();
+        let mut day = since.date_naive();
+        // One Query per day of `by_day` (a quarter is some 90), never a Scan.
+        while day <= until.date_naive() {
+            let items = self
+                .all_pages(
+                    self.client
+                        .query()
+                        .table_name(&self.audit)
+                        .index_name(BY_DAY)
+                        .key_condition_expression("#d = :d AND at_key BETWEEN :since AND :until")
+                        .expression_attribute_names("#d", "day")
+                        .expression_attribute_values(":d", s(day.format("%Y-%m-%d").to_string()))
+                        .expression_attribute_values(":since", s(ts(since)))
+                        .expression_attribute_values(":until", s(ts(until)))
+                        .projection_expression("request_id, at_key"),
+                )
+                .await?;
+            for item in items {
+                let at = item.get("at_key").and_then(|v| v.as_s().ok());
+                // BETWEEN is inclusive; `until` is not.
+                if at.is_some_and(|a| *a >= ts(until)) {
+                    continue;
+                }
+                if let Some(Ok(id)) = item.get("request_id").and_then(|v| v.as_s().ok()).map(|v| v.parse()) {
+                    ids.insert(id);
+                }
+            }
+            match day.succ_opt() {
+                Some(next) => day = next,
+                None => break,
+            }
+        }
+        Ok(ids.into_iter().collect())
+    }
+
     async fn query(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
         let limit = effective_limit(q.limit);
         let since = q.since.map(ts).unwrap_or_else(|| "0000".into());

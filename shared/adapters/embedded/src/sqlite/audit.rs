@@ -2,6 +2,7 @@
 
 use app::ports::{effective_limit, AuditLog, AuditQuery, StoreError};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use domain::{timestamp as ts, AuditEvent, Refusal, RequestId};
 use rusqlite::params;
 
@@ -29,6 +30,26 @@ impl AuditLog for Sqlite {
                 "SELECT body FROM refusals WHERE request_id = ?1 ORDER BY id",
                 [id.to_string()],
             )
+        })
+        .await
+    }
+
+    async fn touched(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<RequestId>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare("SELECT DISTINCT request_id FROM audit WHERE at >= ?1 AND at < ?2 ORDER BY request_id")
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let ids = stmt
+                .query_map([ts(since), ts(until)], |r| r.get::<_, String>(0))
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            ids.into_iter()
+                .map(|id| {
+                    id.parse()
+                        .map_err(|e: domain::BadRequestId| StoreError::Corrupt(e.to_string()))
+                })
+                .collect()
         })
         .await
     }
