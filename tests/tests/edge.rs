@@ -246,6 +246,12 @@ async fn expired_tampered_and_revoked_links_get_a_clear_page_and_change_nothing(
     }
     assert_eq!(s.counts().await, before);
     assert_eq!(s.get(&id).await["status"], "pending_approval");
+    // A link that verifies, from someone no longer an approver: the page names the request.
+    let page = s.http.get(&outsider).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("busybox:latest") && page.contains(&id), "{page}");
+    // A forged one names nothing: its claims are not to be believed.
+    let page = s.http.get(&tampered).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("busybox"), "{page}");
 }
 
 #[tokio::test]
