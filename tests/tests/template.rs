@@ -551,14 +551,14 @@ fn each_function_reads_only_its_secrets_and_nobody_else_mints_links() {
 }
 
 #[test]
-fn only_link_claims_and_image_guards_can_be_deleted_and_unused_grants_are_gone() {
+fn only_link_claims_can_be_deleted_and_unused_grants_are_gone() {
     let t = template();
     for binary in ["intake", "approval", "validate", "provision"] {
         let mut deletes = vec![];
         for (actions, resources, condition) in statements(&t, binary) {
             if actions.iter().any(|a| a == "dynamodb:DeleteItem") {
-                // Never a request or an event: link claims (approval gives back a link's
-                // use) and the `open#` guards of images (freed when a request ends).
+                // Never a request, an event or an image's guard: link claims only
+                // (approval gives back a link's use).
                 assert_eq!(actions, ["dynamodb:DeleteItem"]);
                 assert_eq!(resources, ["RequestsTable"]);
                 deletes.push(condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].clone());
@@ -576,10 +576,10 @@ fn only_link_claims_and_image_guards_can_be_deleted_and_unused_grants_are_gone()
                 );
             }
         }
-        let mut expected = vec![serde_json::json!(["open#*"])];
-        if binary == "approval" {
-            expected.insert(0, serde_json::json!(["claim#*"]));
-        }
+        let expected = match binary {
+            "approval" => vec![serde_json::json!(["claim#*"])],
+            _ => vec![],
+        };
         assert_eq!(deletes, expected, "{binary}");
     }
 }

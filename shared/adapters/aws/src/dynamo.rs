@@ -28,9 +28,11 @@
 //! and approval-link uses as `pk = claim#<key>` with a `ttl`; reads and conditions treat
 //! an item past its `ttl` as absent, since TTL deletion lags by days.
 //!
-//! One open request per image: `pk = open#<image name>` names it. A request's creation
-//! puts it (`attribute_not_exists`), in the same transaction; the commit that ends the
-//! request deletes it (only while it still names that request).
+//! One open request per image: `pk = open#<image name>` names the image's latest request.
+//! A request's creation puts it in the same transaction, on the condition that there is
+//! none, or that it still names the request the creator found ended; nothing deletes it
+//! (a delete when a request ends would cost two more write units per request, and the
+//! takeover is as atomic).
 
 use std::collections::HashMap;
 
@@ -38,7 +40,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -226,21 +228,28 @@ impl DynamoStore {
         open.request_id.parse().map(Some).map_err(|e: BadRequestId| corrupt(e))
     }
 
-    /// Deletes an image's guard, only while it names `holder`.
-    fn free_image(&self, image_name: &str, holder: RequestId) -> Result<TransactWriteItem, StoreError> {
-        let d = Delete::builder()
-            .table_name(&self.requests)
-            .key("pk", s(open_key(image_name)))
-            .condition_expression("attribute_not_exists(pk) OR request_id = :id")
-            .expression_attribute_values(":id", s(holder.to_string()))
-            .build()
-            .map_err(unavailable)?;
-        Ok(TransactWriteItem::builder().delete(d).build())
-    }
-
     /// One attempt at the creation transaction: the request, its first event, its
-    /// idempotency key and its image's guard.
-    async fn try_create(&self, request: &Request, event: &AuditEvent) -> Result<Created, StoreError> {
+    /// idempotency key and its image's guard, taken from `ended` (the request the guard
+    /// named, found no longer open) or, without one, only where there is no guard yet.
+    async fn try_create(
+        &self,
+        request: &Request,
+        event: &AuditEvent,
+        ended: Option<RequestId>,
+    ) -> Result<Created, StoreError> {
+        let mut guard = Put::builder().table_name(&self.requests).set_item(Some(
+            to_item(OpenItem {
+                pk: open_key(request.image.name()),
+                request_id: request.id.to_string(),
+            })
+            .map_err(corrupt)?,
+        ));
+        guard = match ended {
+            None => guard.condition_expression("attribute_not_exists(pk)"),
+            Some(h) => guard
+                .condition_expression("request_id = :ended")
+                .expression_attribute_values(":ended", s(h.to_string())),
+        };
         let item: Item = to_item(RequestItem::new(request)).map_err(corrupt)?;
         let mut tx = self
             .client
@@ -261,15 +270,7 @@ impl DynamoStore {
             )
             .transact_items(
                 TransactWriteItem::builder()
-                    .put(put(
-                        &self.requests,
-                        to_item(OpenItem {
-                            pk: open_key(request.image.name()),
-                            request_id: request.id.to_string(),
-                        })
-                        .map_err(corrupt)?,
-                        "attribute_not_exists(pk)",
-                    )?)
+                    .put(guard.build().map_err(unavailable)?)
                     .build(),
             );
         if let Some(key) = &request.idempotency_key {
@@ -470,14 +471,16 @@ impl RequestStore for DynamoStore {
     }
 
     async fn create(&self, request: &Request, event: &AuditEvent) -> Result<Created, StoreError> {
-        // Twice at most: a guard left by a request that has ended since is cleared once.
-        for _ in 0..2 {
-            match self.try_create(request, event).await {
+        let mut ended = None;
+        // A few rounds at most: each lost one means another creator took the guard first.
+        for _ in 0..4 {
+            match self.try_create(request, event, ended).await {
                 Err(StoreError::Conflict) => {}
                 other => return other,
             }
             let Some(holder) = self.open_holder(request.image.name()).await? else {
-                return Err(StoreError::Conflict);
+                ended = None;
+                continue;
             };
             if holder == request.id {
                 // The same signed submission, sent again.
@@ -485,16 +488,8 @@ impl RequestStore for DynamoStore {
             }
             match self.get(holder).await? {
                 Some(open) if open.status().is_open() => return Ok(Created::OpenExists(open)),
-                _ => {
-                    tracing::warn!(image = request.image.name(), %holder, "clearing the guard of a request no longer open");
-                    let free = self.free_image(request.image.name(), holder)?;
-                    self.client
-                        .transact_write_items()
-                        .transact_items(free)
-                        .send()
-                        .await
-                        .map_err(classify)?;
-                }
+                // Ended (or gone): the next round takes the guard over from it.
+                _ => ended = Some(holder),
             }
         }
         Err(StoreError::Conflict)
@@ -515,8 +510,7 @@ impl RequestStore for DynamoStore {
             .expression_attribute_values(":expected_version", AttributeValue::N(t.expected_version.to_string()))
             .build()
             .map_err(unavailable)?;
-        let mut tx = self
-            .client
+        self.client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(guarded).build())
             .transact_items(
@@ -527,12 +521,10 @@ impl RequestStore for DynamoStore {
                         "attribute_not_exists(request_id)",
                     )?)
                     .build(),
-            );
-        // The request ends: its image is free for the next request, in the same write.
-        if t.expected_status.is_open() && !t.request.status().is_open() {
-            tx = tx.transact_items(self.free_image(t.request.image.name(), t.request.id)?);
-        }
-        tx.send().await.map_err(classify)?;
+            )
+            .send()
+            .await
+            .map_err(classify)?;
         Ok(())
     }
 
