@@ -73,6 +73,8 @@ pub enum Report {
 pub struct Stores {
     pub requests: Arc<dyn RequestStore>,
     pub audit: Arc<dyn AuditLog>,
+    /// The write-once copy of the events, where there is one to compare with.
+    pub archive: Option<Arc<dyn app::archive::Archive>>,
     /// Where they are, for messages.
     pub place: String,
 }
@@ -87,6 +89,7 @@ pub async fn open(data_dir: &Path) -> anyhow::Result<Stores> {
         return Ok(Stores {
             requests: Arc::new(store.clone()),
             audit: Arc::new(store),
+            archive: None,
             place: format!("DynamoDB tables {requests} and {audit}"),
         });
     }
@@ -101,6 +104,9 @@ pub async fn open(data_dir: &Path) -> anyhow::Result<Stores> {
     Ok(Stores {
         requests: Arc::new(db.clone()),
         audit: Arc::new(db),
+        archive: Some(Arc::new(embedded::archive::FolderArchive::new(
+            data_dir.join(crate::server::ARCHIVE_DIR),
+        ))),
         place: path.display().to_string(),
     })
 }
@@ -181,6 +187,8 @@ pub struct Verified {
     pub request_id: RequestId,
     pub events: usize,
     pub head: String,
+    /// The archived events compared, where there is an archive.
+    pub archived: Option<usize>,
 }
 
 /// The audit keys a verifier uses: from `file`, else `IMAGE_REQUEST_AUDIT_KEYS`, else the
@@ -227,10 +235,20 @@ pub async fn verify(stores: &Stores, id: &str, keys: &TokenKeys) -> anyhow::Resu
             if head.is_empty() { "nothing" } else { &head },
         ));
     }
+    // Last, the write-once copy: what the table lost or had rewritten, the archive kept.
+    let archived = match &stores.archive {
+        None => None,
+        Some(archive) => {
+            let copy = app::archive::archived(archive.as_ref(), id).await?;
+            app::archive::compare(&events, &copy).map_err(|b| anyhow!("{b}"))?;
+            Some(copy.len())
+        }
+    };
     Ok(Verified {
         request_id: id,
         events: events.len(),
         head,
+        archived,
     })
 }
 

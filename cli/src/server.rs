@@ -99,6 +99,9 @@ impl Running {
     }
 }
 
+/// The audit archive's folder under the data folder (embedded backend).
+pub const ARCHIVE_DIR: &str = "archive";
+
 pub async fn start(settings: Settings, opts: Options) -> anyhow::Result<Running> {
     let mut settings = settings
         .with_local_credentials()
@@ -119,9 +122,14 @@ pub async fn start(settings: Settings, opts: Options) -> anyhow::Result<Running>
             .map(|c| Arc::new(c) as Arc<dyn Registry>),
     };
     let chat = slack::from_settings(&settings).context("configuring Slack")?;
+    let mut archiver = None;
     let (app, db, source): (App, Sqlite, Arc<dyn MessageSource>) = match &opts.backend {
         Backend::Embedded => {
             let Embedded { app, db } = Embedded::open_with(settings, registry, opts.clock.clone())?;
+            archiver = Some(embedded::archive::Archiver {
+                db: db.clone(),
+                archive: embedded::archive::FolderArchive::new(app.settings.data_dir.join(ARCHIVE_DIR)),
+            });
             let app = app.with_chat(chat);
             let source = SqliteSource {
                 db: db.clone(),
@@ -154,6 +162,22 @@ pub async fn start(settings: Settings, opts: Options) -> anyhow::Result<Running>
             queue,
             opts.poll_interval,
         )));
+    }
+    // The audit archive, as DynamoDB Streams and the archive function would fill it.
+    if let Some(archiver) = archiver {
+        let poll = opts.poll_interval;
+        tasks.push(tokio::spawn(async move {
+            loop {
+                match archiver.run_once().await {
+                    Ok(0) => tokio::time::sleep(poll).await,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "archiving audit events failed");
+                        tokio::time::sleep(poll * 10).await;
+                    }
+                }
+            }
+        }));
     }
     let sweeper = app.clone();
     let (every, grace) = (

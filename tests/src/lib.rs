@@ -196,12 +196,14 @@ impl Stack {
         panic!("{id} never reached {status}: {last:#}");
     }
 
-    /// Waits until the queues are empty and nothing is in flight.
+    /// Waits until the queues are empty, nothing is in flight, and the audit archive has
+    /// caught up.
     pub async fn settle(&self) {
         for _ in 0..500 {
             if self.counts().await.queued == 0 {
                 tokio::time::sleep(Duration::from_millis(30)).await;
                 if self.counts().await.queued == 0 {
+                    self.archive_settled().await;
                     return;
                 }
             }
@@ -377,19 +379,21 @@ impl Stack {
             .unwrap();
     }
 
-    /// Points the stored request's trail at `head`: what a forger who hashed the chain
-    /// again must do so that it ends where the request says.
-    pub async fn set_audit_head(&self, id: &str, head: &str) {
+    /// Points the stored request's trail at `version` and `head`: what a forger who hashed
+    /// the chain again, or cut its end off, must do so that it ends where the request says.
+    pub async fn rewind(&self, id: &str, version: u64, head: &str) {
         if let Some((sdk, names, _)) = &self.aws {
             use aws_sdk_dynamodb::types::AttributeValue;
             aws_sdk_dynamodb::Client::new(sdk)
                 .update_item()
                 .table_name(&names.requests_table)
                 .key("pk", AttributeValue::S(id.into()))
-                .update_expression("SET #r.#h = :h")
+                .update_expression("SET #r.#h = :h, #r.#v = :v, #v = :v")
                 .expression_attribute_names("#r", "request")
                 .expression_attribute_names("#h", "audit_head")
+                .expression_attribute_names("#v", "version")
                 .expression_attribute_values(":h", AttributeValue::S(head.into()))
+                .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
                 .send()
                 .await
                 .unwrap();
@@ -400,14 +404,29 @@ impl Stack {
             .db
             .with(move |c| {
                 c.execute(
-                    "UPDATE requests SET body = json_set(body, '$.audit_head', ?1) WHERE id = ?2",
-                    rusqlite::params![head, id],
+                    "UPDATE requests SET version = ?1, body = json_set(body, '$.audit_head', ?2, '$.version', ?1) WHERE id = ?3",
+                    rusqlite::params![version as i64, head, id],
                 )
                 .unwrap();
                 Ok(())
             })
             .await
             .unwrap();
+    }
+
+    /// Waits until the embedded backend's archiver has copied every audit event (the AWS
+    /// backend has no archive function yet).
+    pub async fn archive_settled(&self) {
+        if self.aws.is_some() {
+            return;
+        }
+        for _ in 0..500 {
+            if self.running.db.events_after_cursor(1).await.unwrap().1.is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the archive never caught up");
     }
 
     /// A raw signed call with full control over what is sent.

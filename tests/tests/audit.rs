@@ -14,6 +14,12 @@ fn stores(s: &Stack) -> Stores {
     Stores {
         requests: s.running.app.store.clone(),
         audit: s.running.app.audit.clone(),
+        // The embedded backend's archive; on AWS the archive function is not built yet.
+        archive: s.aws.is_none().then(|| {
+            Arc::new(embedded::archive::FolderArchive::new(
+                s.dir.path().join(cgr_request::server::ARCHIVE_DIR),
+            )) as Arc<dyn app::archive::Archive>
+        }),
         place: "the test stack".into(),
     }
 }
@@ -219,7 +225,7 @@ async fn tampering_in_the_stores_is_caught_and_named() {
         for e in &original {
             s.overwrite_event(e).await;
         }
-        s.set_audit_head(&id, &head).await;
+        s.rewind(&id, 6, &head).await;
         verify(&st, &id, &keys).await.unwrap();
     };
 
@@ -245,7 +251,7 @@ async fn tampering_in_the_stores_is_caught_and_named() {
     for e in &forged[3..] {
         s.overwrite_event(e).await;
     }
-    s.set_audit_head(&id, &forged[5].hash).await;
+    s.rewind(&id, 6, &forged[5].hash).await;
     let stored = s.running.app.audit.timeline(id.parse().unwrap()).await.unwrap();
     assert_eq!(domain::verify_chain(&stored), Ok(()), "unkeyed, the forgery would pass");
     let err = verify_err().await;
@@ -265,6 +271,15 @@ async fn tampering_in_the_stores_is_caught_and_named() {
     s.delete_event(&id, 6).await;
     let err = verify_err().await;
     assert!(err.contains("broken at event 6"), "{err}");
+    // …and the request rewound to match: only the archive still knows.
+    s.rewind(&id, 5, &original[4].hash).await;
+    if s.aws.is_none() {
+        let err = verify_err().await;
+        assert!(
+            err.contains("broken at event 6") && err.contains("in the archive but not in the table"),
+            "{err}"
+        );
+    }
     restore().await;
 
     // Another event written under a sequence number already taken, sealed with a guess.
@@ -371,6 +386,7 @@ async fn the_python_verifier_agrees_with_the_rust_one() {
         .await;
     let removal = v["id"].as_str().unwrap().to_string();
     s.wait_for(&removal, "pending_approval").await;
+    s.settle().await;
     let st = stores(&s);
     let keys = s.running.app.audit_keys().unwrap().clone();
     let dir = tempfile::tempdir().unwrap();
@@ -471,4 +487,35 @@ async fn an_evidence_run_verifies_every_request_touched_and_names_the_broken_one
         .await
         .unwrap();
     assert_eq!(empty.checked, 0);
+}
+
+#[tokio::test]
+async fn the_archive_holds_every_event_once_and_read_only() {
+    let s = start().await;
+    let id = s.submit("go", Some("dev")).await;
+    s.wait_for(&id, "provisioned").await;
+    s.settle().await;
+    if s.aws.is_some() {
+        return; // The AWS archive (a stream-fed function, S3 with Object Lock) is not built yet.
+    }
+    let events = s.running.app.audit.timeline(id.parse().unwrap()).await.unwrap();
+    let dir = s.dir.path().join(cgr_request::server::ARCHIVE_DIR);
+    let archive = embedded::archive::FolderArchive::new(dir.clone());
+    // serve's archiver copied them all, as stored (seals included)…
+    let copy = app::archive::archived(&archive, id.parse().unwrap()).await.unwrap();
+    assert_eq!(copy, events);
+    // …so a redelivery writes nothing, and a fresh archive takes each once.
+    assert_eq!(app::archive::archive_events(&archive, &events).await.unwrap(), 0);
+    let fresh = embedded::archive::FolderArchive::new(tempfile::tempdir().unwrap().keep());
+    assert_eq!(
+        app::archive::archive_events(&fresh, &events).await.unwrap(),
+        events.len()
+    );
+    assert_eq!(app::archive::archive_events(&fresh, &events).await.unwrap(), 0);
+    let file = dir.join(app::archive::key(id.parse().unwrap(), 1));
+    assert!(
+        std::fs::metadata(&file).unwrap().permissions().readonly(),
+        "{}",
+        file.display()
+    );
 }

@@ -54,8 +54,14 @@ pub async fn run(data_dir: &Path, verify: Option<&AuditCmd>, args: &AuditArgs, o
         match out {
             Output::Json => println!("{:#}", json!(verified)),
             Output::Table => println!(
-                "{}: the audit chain holds ({} events, head {})",
-                verified.request_id, verified.events, verified.head
+                "{}: the audit chain holds ({} events, head {}){}",
+                verified.request_id,
+                verified.events,
+                verified.head,
+                match verified.archived {
+                    Some(n) => format!("; the archive holds the same {n}"),
+                    None => "; no archive to compare with here".into(),
+                }
             ),
         }
         return Ok(ExitCode::SUCCESS);

@@ -3,6 +3,7 @@
 //! settings, and the words of every message. Adapters live in their own crates; this crate
 //! names no AWS service, no database and no HTTP server (see ARCHITECTURE.md).
 
+pub mod archive;
 pub mod config;
 pub mod consumer;
 pub mod mrkdwn;

@@ -2,6 +2,7 @@
 //! trail, the work queues and the simulated org's repos, and an outbox folder of `.eml`
 //! files for the messages. `serve` and the tests compose it; no Lambda links it.
 
+pub mod archive;
 pub mod outbox;
 pub mod simulated;
 pub mod sqlite;

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use app::ports::StoreError;
 use domain::{timestamp as ts, AuditEvent, Request};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 const SCHEMA: &str = r#"
@@ -59,6 +59,12 @@ CREATE TRIGGER IF NOT EXISTS refusals_are_append_only_u BEFORE UPDATE ON refusal
     BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS refusals_are_append_only_d BEFORE DELETE ON refusals
     BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+
+-- How far the archiver has copied the audit table (its rowids only grow).
+CREATE TABLE IF NOT EXISTS archive_cursor (
+    name TEXT PRIMARY KEY,
+    last_rowid INTEGER NOT NULL
+);
 
 CREATE TABLE IF NOT EXISTS claims (
     key TEXT PRIMARY KEY,
@@ -154,6 +160,54 @@ fn to_json<T: Serialize>(v: &T) -> String {
 }
 
 /// The JSON `body` column of every row a query returns, read back into values.
+impl Sqlite {
+    /// Up to `limit` audit events written after the archiver's cursor, oldest first, and
+    /// the cursor that follows them.
+    pub async fn events_after_cursor(&self, limit: usize) -> Result<(i64, Vec<AuditEvent>), StoreError> {
+        self.with(move |c| {
+            let from: i64 = c
+                .query_row(
+                    "SELECT last_rowid FROM archive_cursor WHERE name = 'archive'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?
+                .unwrap_or(0);
+            let mut stmt = c
+                .prepare("SELECT rowid, body FROM audit WHERE rowid > ?1 ORDER BY rowid LIMIT ?2")
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(rusqlite::params![from, limit as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            let cursor = rows.last().map_or(from, |(id, _)| *id);
+            let events = rows
+                .into_iter()
+                .map(|(_, b)| serde_json::from_str::<AuditEvent>(&b).map_err(corrupt))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((cursor, events))
+        })
+        .await
+    }
+
+    pub async fn set_archive_cursor(&self, rowid: i64) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO archive_cursor (name, last_rowid) VALUES ('archive', ?1)
+                 ON CONFLICT (name) DO UPDATE SET last_rowid = MAX(last_rowid, excluded.last_rowid)",
+                [rowid],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
 fn bodies<T: serde::de::DeserializeOwned>(
     c: &Connection,
     sql: &str,
