@@ -301,8 +301,17 @@ fn tables_are_protected_and_indexed_as_the_adapters_query_them() {
         );
         assert_eq!(p["SSESpecification"]["SSEEnabled"], true);
         assert_eq!(p["DeletionProtectionEnabled"], true);
-        assert_eq!(p["TimeToLiveSpecification"]["Enabled"], true);
     }
+    // Link claims and idempotency keys expire; audit events never do (a TTL would delete
+    // what a writer marks, without any DeleteItem permission).
+    assert_eq!(
+        t["Resources"]["RequestsTable"]["Properties"]["TimeToLiveSpecification"]["Enabled"],
+        true
+    );
+    assert!(
+        t["Resources"]["AuditTable"]["Properties"]["TimeToLiveSpecification"].is_null(),
+        "the audit table has no TTL"
+    );
     assert_eq!(
         t["Resources"]["RequestsTable"]["Properties"]["TimeToLiveSpecification"]["AttributeName"],
         "ttl"
