@@ -6,6 +6,8 @@
 //! other (ARCHITECTURE.md, "Which Lambda links what").
 
 pub mod dynamo;
+#[cfg(feature = "s3")]
+pub mod s3;
 #[cfg(feature = "setup")]
 pub mod setup;
 #[cfg(feature = "sns")]
