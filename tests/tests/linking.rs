@@ -26,7 +26,7 @@ fn tree(select: &[&str]) -> BTreeSet<String> {
         .collect()
 }
 
-const FUNCTIONS: [&str; 4] = ["intake", "validate", "approval", "provision"];
+const FUNCTIONS: [&str; 5] = ["intake", "validate", "approval", "provision", "archive"];
 
 #[test]
 fn no_function_links_sqlite_or_the_embedded_backend() {
@@ -85,7 +85,16 @@ fn each_function_links_the_aws_clients_it_calls_and_no_other() {
     let sdk = |f: &str| -> BTreeSet<String> {
         linked(f)
             .into_iter()
-            .filter(|d| ["aws-sdk-dynamodb", "aws-sdk-sqs", "aws-sdk-sns", "aws-sdk-ssm"].contains(&d.as_str()))
+            .filter(|d| {
+                [
+                    "aws-sdk-dynamodb",
+                    "aws-sdk-sqs",
+                    "aws-sdk-sns",
+                    "aws-sdk-ssm",
+                    "aws-sdk-s3",
+                ]
+                .contains(&d.as_str())
+            })
             .collect()
     };
     let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
@@ -102,6 +111,9 @@ fn each_function_links_the_aws_clients_it_calls_and_no_other() {
         sdk("provision"),
         set(&["aws-sdk-dynamodb", "aws-sdk-sns", "aws-sdk-ssm"])
     );
+    // The archive writes S3 only (the DynamoDB and SSM clients come with the adapter
+    // crate, unused); only it links S3.
+    assert_eq!(sdk("archive"), set(&["aws-sdk-dynamodb", "aws-sdk-s3", "aws-sdk-ssm"]));
 }
 
 #[test]

@@ -214,7 +214,7 @@ fn referenced(resource: &Value) -> Vec<String> {
 fn iam_is_least_privilege_and_the_audit_table_is_append_only() {
     let t = template();
     let roles = resources(&t, "AWS::IAM::Role");
-    assert_eq!(roles.len(), 4, "one role per function");
+    assert_eq!(roles.len(), 5, "one role per function");
     for (name, role) in &roles {
         for policy in list(&role["Properties"]["Policies"]) {
             for st in list(&policy["PolicyDocument"]["Statement"]) {
@@ -230,7 +230,22 @@ fn iam_is_least_privilege_and_the_audit_table_is_append_only() {
                 for r in &targets {
                     assert!(r != "*" && !r.is_empty(), "{name}: unscoped resource in {st}");
                 }
-                if targets.iter().any(|r| r.contains("AuditTable")) {
+                let on_stream = st["Resource"]["Fn::GetAtt"][1] == "StreamArn";
+                if on_stream {
+                    // The archive function reads the stream; nothing more.
+                    for a in &actions {
+                        assert!(
+                            [
+                                "dynamodb:DescribeStream",
+                                "dynamodb:GetRecords",
+                                "dynamodb:GetShardIterator",
+                                "dynamodb:ListStreams"
+                            ]
+                            .contains(&a.as_str()),
+                            "{name}: {a} on the audit stream"
+                        );
+                    }
+                } else if targets.iter().any(|r| r.contains("AuditTable")) {
                     for a in &actions {
                         assert!(
                             a == "dynamodb:PutItem" || a == "dynamodb:Query",
@@ -243,6 +258,79 @@ fn iam_is_least_privilege_and_the_audit_table_is_append_only() {
     }
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml")).unwrap();
     assert!(!text.contains("Action: \"*\"") && !text.contains("Resource: \"*\""));
+}
+
+#[test]
+fn the_audit_archive_is_write_once_and_nothing_in_the_stack_can_shorten_it() {
+    let t = template();
+    let audit = &t["Resources"]["AuditTable"]["Properties"];
+    assert_eq!(audit["StreamSpecification"]["StreamViewType"], "NEW_IMAGE");
+    let bucket = &t["Resources"]["ArchiveBucket"];
+    assert_eq!(bucket["DeletionPolicy"], "Retain");
+    let p = &bucket["Properties"];
+    assert_eq!(p["ObjectLockEnabled"], true);
+    let retention = &p["ObjectLockConfiguration"]["Rule"]["DefaultRetention"];
+    assert_eq!(retention["Mode"], "COMPLIANCE");
+    assert_eq!(retention["Days"]["Ref"], "ArchiveRetentionDays");
+    assert_eq!(t["Parameters"]["ArchiveRetentionDays"]["Default"], 400);
+    assert_eq!(p["VersioningConfiguration"]["Status"], "Enabled");
+    for block in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(p["PublicAccessBlockConfiguration"][block], true, "{block}");
+    }
+    assert!(!list(&p["BucketEncryption"]["ServerSideEncryptionConfiguration"]).is_empty());
+    // The bucket's policy denies, to everyone, what would shorten the archive.
+    let denied: Vec<String> = list(&t["Resources"]["ArchiveBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"])
+        .iter()
+        .filter(|st| st["Effect"] == "Deny" && st["Principal"] == "*" && st["Condition"].is_null())
+        .flat_map(|st| list(&st["Action"]))
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let shortening = [
+        "s3:DeleteObject",
+        "s3:DeleteObjectVersion",
+        "s3:PutObjectRetention",
+        "s3:BypassGovernanceRetention",
+        "s3:PutBucketObjectLockConfiguration",
+        "s3:PutLifecycleConfiguration",
+    ];
+    for a in shortening {
+        assert!(denied.contains(&a.to_string()), "{a} is not denied");
+    }
+    // No role may do any of it; the archive's role may only put objects under `audit/`.
+    for (name, role) in resources(&t, "AWS::IAM::Role") {
+        for policy in list(&role["Properties"]["Policies"]) {
+            for st in list(&policy["PolicyDocument"]["Statement"]) {
+                for a in list(&st["Action"]) {
+                    let a = a.as_str().unwrap();
+                    if a.starts_with("s3:") {
+                        assert_eq!((name.as_str(), a), ("ArchiveRole", "s3:PutObject"));
+                        assert_eq!(st["Resource"]["Fn::Sub"], "${ArchiveBucket.Arn}/audit/*");
+                    }
+                }
+            }
+        }
+    }
+    // The function: the stream's records, partial failures, and somewhere for the rest.
+    let (_, f) = function(&t, "archive");
+    let event = f["Properties"]["Events"]["AuditStream"]["Properties"].clone();
+    assert_eq!(
+        event["Stream"]["Fn::GetAtt"],
+        serde_json::json!(["AuditTable", "StreamArn"])
+    );
+    assert_eq!(event["FunctionResponseTypes"][0], "ReportBatchItemFailures");
+    assert_eq!(
+        event["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0],
+        "ArchiveDeadLetters"
+    );
+    assert_eq!(
+        f["Properties"]["Environment"]["Variables"]["ARCHIVE_BUCKET"]["Ref"],
+        "ArchiveBucket"
+    );
 }
 
 #[test]
@@ -471,9 +559,9 @@ fn sam_translates_the_template_into_one_cloudformation_can_order() {
     // What the translator made is what the stack will hold: the API, its routes and the
     // functions' permissions, plain CloudFormation.
     assert!(t.get("Transform").is_none());
-    assert_eq!(resources(&t, "AWS::Lambda::Function").len(), 4);
+    assert_eq!(resources(&t, "AWS::Lambda::Function").len(), 5);
     assert_eq!(resources(&t, "AWS::ApiGatewayV2::Api").len(), 1);
-    assert_eq!(resources(&t, "AWS::Lambda::EventSourceMapping").len(), 2);
+    assert_eq!(resources(&t, "AWS::Lambda::EventSourceMapping").len(), 3);
     // The functions learn the public URL parameter's name, not a reference to it.
     for (name, f) in resources(&t, "AWS::Lambda::Function") {
         let v = &f["Properties"]["Environment"]["Variables"]["PUBLIC_URL_PARAMETER"];

@@ -473,7 +473,7 @@ impl RequestStore for DynamoStore {
     async fn create(&self, request: &Request, event: &AuditEvent) -> Result<Created, StoreError> {
         let mut ended = None;
         // A few rounds at most: each lost one means another creator took the guard first.
-        for _ in 0..4 {
+        for round in 0..5u32 {
             match self.try_create(request, event, ended).await {
                 Err(StoreError::Conflict) => {}
                 other => return other,
@@ -488,8 +488,15 @@ impl RequestStore for DynamoStore {
             }
             match self.get(holder).await? {
                 Some(open) if open.status().is_open() => return Ok(Created::OpenExists(open)),
-                // Ended (or gone): the next round takes the guard over from it.
-                _ => ended = Some(holder),
+                Some(_) => ended = Some(holder),
+                // Not there: a creation whose transaction is not visible in full yet (an
+                // emulator's, never DynamoDB's), or a request deleted by hand. Wait for the
+                // first; take the guard over only from the second.
+                None if round < 3 => {
+                    ended = None;
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << round)).await;
+                }
+                None => ended = Some(holder),
             }
         }
         Err(StoreError::Conflict)
