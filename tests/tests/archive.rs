@@ -53,7 +53,9 @@ async fn locked_bucket(s3: &aws_sdk_s3::Client, name: &str) {
 }
 
 /// The stream's records for a request's audit items, as DynamoDB Streams delivers them
-/// to the function (new images in DynamoDB's JSON), with a refusal mixed in.
+/// to the function (new images in DynamoDB's JSON), with a refusal mixed in. Built from
+/// the table's items: moto hands its own stream's records to the stack's event source
+/// mapping (disabled, its function never runs) and keeps none to read back.
 async fn stream_batch(sdk: &aws_config::SdkConfig, table: &str, id: &str) -> Value {
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
     let mut records = vec![];
