@@ -245,9 +245,20 @@ pub async fn verify(stores: &Stores, id: &str, keys: &TokenKeys) -> anyhow::Resu
     let archived = match &stores.archive {
         None => None,
         Some(archive) => {
-            let copy = app::archive::archived(archive.as_ref(), id).await?;
-            app::archive::compare(&events, &copy).map_err(|b| anyhow!("{b}"))?;
-            Some(copy.len())
+            // The archive follows the table by a moment (a stream batch, the local
+            // archiver's poll): a last event not archived yet is looked for again.
+            let mut tries = 0;
+            loop {
+                let copy = app::archive::archived(archive.as_ref(), id).await?;
+                match app::archive::compare(&events, &copy) {
+                    Ok(()) => break Some(copy.len()),
+                    Err(b) if tries < 8 && b.seq > copy.len() as u64 && copy.len() < events.len() => {
+                        tries += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    }
+                    Err(b) => return Err(anyhow!("{b}")),
+                }
+            }
         }
     };
     Ok(Verified {

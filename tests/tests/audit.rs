@@ -333,6 +333,7 @@ async fn verify_names_the_first_broken_event() {
     let s = start().await;
     let id = s.submit("go", Some("dev")).await;
     s.wait_for(&id, "provisioned").await;
+    s.settle().await;
     let tampered = |how: fn(&mut Vec<AuditEvent>)| Stores {
         audit: Arc::new(Tampered {
             inner: s.running.app.audit.clone(),
