@@ -101,11 +101,9 @@ pub fn approval_request(
     }
 }
 
-/// Where the requester is told: their email address, or their principal.
-fn requester_address(r: &Request) -> String {
-    r.requester
-        .email()
-        .map_or_else(|| r.requester.to_string(), str::to_string)
+/// Where a person is told: their email address, or their principal.
+fn address(who: &domain::Principal) -> String {
+    who.email().map_or_else(|| who.to_string(), str::to_string)
 }
 
 /// Who decided, when, and why: what a requester wants to know of a decision.
@@ -171,7 +169,7 @@ pub fn outcome(r: &Request) -> Message {
     };
     Message {
         kind: MessageKind::Outcome,
-        to: requester_address(r),
+        to: address(&r.requester),
         subject,
         text: format!("{lead}\n\n{}", details(r)),
         request_id: r.id,
@@ -235,7 +233,7 @@ fn addition_outcome(r: &Request) -> (String, String) {
 /// The news of a removal for someone who asked for the image before: addressed to them.
 pub fn removal_for_earlier(r: &Request, who: &domain::Principal) -> Message {
     let mut m = outcome(r);
-    m.to = who.email().map_or_else(|| who.to_string(), str::to_string);
+    m.to = address(who);
     m.text = format!(
         "You asked for {} earlier; {} asked for it to be removed.\n\n{}",
         r.image.name(),
@@ -249,7 +247,7 @@ pub fn removal_for_earlier(r: &Request, who: &domain::Principal) -> Message {
 /// with the pull string of the tag they asked for where the repo has it.
 pub fn outcome_for_watcher(r: &Request, w: &domain::Watcher) -> Message {
     let mut m = outcome(r);
-    m.to = w.who.email().map_or_else(|| w.who.to_string(), str::to_string);
+    m.to = address(&w.who);
     let yours = r
         .result
         .as_ref()

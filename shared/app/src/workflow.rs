@@ -216,12 +216,16 @@ impl App {
         if !r.kind.is_add() && r.status() == Status::Provisioned {
             let mut told: Vec<&Principal> = vec![&r.requester];
             told.extend(r.watchers.iter().map(|w| &w.who));
-            for e in &r.earlier {
-                if told.contains(&&e.requester) {
+            for earlier in &r.earlier {
+                if told.contains(&&earlier.requester) {
                     continue;
                 }
-                told.push(&e.requester);
-                if let Err(e) = self.notifier.send(&notify::removal_for_earlier(r, &e.requester)).await {
+                told.push(&earlier.requester);
+                if let Err(e) = self
+                    .notifier
+                    .send(&notify::removal_for_earlier(r, &earlier.requester))
+                    .await
+                {
                     tracing::error!(request_id = %r.id, error = %e, "could not tell an earlier requester of a removal");
                 }
             }
