@@ -33,12 +33,7 @@ pub fn approval_blocks(r: &Request) -> Value {
         who(&r.requester),
         env,
         r.id,
-        // Quoted line by line: the requester's text keeps its lines and cannot pass for ours.
-        escape(r.justification.as_str())
-            .lines()
-            .map(|l| format!("> {l}"))
-            .collect::<Vec<_>>()
-            .join("\n")
+        quote(r.justification.as_str())
     ) + &also_asked_by(r)
             + &first_asked(r);
     let button = |id: &str, label: &str, style: &str, question: String| {
@@ -69,6 +64,16 @@ pub fn approval_blocks(r: &Request) -> Value {
     ])
 }
 
+/// Someone's words, escaped and quoted line by line: they keep their lines and cannot pass
+/// for lines of ours.
+fn quote(text: &str) -> String {
+    escape(text)
+        .lines()
+        .map(|l| format!("> {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Those who joined the request, each in their own (shortened) words: a section's text
 /// holds 3,000 characters, so five at most, 200 characters each.
 fn also_asked_by(r: &Request) -> String {
@@ -84,11 +89,7 @@ fn also_asked_by(r: &Request) -> String {
             "\n*Also asked by* {} (`{}`):\n{}{cut}",
             who(&w.who),
             w.image,
-            escape(&words)
-                .lines()
-                .map(|l| format!("> {l}"))
-                .collect::<Vec<_>>()
-                .join("\n")
+            quote(&words)
         );
     }
     if r.watchers.len() > 5 {
