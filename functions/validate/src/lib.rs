@@ -81,9 +81,13 @@ async fn check_removal(app: &App, r: &Request) -> Result<Finding, StepError> {
     })
 }
 
-/// The image's earlier requests, oldest first: the first (who got it into the org) and
-/// the newest after it, at most `MAX_EARLIER`.
-async fn earlier(app: &App, r: &Request) -> Result<Vec<Earlier>, StepError> {
+/// A removal's history, for its approvers and to tell those who asked before: the image's
+/// earlier requests, oldest first, the first (who got it into the org) and the newest
+/// after it, at most `MAX_EARLIER`. An addition has none.
+async fn history(app: &App, r: &Request) -> Result<Vec<Earlier>, StepError> {
+    if r.kind.is_add() {
+        return Ok(vec![]);
+    }
     let found = app
         .store
         .list(&RequestQuery {
@@ -208,51 +212,45 @@ async fn approve(
     .await
 }
 
-/// A removal's history (for its approvers, and to tell those who asked before); an
-/// addition has none.
-async fn history(app: &App, r: &Request) -> Result<Vec<Earlier>, StepError> {
-    match r.kind.is_add() {
-        true => Ok(vec![]),
-        false => earlier(app, r).await,
-    }
-}
-
 /// Validates one request, from wherever it stands.
 pub async fn validate(app: &App, item: WorkItem) -> Result<(), StepError> {
     let mut r = app.load(item.request_id).await?;
     for _ in 0..8 {
         let applied = match r.status() {
             domain::Status::Received => app.apply(&r, change(app, Action::StartValidation, None), |_| {}).await,
-            domain::Status::Validating => match check(app, &r).await? {
-                Finding::Reject { reason, suggestions } => {
-                    app.apply(&r, change(app, Action::Reject, Some(reason.clone())), |r| {
-                        r.outcome = Some(reason);
-                        r.suggestions = suggestions;
-                    })
-                    .await
-                }
-                Finding::Available(result) => {
-                    let why = format!("already in the org as {}", result.pull_string);
-                    app.apply(&r, change(app, Action::FoundAvailable, Some(why)), |r| {
-                        r.result = Some(result)
-                    })
-                    .await
-                }
-                Finding::NeedsApproval => {
-                    // A removal's approvers see who asked for the image, and what since.
-                    let history = history(app, &r).await?;
-                    app.apply(&r, change(app, Action::RequireApproval, None), |r| r.earlier = history)
+            domain::Status::Validating => {
+                let finding = check(app, &r).await?;
+                // What goes on to a decision carries a removal's history: its approvers see
+                // who asked for the image and what since, and those people are told at the end.
+                let history = match finding {
+                    Finding::Reject { .. } | Finding::Available(_) => vec![],
+                    _ => history(app, &r).await?,
+                };
+                match finding {
+                    Finding::Reject { reason, suggestions } => {
+                        app.apply(&r, change(app, Action::Reject, Some(reason.clone())), |r| {
+                            r.outcome = Some(reason);
+                            r.suggestions = suggestions;
+                        })
                         .await
+                    }
+                    Finding::Available(result) => {
+                        let why = format!("already in the org as {}", result.pull_string);
+                        app.apply(&r, change(app, Action::FoundAvailable, Some(why)), |r| {
+                            r.result = Some(result)
+                        })
+                        .await
+                    }
+                    Finding::NeedsApproval => {
+                        app.apply(&r, change(app, Action::RequireApproval, None), |r| r.earlier = history)
+                            .await
+                    }
+                    Finding::AutoApprove(rule) => {
+                        approve(app, &r, Principal::service("policy"), Channel::System, rule, history).await
+                    }
+                    Finding::PreApproved(by, why) => approve(app, &r, by, Channel::PullRequest, why, history).await,
                 }
-                Finding::AutoApprove(rule) => {
-                    let history = history(app, &r).await?;
-                    approve(app, &r, Principal::service("policy"), Channel::System, rule, history).await
-                }
-                Finding::PreApproved(by, why) => {
-                    let history = history(app, &r).await?;
-                    approve(app, &r, by, Channel::PullRequest, why, history).await
-                }
-            },
+            }
             // Approved by policy: make sure provisioning was queued (a crash may have come between).
             domain::Status::Approved => {
                 app.enqueue(QueueName::Provision, r.id, &item.trace_id).await?;
