@@ -1,8 +1,9 @@
 //! provision: creates the approved image's repo in the org (idempotently: an existing
 //! repo is success), records `provisioned` with the pull string and tags, and tells the
 //! requester. For a removal, deletes the repo instead (a repo already gone is success) and
-//! tells the requester and everyone who asked for the image before. A transient registry failure is left to redelivery; on the last delivery,
-//! or on a permanent failure, the request ends `failed` and the approvers are told.
+//! tells the requester and everyone who asked for the image before. A transient registry
+//! failure is left to redelivery; on the last delivery, or on a permanent failure, the
+//! request ends `failed` and the approvers are told.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 

@@ -664,6 +664,7 @@ impl AuditLog for DynamoStore {
 
     async fn touched(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<RequestId>, StoreError> {
         let mut ids = std::collections::BTreeSet::new();
+        let (from, to) = (ts(since), ts(until));
         let mut day = since.date_naive();
         // One Query per day of `by_day` (a quarter is some 90), never a Scan.
         while day <= until.date_naive() {
@@ -676,15 +677,15 @@ impl AuditLog for DynamoStore {
                         .key_condition_expression("#d = :d AND at_key BETWEEN :since AND :until")
                         .expression_attribute_names("#d", "day")
                         .expression_attribute_values(":d", s(day.format("%Y-%m-%d").to_string()))
-                        .expression_attribute_values(":since", s(ts(since)))
-                        .expression_attribute_values(":until", s(ts(until)))
+                        .expression_attribute_values(":since", s(from.clone()))
+                        .expression_attribute_values(":until", s(to.clone()))
                         .projection_expression("request_id, at_key"),
                 )
                 .await?;
             for item in items {
                 let at = item.get("at_key").and_then(|v| v.as_s().ok());
                 // BETWEEN is inclusive; `until` is not.
-                if at.is_some_and(|a| *a >= ts(until)) {
+                if at.is_some_and(|a| *a >= to) {
                     continue;
                 }
                 if let Some(Ok(id)) = item.get("request_id").and_then(|v| v.as_s().ok()).map(|v| v.parse()) {
