@@ -11,6 +11,15 @@ cd "$(dirname "$0")/.."
 start=$SECONDS
 step() { printf '== [%02d:%02d] %s\n' $(((SECONDS - start) / 60)) $(((SECONDS - start) % 60)) "$*"; }
 
+# A clean build takes about 6 GiB under target/ (without incremental caches, as CI builds);
+# a full disk otherwise shows up minutes later as a compiler error.
+mkdir -p "${CARGO_TARGET_DIR:-target}"
+free_kib=$(df -Pk "${CARGO_TARGET_DIR:-target}" | awk 'NR == 2 { print $4 }')
+step "disk: $((free_kib / 1024 / 1024)) GiB free for ${CARGO_TARGET_DIR:-target}/"
+if [ "$free_kib" -lt $((8 * 1024 * 1024)) ]; then
+  echo "warning: under 8 GiB free; the build may run out of space (cargo clean frees it)" >&2
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
