@@ -3,8 +3,9 @@
 # (one also asked for by a second person), takes the approvers' links from the outbox, and
 # drives Debian's chromium with playwright-core (tests/browser/approval.mjs) at desktop and
 # phone widths: the page's facts, a click on Approve with a reason, the page after, and a
-# stale tab's Deny that keeps what was typed. Then checks the stored decisions. Screenshots
-# are kept in target/browser/.
+# stale tab's Deny that keeps what was typed. Then checks the stored decisions, rates one,
+# and checks `report --html`'s page (tests/browser/report.mjs). Screenshots are kept in
+# target/browser/.
 # Installs what it needs when missing: chromium (apt-get, as root or through sudo) and
 # playwright-core (npm, into tests/browser/node_modules, at the version package-lock pins).
 set -euo pipefail
@@ -72,4 +73,14 @@ assert d["approved"] is True and d["by"] == "email:platform-admin@example.com" a
 assert d["reason"] == want, (d["reason"], want)
 print(r["id"], "stored:", "approved by", d["by"], "with the reason as typed")'
 done
+
+# The report of what just happened, as a page: the requester rates the approved request,
+# then the admin's report, as JSON and as HTML from the same call, goes to the browser.
+for _ in $(seq 1 200); do
+  [ "$("$bin" -o json status "$a" | python3 -c 'import json, sys; print(json.load(sys.stdin)["status"])')" = provisioned ] && break
+  sleep 0.05
+done
+"$bin" rate "$a" up --comment "Ready before lunch" > /dev/null
+"$bin" -o json report --weeks 2 --html "$out/report.html" > "$out/report.json"
+CHROMIUM="$chromium_bin" REPORT="$out/report.json" PAGE="$out/report.html" OUT="$out" node tests/browser/report.mjs
 echo "browser test passed; screenshots in $out/"

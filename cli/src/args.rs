@@ -41,6 +41,14 @@ pub struct Cli {
 pub enum Output {
     Table,
     Json,
+    /// One row per week (`report` only).
+    Csv,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Rating {
+    Up,
+    Down,
 }
 
 /// `--wait [--timeout D]`, wherever a command can follow what it started to its end.
@@ -106,6 +114,39 @@ pub enum Command {
         id: String,
         #[command(flatten)]
         wait: WaitArgs,
+    },
+    /// Rate a request that gave you a pull string: up or down, with an optional comment.
+    /// Rating again replaces your earlier rating.
+    ///
+    /// Example: cgr-request rate req-01JD3XQ4Z8K9M2N5P7R8S0T1V2 up --comment "ready in minutes"
+    Rate {
+        id: String,
+        #[arg(value_enum)]
+        rating: Rating,
+        /// What was good, or could be better (up to 1,000 characters).
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// What the tool achieved, per ISO week and in total (admin client): requests and
+    /// outcomes, approval and delivery times, approvers, top images, people who asked,
+    /// satisfaction, time saved. README, "Measuring success", defines every figure.
+    ///
+    /// Example: cgr-request report --weeks 8
+    /// Example: cgr-request report --since 2026-07-01 --until 2026-09-30 -o csv > q3.csv
+    /// Example: cgr-request report --weeks 12 --html report.html
+    Report {
+        /// The last N ISO weeks, this one included (default 4).
+        #[arg(long, conflicts_with = "since")]
+        weeks: Option<u32>,
+        /// The first day (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// The last day, included (YYYY-MM-DD; default today).
+        #[arg(long, requires = "since")]
+        until: Option<String>,
+        /// Also write the report as a self-contained HTML page with charts.
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// Admin commands (need an admin client).
     ///
@@ -237,6 +278,11 @@ pub enum Admin {
     ///
     /// Example: cgr-request admin retry req-01JD3XQ4Z8K9M2N5P7R8S0T1V2
     Retry { id: String },
+    /// The organization's repositories against its limit, and what could be removed:
+    /// those nobody asked for through this tool first, then those asked for longest ago.
+    ///
+    /// Example: cgr-request admin capacity
+    Capacity,
 }
 
 #[derive(Subcommand)]

@@ -5,4 +5,5 @@ pub mod audit;
 pub mod client;
 pub mod openapi;
 pub mod pr;
+pub mod report_html;
 pub mod server;

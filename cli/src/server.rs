@@ -41,6 +41,8 @@ pub struct Options {
     pub registry: Option<Arc<dyn Registry>>,
     pub clock: Arc<dyn Clock>,
     pub backend: Backend,
+    /// Where metrics go (as a Lambda prints them); none: off.
+    pub metrics: Option<Arc<dyn app::metrics::MetricSink>>,
 }
 
 /// Where requests, the audit trail, the queues and the messages live.
@@ -67,6 +69,7 @@ impl Default for Options {
             registry: None,
             clock: Arc::new(app::ports::SystemClock),
             backend: Backend::Embedded,
+            metrics: None,
         }
     }
 }
@@ -154,6 +157,9 @@ pub async fn start(settings: Settings, opts: Options) -> anyhow::Result<Running>
             (app, db, queue)
         }
     };
+    if let Some(sink) = &opts.metrics {
+        app.metrics.set(sink.clone(), "local");
+    }
     let mut tasks = vec![];
     for queue in [QueueName::Validate, QueueName::Provision] {
         tasks.push(tokio::spawn(consume(

@@ -627,3 +627,61 @@ fn assert_aligned(lines: &[String]) {
     }
     assert!(lines.len() > 1, "a table with rows");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_report_and_capacity_from_the_command_line() {
+    let (_running, dir, _url, run) = local().await;
+    let out = run(&["-o", "json", "add", "go", "--env", "dev", "-j", "build tool", "--wait"])
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = v["id"].as_str().unwrap().to_string();
+
+    let out = run(&["rate", &id, "up", "--comment", "ready in seconds"])
+        .await
+        .unwrap();
+    assert_eq!(text(&out).trim(), format!("{id}  rated up: thank you"));
+    let out = run(&["rate", &id, "sideways"]).await.unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error: {}", text(&out));
+
+    // The table fits in 100 columns; the CSV has a header and one row per week.
+    let html = dir.path().join("report.html");
+    let out = run(&["report", "--weeks", "2", "--html", html.to_str().unwrap()])
+        .await
+        .unwrap();
+    let table = text(&out);
+    assert!(out.status.success(), "{table}");
+    assert!(table.lines().all(|l| l.chars().count() <= 100), "{table}");
+    let total = table.lines().find(|l| l.starts_with("total")).expect("a total row");
+    let cells: Vec<&str> = total.split_whitespace().collect();
+    assert_eq!(&cells[..4], &["total", "1", "1", "0"], "{table}");
+    assert!(table.contains("Most asked for: go (1)"), "{table}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>") && page.contains("<svg") && !page.contains("<script"));
+
+    let out = run(&["-o", "csv", "report", "--weeks", "2"]).await.unwrap();
+    let csv = String::from_utf8_lossy(&out.stdout).to_string();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    let header: Vec<&str> = rows[0].split(',').collect();
+    let this_week: Vec<&str> = rows[2].split(',').collect();
+    let field = |name: &str| this_week[header.iter().position(|h| *h == name).unwrap()];
+    assert_eq!(
+        (field("requests"), field("auto_approved"), field("provisioned")),
+        ("1", "1", "1")
+    );
+    assert_eq!((field("satisfaction_up"), field("satisfaction_score")), ("1", "100"));
+    assert_eq!(field("time_saved_hours"), "4");
+    let out = run(&["-o", "csv", "status", &id]).await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("-o csv is for `report` only"));
+
+    let out = run(&["admin", "capacity"]).await.unwrap();
+    let capacity = text(&out);
+    assert!(capacity.starts_with("1 of 2,500 repositories used (0%)"), "{capacity}");
+    assert!(
+        capacity.contains("go") && capacity.contains("email:developer@example.com"),
+        "{capacity}"
+    );
+}

@@ -30,6 +30,7 @@ async function checkConfirmPage(page, r, name) {
   assert.equal(await text(page, '#status'), 'waiting for a decision');
   assert.match(await text(page, '#expiry'), /^This link works until \d{4}-\d\d-\d\d \d\d:\d\d UTC, once\.$/);
   assert.equal(await text(page, '#request-id'), r.id);
+  assert.match(await text(page, '#capacity'), /^\d[\d,]* of 2,500 repositories used \(when checked\)$/);
   const name_ = r.image.split(':')[0];
   assert.equal(await page.locator('a[href*="images.chainguard.dev"]').getAttribute('href'),
     `https://images.chainguard.dev/directory/image/${name_}/overview`);

@@ -38,7 +38,12 @@ SKIPPED = (
     "AWS::SNS::TopicPolicy",
     "AWS::S3::BucketPolicy",
     "AWS::CloudWatch::Alarm",
+    "AWS::CloudWatch::Dashboard",
 )
+
+# Left out of what moto is sent: the dashboard names the alarms' ARNs, which moto cannot
+# resolve since it does not create alarms (tests/tests/template.rs checks the dashboard).
+NOT_SENT = ("AWS::CloudWatch::Dashboard",)
 
 
 def client(name):
@@ -82,6 +87,9 @@ def deploy(args):
     with open(args.template) as f:
         body = f.read()
     template = json.loads(body)
+    for logical in [k for k, r in template["Resources"].items() if r["Type"] in NOT_SENT]:
+        del template["Resources"][logical]
+    body = json.dumps(template)
     upload_code()
     approvers = args.approver or ["platform-admin@example.com"]
     parameters = {"Stage": args.stage}

@@ -36,6 +36,8 @@ pub struct Stack {
     pub http: reqwest::Client,
     /// On the AWS backend: the test's resources and the mailboxes SNS delivers to.
     pub aws: Option<(aws_config::SdkConfig, AwsNames, aws::Mailboxes)>,
+    /// The EMF lines the stack printed (as a Lambda prints them).
+    pub metrics: Arc<app::metrics::Recorder>,
 }
 
 pub async fn start() -> Stack {
@@ -73,10 +75,12 @@ async fn start_on(
         ..Settings::default()
     };
     configure(&mut settings);
+    let metrics = Arc::new(app::metrics::Recorder::default());
     let mut opts = Options {
         poll_interval: Duration::from_millis(10),
         registry,
         clock,
+        metrics: Some(metrics.clone()),
         ..Options::default()
     };
     let mut aws_parts = None;
@@ -110,6 +114,7 @@ async fn start_on(
         running,
         http: cgr_request::client::http_client(),
         aws: aws_parts,
+        metrics,
     }
 }
 
@@ -558,5 +563,34 @@ pub struct ShiftedClock {
 impl app::ports::Clock for ShiftedClock {
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
         app::ports::SystemClock.now() + chrono::Duration::seconds(self.offset_secs.load(Ordering::SeqCst))
+    }
+}
+
+/// A clock that stands still (at a whole second) until a test moves it: times in the
+/// trail, and so in reports, are then exact. Clients sign with the real time, which the
+/// server accepts within its skew: submit before moving the clock.
+pub struct FrozenClock {
+    pub base: chrono::DateTime<chrono::Utc>,
+    pub offset_secs: std::sync::atomic::AtomicI64,
+}
+
+impl Default for FrozenClock {
+    fn default() -> Self {
+        FrozenClock {
+            base: chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp(), 0).unwrap(),
+            offset_secs: Default::default(),
+        }
+    }
+}
+
+impl FrozenClock {
+    pub fn advance(&self, secs: i64) {
+        self.offset_secs.fetch_add(secs, Ordering::SeqCst);
+    }
+}
+
+impl app::ports::Clock for FrozenClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.base + chrono::Duration::seconds(self.offset_secs.load(Ordering::SeqCst))
     }
 }

@@ -505,3 +505,70 @@ async fn a_removal_asked_in_slack_reaches_the_approvers_with_who_asked_first() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn the_requester_rates_from_the_buttons_under_their_answer_and_nobody_else_can() {
+    let fake = FakeSlack::start().await;
+    let s = stack(&fake, Arc::default()).await;
+    // Asked from #dev for dev: approved by policy, the answer comes where they asked.
+    let id = request_id(&command(&s, &fake, "go --env dev Build tool", "t1").await);
+    s.wait_for(&id, "provisioned").await;
+    let told = wait_calls(&fake, "/response/t1", 1).await;
+    let answer = told
+        .iter()
+        .find(|c| c.body["blocks"].is_array())
+        .expect("an answer with buttons");
+    assert!(answer.body["text"].as_str().unwrap().contains("docker pull"));
+    let actions = answer.body["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "actions")
+        .unwrap();
+    let ids: Vec<&str> = actions["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["action_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["rate_up", "rate_down"]);
+    assert!(actions["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|b| b["value"] == id.as_str()));
+
+    // Someone else's click records nothing and says why.
+    let now = Utc::now().timestamp();
+    let click = click_body(ADMIN, "rate_down", &id, &fake.response_url("r1"));
+    assert_eq!(
+        slack_post(&s, "/slack/interactions", &click, now, SIGNING_SECRET)
+            .await
+            .0,
+        200
+    );
+    let said = fake.calls("/response/r1")[0].body["text"].as_str().unwrap().to_string();
+    assert!(said.starts_with("Not recorded: only whoever asked"), "{said}");
+    // The requester's click is recorded, in the trail, answered to them alone.
+    let click = click_body(DEV, "rate_up", &id, &fake.response_url("r2"));
+    assert_eq!(
+        slack_post(&s, "/slack/interactions", &click, now, SIGNING_SECRET)
+            .await
+            .0,
+        200
+    );
+    let said = &fake.calls("/response/r2")[0].body;
+    assert_eq!(said["response_type"], "ephemeral");
+    assert!(said["text"].as_str().unwrap().contains("is recorded"), "{said}");
+    let v = s.get(&id).await;
+    let last = v["audit"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (
+            last["action"].as_str(),
+            last["actor"].as_str(),
+            last["channel"].as_str()
+        ),
+        (Some("rate_up"), Some(&*format!("slack:{TEAM}/{DEV}")), Some("slack"))
+    );
+    assert_eq!(v["status"], "provisioned");
+}

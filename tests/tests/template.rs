@@ -161,7 +161,7 @@ async fn the_api_routes_are_exactly_the_routers_routes() {
                 .unwrap();
             let resp = router.clone().oneshot(req).await.unwrap();
             let status = resp.status().as_u16();
-            let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
             assert!(
                 status != 405 && !(status == 404 && body.is_empty()),
                 "{route} is not routed"
@@ -443,16 +443,16 @@ fn no_secret_is_in_the_template_or_an_environment_variable() {
             }
         }
     }
-    // Only the functions that talk to Chainguard get an identity.
-    for (binary, has) in [
-        ("intake", false),
-        ("approval", false),
-        ("validate", true),
-        ("provision", true),
+    // Only the functions that talk to Chainguard get an identity; only provision may write.
+    for (binary, identity) in [
+        ("intake", None),
+        ("approval", Some("ChainguardCapacityIdentity")),
+        ("validate", Some("ChainguardReadIdentity")),
+        ("provision", Some("ChainguardIdentity")),
     ] {
         let (_, f) = function(&t, binary);
         let id = &f["Properties"]["Environment"]["Variables"]["IMAGE_REQUEST_CHAINGUARD_IDENTITY"];
-        assert_eq!(!id.is_null(), has, "{binary}");
+        assert_eq!(id["Fn::If"][1]["Ref"].as_str(), identity, "{binary}: {id}");
     }
     // Approvers receive only their own links.
     for (name, sub) in resources(&t, "AWS::SNS::Subscription") {
@@ -654,17 +654,19 @@ fn only_link_claims_can_be_deleted_and_unused_grants_are_gone() {
         let mut deletes = vec![];
         for (actions, resources, condition) in statements(&t, binary) {
             if actions.iter().any(|a| a == "dynamodb:DeleteItem") {
-                // Never a request, an event or an image's guard: link claims only
-                // (approval gives back a link's use).
+                // Never a request, an event or an image's guard: claims only (approval
+                // gives back a link's use; validate re-arms the capacity alert).
                 assert_eq!(actions, ["dynamodb:DeleteItem"]);
                 assert_eq!(resources, ["RequestsTable"]);
                 deletes.push(condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].clone());
             }
-            // approval answers from one request, and the requester's recent ones by their
-            // index; intake reads a timeline from the audit table itself, never its indexes.
+            // approval answers from one request, the requester's recent ones by their
+            // index, and the cleanup list from every request by time; intake reads a
+            // timeline from the audit table itself, never its indexes.
             if binary == "approval" && actions.iter().any(|a| a == "dynamodb:Query") {
-                assert_eq!(resources.len(), 1, "approval: {resources:?}");
+                assert_eq!(resources.len(), 2, "approval: {resources:?}");
                 assert!(resources[0].ends_with("/index/by_requester"), "approval: {resources:?}");
+                assert!(resources[1].ends_with("/index/by_time"), "approval: {resources:?}");
             }
             if binary == "intake" && resources.iter().any(|r| r.contains("AuditTable")) {
                 assert!(
@@ -674,7 +676,7 @@ fn only_link_claims_can_be_deleted_and_unused_grants_are_gone() {
             }
         }
         let expected = match binary {
-            "approval" => vec![serde_json::json!(["claim#*"])],
+            "approval" | "validate" => vec![serde_json::json!(["claim#*"])],
             _ => vec![],
         };
         assert_eq!(deletes, expected, "{binary}");
@@ -726,6 +728,48 @@ fn alarms_watch_the_api_and_every_queue() {
     for q in ["ValidateDeadLetters", "ProvisionDeadLetters"] {
         assert!(watched("ApproximateNumberOfMessagesVisible", q), "{q}");
     }
+}
+
+#[test]
+fn the_dashboard_graphs_every_metric_the_functions_print_and_every_alarm() {
+    let t = template();
+    let dashboards = resources(&t, "AWS::CloudWatch::Dashboard");
+    assert_eq!(dashboards.len(), 1);
+    let body = dashboards[0].1["Properties"]["DashboardBody"]["Fn::Sub"]
+        .as_str()
+        .expect("the body is one !Sub string");
+    // What CloudFormation substitutes, then the JSON CloudWatch reads.
+    let mut substituted = String::new();
+    let mut rest = body;
+    while let Some(at) = rest.find("${") {
+        substituted += &rest[..at];
+        substituted += "X";
+        rest = &rest[at + rest[at..].find('}').unwrap() + 1..];
+    }
+    substituted += rest;
+    let parsed: Value = serde_json::from_str(&substituted).expect("the dashboard body is JSON");
+    let widgets = parsed["widgets"].as_array().unwrap();
+    for (name, _, dimensions) in app::metrics::METRICS {
+        let graphed = widgets.iter().any(|w| {
+            let m = w["properties"]["metrics"].to_string();
+            m.contains(&format!("MetricName=\\\"{name}\\\"")) && dimensions.iter().all(|d| m.contains(d))
+                || m.contains(&format!("\"{name}\""))
+        });
+        assert!(graphed, "{name} is not on the dashboard");
+    }
+    let alarms: Vec<String> = widgets
+        .iter()
+        .filter(|w| w["type"] == "alarm")
+        .flat_map(|w| w["properties"]["alarms"].as_array().unwrap().clone())
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    for (name, _) in resources(&t, "AWS::CloudWatch::Alarm") {
+        assert!(
+            body.contains(&format!("${{{name}.Arn}}")),
+            "{name} is not on the dashboard"
+        );
+    }
+    assert_eq!(alarms.len(), resources(&t, "AWS::CloudWatch::Alarm").len());
 }
 
 #[test]

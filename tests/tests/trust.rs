@@ -70,6 +70,8 @@ async fn a_join_is_a_use_of_its_signature_too() {
         (&joined["id"], &joined["joined"]),
         (&open["id"], &serde_json::json!(true))
     );
+    // The open request's own validation moves on meanwhile: count once it has stopped.
+    s.settle().await;
     let before = s.counts().await;
     let (status, again) = s.raw(Method::POST, "/requests", BODY.to_vec(), &headers).await;
     assert_eq!(status, 409, "{again}");

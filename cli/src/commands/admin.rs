@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use app::capacity::CapacityReport;
 use cgr_request::client::ApiClient;
 use domain::Request;
 use reqwest::Method;
@@ -29,19 +30,54 @@ pub async fn run(api: &ApiClient, cmd: Admin, out: Output) -> Result<ExitCode> {
             (Method::POST, p, Some(b))
         }
         Admin::Retry { id } => (Method::POST, format!("/requests/{id}/retry"), Some(json!({}))),
+        Admin::Capacity => (Method::GET, "/capacity".to_string(), None),
     };
     let (_, v) = api.call(method, &path, body.as_ref(), &[]).await.map_err(explain)?;
     match (out, &cmd) {
         (Output::Json, _) => println!("{v:#}"),
-        (Output::Table, Admin::Pending) => {
+        (Output::Table | Output::Csv, Admin::Pending) => {
             let list: Vec<Request> =
                 serde_json::from_value(v["requests"].clone()).context("reading the pending requests")?;
             show::pending(&list);
         }
-        (Output::Table, _) => {
+        (Output::Table | Output::Csv, Admin::Capacity) => {
+            let c: CapacityReport = serde_json::from_value(v).context("reading the capacity")?;
+            capacity(&c);
+        }
+        (Output::Table | Output::Csv, _) => {
             let r: Request = serde_json::from_value(v).context("reading the decided request")?;
             println!("{}  {}  {}", r.id, r.image, r.status());
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn capacity(c: &CapacityReport) {
+    let used = domain::Capacity {
+        used: c.used,
+        limit: c.limit,
+    };
+    println!(
+        "{} ({}%); approvers are alerted at {}%.",
+        used.describe(),
+        c.percent,
+        c.alert_percent
+    );
+    if c.candidates.is_empty() {
+        return;
+    }
+    println!("\nCould go first: nobody asked for them here, then the longest since asked.\n");
+    let rows = c.candidates.iter().map(|cand| {
+        vec![
+            cand.name.clone(),
+            cand.last_requested
+                .map_or_else(|| "never, here".into(), |t| t.format("%Y-%m-%d").to_string()),
+            cand.requester.as_ref().map_or_else(String::new, ToString::to_string),
+            cand.request_id.map_or_else(String::new, |id| id.to_string()),
+        ]
+    });
+    println!(
+        "{}",
+        cgr_request::audit::table(&["REPOSITORY", "LAST ASKED", "BY", "REQUEST"], rows)
+    );
 }

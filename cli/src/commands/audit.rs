@@ -30,7 +30,7 @@ pub async fn run(data_dir: &Path, verify: Option<&AuditCmd>, args: &AuditArgs, o
             let summary = audit::verify_all(&stores, since, until, &keys).await?;
             match out {
                 Output::Json => println!("{:#}", json!(summary)),
-                Output::Table => {
+                Output::Table | Output::Csv => {
                     for b in &summary.broken {
                         println!("{}: {}", b.request_id, b.problem);
                     }
@@ -53,7 +53,7 @@ pub async fn run(data_dir: &Path, verify: Option<&AuditCmd>, args: &AuditArgs, o
         let verified = audit::verify(&stores, id, &keys).await?;
         match out {
             Output::Json => println!("{:#}", json!(verified)),
-            Output::Table => println!(
+            Output::Table | Output::Csv => println!(
                 "{}: the audit chain holds ({} events, head {}){}",
                 verified.request_id,
                 verified.events,
@@ -69,7 +69,7 @@ pub async fn run(data_dir: &Path, verify: Option<&AuditCmd>, args: &AuditArgs, o
     let report = audit::query(&stores, args, chrono::Utc::now()).await?;
     match out {
         Output::Json => println!("{:#}", json!(report)),
-        Output::Table => audit::print(&report),
+        Output::Table | Output::Csv => audit::print(&report),
     }
     Ok(ExitCode::SUCCESS)
 }

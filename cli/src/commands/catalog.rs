@@ -17,7 +17,7 @@ pub async fn run(api: &ApiClient, cmd: CatalogCmd, out: Output) -> Result<ExitCo
         .map_err(explain)?;
     match out {
         Output::Json => println!("{v:#}"),
-        Output::Table => {
+        Output::Table | Output::Csv => {
             let matches: Vec<String> = serde_json::from_value(v["matches"].clone()).unwrap_or_default();
             if matches.is_empty() {
                 println!("no catalog image matches `{word}`");

@@ -5,6 +5,7 @@ mod admin;
 mod audit;
 mod catalog;
 mod files;
+mod report;
 mod request;
 mod serve;
 mod show;
@@ -64,9 +65,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", cgr_request::openapi::json());
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Report { .. } => {}
+        _ if out == crate::args::Output::Csv => {
+            return Err(anyhow!("-o csv is for `report` only; use -o json or -o table"));
+        }
         _ => {}
     }
-    let api = client_for(&cli, matches!(cli.command, Command::Admin(_)))?;
+    let admin = matches!(cli.command, Command::Admin(_) | Command::Report { .. });
+    let api = client_for(&cli, admin)?;
     match cli.command {
         Command::Serve { .. }
         | Command::Audit { .. }
@@ -120,6 +126,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status { id, wait } => request::status(&api, &id, wait.wanted(), out).await,
         Command::Admin(cmd) => admin::run(&api, cmd, out).await,
         Command::Catalog(cmd) => catalog::run(&api, cmd, out).await,
+        Command::Rate { id, rating, comment } => {
+            request::rate(&api, &id, rating == crate::args::Rating::Up, comment.as_deref(), out).await
+        }
+        Command::Report {
+            weeks,
+            since,
+            until,
+            html,
+        } => report::run(&api, weeks, since, until, html, out).await,
     }
 }
 

@@ -42,14 +42,14 @@ pub async fn add(api: &ApiClient, new: New, wait: Option<Wait>, out: Output) -> 
     match out {
         Output::Json if wait.is_none() => println!("{v:#}"),
         Output::Json => {}
-        Output::Table if accepted.joined => println!(
+        Output::Table | Output::Csv if accepted.joined => println!(
             "{} was already asked for: joined {} ({}). You will be told its outcome.\nFollow it with: cgr-request status {} --wait",
             accepted.image,
             accepted.id,
             accepted.status.describe(),
             accepted.id
         ),
-        Output::Table => println!(
+        Output::Table | Output::Csv => println!(
             "{}  {}{}  {}\nFollow it with: cgr-request status {} --wait",
             accepted.id,
             if new.kind.is_add() { "" } else { "remove " },
@@ -71,7 +71,7 @@ pub async fn status(api: &ApiClient, id: &str, wait: Option<Wait>, out: Output) 
     let (raw, view) = get(api, id).await?;
     match out {
         Output::Json => println!("{raw:#}"),
-        Output::Table => show::request(&view),
+        Output::Table | Output::Csv => show::request(&view),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -139,7 +139,7 @@ async fn follow(api: &ApiClient, id: &str, wait: Wait, out: Output) -> Result<Ex
         if status.is_terminal() {
             match out {
                 Output::Json => println!("{raw:#}"),
-                Output::Table => show::request(&view),
+                Output::Table | Output::Csv => show::request(&view),
             }
             return Ok(if succeeded(status) {
                 ExitCode::SUCCESS
@@ -150,4 +150,18 @@ async fn follow(api: &ApiClient, id: &str, wait: Wait, out: Output) -> Result<Ex
         timed_out(id, status, started, wait)?;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+/// `rate ID up|down [--comment]`: recorded in the request's audit trail.
+pub async fn rate(api: &ApiClient, id: &str, up: bool, comment: Option<&str>, out: Output) -> Result<ExitCode> {
+    let body = serde_json::json!({ "rating": if up { "up" } else { "down" }, "comment": comment });
+    let (_, v) = api
+        .call(Method::POST, &format!("/requests/{id}/rating"), Some(&body), &[])
+        .await
+        .map_err(explain)?;
+    match out {
+        Output::Json => println!("{v:#}"),
+        Output::Table | Output::Csv => println!("{id}  rated {}: thank you", if up { "up" } else { "down" }),
+    }
+    Ok(ExitCode::SUCCESS)
 }

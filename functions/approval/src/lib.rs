@@ -23,7 +23,7 @@ use serde_json::json;
 use app::ports::{QueueName, RequestQuery, StoreError};
 use app::workflow::Applied;
 use app::App;
-use domain::auth::token::{ApprovalClaims, TokenError};
+use domain::auth::token::{ApprovalClaims, RatingClaims, TokenError};
 use domain::{clean_text, Action, Channel, Decision, Principal, Request, RequestId, Status, MAX_REASON_CHARS};
 use http_api::{read_body, ApiError, Signed};
 
@@ -34,16 +34,22 @@ pub const ROUTES: &[&str] = &[
     "POST /approvals/{token}",
     "POST /requests/{id}/decision",
     "POST /requests/{id}/retry",
+    "GET /capacity",
+    "GET /ratings/{token}",
+    "POST /ratings/{token}",
     "POST /slack/interactions",
 ];
 
 /// The app as the approval Lambda wires it: a decision queues provisioning or tells the
-/// requester (mail, and chat where they asked there); it provisions nothing.
+/// requester (mail, and chat where they asked there); it provisions nothing, and reads the
+/// org's repositories for `GET /capacity` only (the read-only identity).
 pub fn wire(lambda: &aws_adapter::Lambda) -> Result<App, app::config::ConfigError> {
+    let registry = chainguard::registry_or_trial(&lambda.settings, lambda.sdk.credentials_provider())?;
     Ok(lambda
         .app()
         .with_queue(lambda.queue())
         .with_notifier(lambda.notifier())
+        .with_registry(registry)
         .with_chat(::slack::from_settings(&lambda.settings)?))
 }
 
@@ -52,6 +58,8 @@ pub fn router(app: App) -> Router {
         .route("/approvals/{token}", get(confirm_page).post(decide_by_link))
         .route("/requests/{id}/decision", post(decide_by_client))
         .route("/requests/{id}/retry", post(retry))
+        .route("/capacity", get(capacity))
+        .route("/ratings/{token}", get(rating_page).post(rate_by_link))
         .route("/slack/interactions", post(slack::interaction))
         .layer(axum::middleware::from_fn(http_api::bounded_uri))
         .layer(axum::middleware::map_response(http_api::hygiene))
@@ -188,13 +196,16 @@ impl LinkProblem {
 
 /// The token's claims, if it verifies and its approver is still an approver.
 fn check_token(app: &App, token: &str) -> Result<ApprovalClaims, LinkProblem> {
-    let claims = app.token_keys().verify(token, app.clock.now()).map_err(|e| {
-        let code = match e {
-            TokenError::Invalid => StatusCode::FORBIDDEN,
-            TokenError::Expired(_) => StatusCode::GONE,
-        };
-        LinkProblem(code, e.to_string(), None)
-    })?;
+    let claims = app
+        .token_keys()
+        .verify::<ApprovalClaims>(token, app.clock.now())
+        .map_err(|e| {
+            let code = match e {
+                TokenError::Invalid => StatusCode::FORBIDDEN,
+                TokenError::Expired(_) => StatusCode::GONE,
+            };
+            LinkProblem(code, e.to_string(), None)
+        })?;
     if !app
         .settings
         .approvers
@@ -558,5 +569,149 @@ async fn retry(
             "the request changed meanwhile; look at it again",
         )),
         Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+/// The org's repository count against its limit, and what could be removed: repositories
+/// nobody asked for through this tool first, then those whose last request is oldest.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/capacity", tag = "approvals",
+    responses((status = 200, description = "Used, limit and the cleanup list", body = Object)),
+    security(("client_signature" = [])),
+))]
+async fn capacity(State(app): State<App>, signed: Signed) -> Result<Json<app::capacity::CapacityReport>, ApiError> {
+    signed.require_admin()?;
+    let unavailable = |e: app::ports::RegistryError| {
+        ApiError::new(StatusCode::BAD_GATEWAY, format!("the registry could not be read: {e}"))
+    };
+    let repos = app.registry.org_repos().await.map_err(unavailable)?;
+    // The plan's own limit, where it sets one: the same whatever image is named.
+    let plan = app.registry.entitled("static").await.map_err(unavailable)?.max_images;
+    let limit = app::capacity::limit(app.settings.org_repo_limit, plan);
+    Ok(Json(
+        app.capacity_report(&repos, limit).await.map_err(ApiError::internal)?,
+    ))
+}
+
+/// A rating link's claims, or the page that says why it cannot be used.
+fn check_rating(app: &App, token: &str) -> Result<RatingClaims, LinkProblem> {
+    let problem = |code: StatusCode, why: String| LinkProblem(code, why, None);
+    let keys = app
+        .audit_keys()
+        .ok_or_else(|| problem(StatusCode::FORBIDDEN, "Rating links are not signed here.".into()))?;
+    keys.verify::<RatingClaims>(token, app.clock.now())
+        .map_err(|e| match e {
+            TokenError::Invalid => problem(
+                StatusCode::FORBIDDEN,
+                "This is not a valid rating link (it may have been cut short or altered).".into(),
+            ),
+            TokenError::Expired(at) => problem(
+                StatusCode::GONE,
+                format!("This rating link expired at {}.", at.format("%Y-%m-%d %H:%M UTC")),
+            ),
+        })
+}
+
+/// A 👍 / 👎 link from an outcome mail: shows the request and a form; changes nothing.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/ratings/{token}", tag = "approvals",
+    params(("token" = String, Path, description = "A rating link's signed claims")),
+    responses(
+        (status = 200, description = "The request and the form that records the rating", content_type = "text/html", body = String),
+        (status = 403, description = "Not a valid rating link", content_type = "text/html", body = String),
+        (status = 404, description = "No such request", content_type = "text/html", body = String),
+        (status = 410, description = "The link expired", content_type = "text/html", body = String),
+    ),
+))]
+async fn rating_page(State(app): State<App>, Path(token): Path<String>) -> Response {
+    let claims = match check_rating(&app, &token) {
+        Ok(c) => c,
+        Err(problem) => return problem.page(&app, None).await,
+    };
+    match app.store.get(claims.request_id).await {
+        Ok(Some(r)) => Html(pages::rate(&r, claims.up, &app.settings.org_name)).into_response(),
+        Ok(None) => not_found(),
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RatingForm {
+    #[serde(default)]
+    comment: String,
+}
+
+/// The rating page's form: records the link's rating (each link once) with the comment.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/ratings/{token}", tag = "approvals",
+    params(("token" = String, Path, description = "A rating link's signed claims")),
+    request_body(content = RatingForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Recorded", content_type = "text/html", body = String),
+        (status = 400, description = "The comment is not valid", content_type = "text/html", body = String),
+        (status = 403, description = "Not a valid rating link, or not the link's to rate", content_type = "text/html", body = String),
+        (status = 409, description = "This link was used already, or the request cannot be rated", content_type = "text/html", body = String),
+        (status = 410, description = "The link expired", content_type = "text/html", body = String),
+    ),
+))]
+async fn rate_by_link(State(app): State<App>, Path(token): Path<String>, req: HttpRequest) -> Response {
+    let claims = match check_rating(&app, &token) {
+        Ok(c) => c,
+        Err(problem) => return problem.page(&app, None).await,
+    };
+    let not_recorded = |code: StatusCode, why: &str, typed: Option<&str>| {
+        (code, Html(pages::problem("Not recorded", why, None, typed))).into_response()
+    };
+    let body = match read_body(req, app.settings.max_body_bytes).await {
+        Ok((_, b)) => b,
+        Err(e) => return e.into_response(),
+    };
+    let form: RatingForm = match serde_urlencoded::from_bytes(&body) {
+        Ok(f) => f,
+        Err(e) => return not_recorded(StatusCode::BAD_REQUEST, &format!("the form is not valid: {e}"), None),
+    };
+    let typed = Some(form.comment.trim()).filter(|t| !t.is_empty());
+    let comment = match typed.map(|c| clean_text("comment", c, MAX_REASON_CHARS)).transpose() {
+        Ok(c) => c,
+        Err(e) => return not_recorded(StatusCode::BAD_REQUEST, &e.to_string(), typed),
+    };
+    let Ok(who) = claims.who.parse::<Principal>() else {
+        return not_recorded(StatusCode::FORBIDDEN, "This link names nobody who can rate.", typed);
+    };
+    let key = domain::auth::token::use_key(&token);
+    let until = DateTime::from_timestamp(claims.expires, 0).unwrap_or_else(|| app.clock.now());
+    match app.store.claim_once(&key, app.clock.now(), until).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return not_recorded(
+                StatusCode::CONFLICT,
+                "This link was used already. The other link in the mail changes your rating.",
+                typed,
+            )
+        }
+        Err(e) => return ApiError::internal(e).into_response(),
+    }
+    match app
+        .rate(claims.request_id, &who, claims.up, comment, Channel::Email)
+        .await
+    {
+        Ok(r) => Html(pages::rated(&r, claims.up, &app.settings.org_name)).into_response(),
+        Err(e) => {
+            if let app::report::RateFailed::Store(_) = e {
+                // Nothing was recorded: the link may be used again.
+                if let Err(e) = app.store.release(&key).await {
+                    tracing::error!(request_id = %claims.request_id, error = %e, "could not release a rating link's use");
+                }
+            }
+            let code = match &e {
+                app::report::RateFailed::NotFound(_) => StatusCode::NOT_FOUND,
+                app::report::RateFailed::Refused(domain::RateError::NotAsker) => StatusCode::FORBIDDEN,
+                app::report::RateFailed::Refused(_) => StatusCode::CONFLICT,
+                app::report::RateFailed::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            not_recorded(code, &e.to_string(), typed)
+        }
     }
 }

@@ -10,9 +10,12 @@ use utoipa::OpenApi;
         super::decide_by_link,
         super::decide_by_client,
         super::retry,
+        super::capacity,
+        super::rating_page,
+        super::rate_by_link,
         super::slack::interaction
     ),
-    components(schemas(super::DecisionBody, super::LinkForm)),
+    components(schemas(super::DecisionBody, super::LinkForm, super::RatingForm)),
     tags((name = "approvals", description = "Approve or deny: links from email, admin clients")),
     modifiers(&Shared),
 )]

@@ -87,6 +87,9 @@ fn details(r: &Request) -> Markup {
             dt { "Submitted" } dd { (when(r.created_at)) }
             dt { "Request" } dd { code id="request-id" { (r.id) } }
             dt { "Catalog" } dd { a href=(catalog_page(r)) rel="noreferrer noopener" { (catalog_page(r)) } }
+            @if let Some(c) = r.capacity {
+                dt { "Registry" } dd id="capacity" { (c.describe()) " (when checked)" }
+            }
         }
         @if !r.earlier.is_empty() {
             h2 { "This image's requests so far" }
@@ -213,6 +216,36 @@ pub fn problem(title: &str, message: &str, about: Option<(&Request, &str)>, type
             @if let Some((r, _)) = about {
                 p { "Follow it: " code id="follow" { "cgr-request status " (r.id) } }
             }
+        },
+    )
+}
+
+/// Behind a rating link: the request, the rating the link carries, and a form to confirm
+/// it with an optional comment (mail scanners open links; only the form records).
+pub fn rate(r: &Request, up: bool, org: &str) -> String {
+    let (verb, class) = if up { ("Good", "approve") } else { ("Not good", "deny") };
+    layout(
+        &format!("How did {} go?", subject(r)),
+        html! {
+            (facts(r, org))
+            form method="post" {
+                label for="comment" { "Anything to add? (optional, shown to the platform team)" }
+                textarea id="comment" name="comment" maxlength="1000" {}
+                button class=(class) id="rate" type="submit" { (if up { "👍 " } else { "👎 " }) (verb) }
+            }
+            p class="note" { "Rating again from the other link replaces this one." }
+        },
+    )
+}
+
+/// After a rating is recorded.
+pub fn rated(r: &Request, up: bool, org: &str) -> String {
+    layout(
+        "Thank you",
+        html! {
+            (facts(r, org))
+            p id="rated" { "Your " (if up { "👍" } else { "👎" }) " is recorded." }
+            p { "Follow it: " code id="follow" { "cgr-request status " (r.id) } }
         },
     )
 }

@@ -35,6 +35,7 @@ pub async fn interaction(State(app): State<App>, signed: SlackSigned) -> Respons
         response_url,
     } = match payloads::interaction(&signed.body) {
         Ok(Interaction::Decide(click)) => click,
+        Ok(Interaction::Rate(click)) => return rate(&app, click).await,
         Ok(Interaction::Ignored) => return StatusCode::OK.into_response(),
         Err(why) => return ApiError::bad_request(why).into_response(),
     };
@@ -80,6 +81,29 @@ pub async fn interaction(State(app): State<App>, signed: SlackSigned) -> Respons
                 "text": format!("Not recorded: {}", e.message()),
             }))
             .await
+        }
+    }
+    StatusCode::OK.into_response()
+}
+
+/// A requester's (or watcher's) 👍 or 👎 on their outcome message: recorded, and answered
+/// to them alone.
+async fn rate(app: &App, click: Click) -> Response {
+    let text = match app
+        .rate(click.id, &click.approver, click.approve, None, Channel::Slack)
+        .await
+    {
+        Ok(_) => format!(
+            "Thank you: your {} for `{}` is recorded. Click again to change it.",
+            if click.approve { "👍" } else { "👎" },
+            click.id
+        ),
+        Err(e) => format!("Not recorded: {e}"),
+    };
+    if let (Some(chat), Some(url)) = (&app.chat, &click.response_url) {
+        let body = json!({ "response_type": "ephemeral", "replace_original": false, "text": text });
+        if let Err(e) = chat.respond(url, &body).await {
+            tracing::error!(request_id = %click.id, error = %e, "could not answer a rating in Slack");
         }
     }
     StatusCode::OK.into_response()

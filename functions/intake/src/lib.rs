@@ -1,7 +1,8 @@
 //! intake: the HTTP entry for asking. `POST /requests` parses and authenticates a request,
 //! stores it (`received`, with its first audit event) and queues it for validation;
 //! `GET /requests/{id}` answers its status and audit timeline; `GET /requests` lists them
-//! for admins; `GET /catalog?q=` searches the catalog.
+//! for admins; `GET /catalog?q=` searches the catalog; `POST /requests/{id}/rating` takes
+//! a requester's 👍 or 👎; `GET /reports/weekly` answers admins what the tool achieved.
 
 #[cfg(feature = "openapi")]
 pub mod openapi;
@@ -16,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use app::ports::{QueueName, RequestQuery, StoreError};
+use app::report::{Range, RateFailed};
 use app::workflow::Submitted;
 use app::App;
 use domain::{
@@ -34,6 +36,8 @@ pub const ROUTES: &[&str] = &[
     "GET /requests",
     "GET /requests/{id}",
     "GET /catalog",
+    "POST /requests/{id}/rating",
+    "GET /reports/weekly",
     "POST /slack/commands",
 ];
 
@@ -52,6 +56,8 @@ pub fn router(app: App) -> Router {
         .route("/requests", post(submit).get(list))
         .route("/requests/{id}", get(status))
         .route("/catalog", get(catalog))
+        .route("/requests/{id}/rating", post(rate))
+        .route("/reports/weekly", get(weekly_report))
         .route("/slack/commands", post(slack::command))
         .layer(axum::middleware::from_fn(http_api::bounded_uri))
         .layer(axum::middleware::map_response(http_api::hygiene))
@@ -499,4 +505,149 @@ async fn catalog(
     }
     let matches = catalog.search(&q, p.limit.unwrap_or(10).clamp(1, 50));
     Ok(Json(CatalogAnswer::Search { query: q, matches }))
+}
+
+fn parse_id(id: &str) -> Result<RequestId, ApiError> {
+    id.parse()
+        .map_err(|e: domain::BadRequestId| ApiError::bad_request(e.to_string()))
+}
+
+/// A rating of a request that ended with a pull string.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RatingBody {
+    /// `up` or `down`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(up|down)$"))]
+    pub rating: String,
+    /// What could be better (or was good): up to 1,000 characters.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
+    pub comment: Option<String>,
+    /// Only for clients trusted to name another requester: who is rating.
+    #[serde(default)]
+    pub rater: Option<String>,
+}
+
+/// Rates a request its requester (or someone who joined it) got a pull string from: 👍 or
+/// 👎, with an optional comment. Recorded in the audit trail; rating again replaces the
+/// earlier rating in reports.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post, path = "/requests/{id}/rating", tag = "requests",
+    params(http_api::openapi::RequestPath),
+    request_body = RatingBody,
+    responses(
+        (status = 200, description = "Recorded; the request as it now stands", body = domain::Request),
+        (status = 403, description = "Only whoever asked for the request may rate it", body = http_api::openapi::ErrorBody),
+        (status = 404, description = "No such request", body = http_api::openapi::ErrorBody),
+        (status = 409, description = "Not ended with a pull string, or this signature was used already", body = http_api::openapi::ErrorBody),
+    ),
+    security(("client_signature" = [])),
+))]
+async fn rate(State(app): State<App>, Path(id): Path<String>, signed: Signed) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let body: RatingBody = signed.parse()?;
+    let up = match body.rating.as_str() {
+        "up" => true,
+        "down" => false,
+        other => {
+            return Err(
+                ApiError::bad_request(format!("rating: `{other}` is not one of up, down"))
+                    .with(json!({ "field": "rating" })),
+            )
+        }
+    };
+    let comment = body
+        .comment
+        .filter(|c| !c.trim().is_empty())
+        .map(|c| domain::clean_text("comment", &c, domain::MAX_REASON_CHARS))
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()).with(json!({ "field": "comment" })))?;
+    let rater = match body.rater.filter(|r| !r.is_empty()) {
+        None => signed.client.principal.clone(),
+        Some(p) if signed.client.assert_requester => p
+            .parse::<Principal>()
+            .map_err(|e| ApiError::bad_request(format!("rater: {e}")).with(json!({ "field": "rater" })))?,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "client `{}` may not rate on behalf of someone else: leave out `rater`",
+                    signed.client.id
+                ),
+            ))
+        }
+    };
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, format!("no request {id}"));
+    // Whoever may not read the request does not learn that it exists.
+    let r = app
+        .store
+        .get(id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(not_found)?;
+    if !may_read(&signed, &r) {
+        return Err(not_found());
+    }
+    let now = app.clock.now();
+    let once = format!("rating#{}", signed.request_id());
+    if !app
+        .store
+        .claim_once(&once, now, now + chrono::Duration::minutes(10))
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "this signature was already used: sign each rating once",
+        )
+        .with(json!({ "replayed": true })));
+    }
+    match app.rate(id, &rater, up, comment, Channel::Api).await {
+        Ok(r) => Ok(Json(r.public())),
+        Err(RateFailed::NotFound(_)) => Err(not_found()),
+        Err(RateFailed::Refused(e @ domain::RateError::NotAsker)) => {
+            Err(ApiError::new(StatusCode::FORBIDDEN, e.to_string()))
+        }
+        Err(RateFailed::Refused(e)) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
+        Err(RateFailed::Store(e)) => Err(ApiError::internal(e)),
+    }
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportParams {
+    /// The last N ISO weeks, this one included (1 to 57; default 4).
+    weeks: Option<u32>,
+    /// The first day (`YYYY-MM-DD`, UTC) instead.
+    since: Option<String>,
+    /// The last day, included (`YYYY-MM-DD`; default today); only with `since`.
+    until: Option<String>,
+}
+
+/// What the tool achieved per ISO week and in total, for admins: requests, outcomes,
+/// approval and delivery times, approvers, top images, adoption, satisfaction and the time
+/// saved (README, "Measuring success", defines every figure).
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get, path = "/reports/weekly", tag = "reports",
+    params(ReportParams),
+    responses((status = 200, description = "The report", body = domain::report::Report)),
+    security(("client_signature" = [])),
+))]
+async fn weekly_report(
+    State(app): State<App>,
+    Query(p): Query<ReportParams>,
+    signed: Signed,
+) -> Result<Json<domain::report::Report>, ApiError> {
+    signed.require_admin()?;
+    let now = app.clock.now();
+    let range = match (p.weeks, p.since) {
+        (Some(_), Some(_)) => Err("give weeks or since, not both".to_string()),
+        (_, None) if p.until.is_some() => Err("until needs since".to_string()),
+        (weeks, None) => Range::weeks(weeks.unwrap_or(4), now),
+        (None, Some(since)) => Range::dates(&since, p.until.as_deref(), now),
+    }
+    .map_err(ApiError::bad_request)?;
+    Ok(Json(app.report(range).await.map_err(ApiError::internal)?))
 }

@@ -21,11 +21,22 @@ pub struct SlackMessage {
         super::list,
         super::status,
         super::catalog,
+        super::rate,
+        super::weekly_report,
         super::slack::command
     ),
-    components(schemas(super::SubmitBody, super::Accepted, super::RequestList, super::CatalogAnswer, SlackMessage)),
+    components(schemas(
+        super::SubmitBody,
+        super::Accepted,
+        super::RequestList,
+        super::CatalogAnswer,
+        super::RatingBody,
+        domain::report::Report,
+        SlackMessage
+    )),
     tags(
         (name = "requests", description = "Ask for an image and follow the request"),
+        (name = "reports", description = "What the tool achieved, for admins"),
         (name = "catalog", description = "The Chainguard catalog and the organization's images"),
         (name = "slack", description = "Slack's slash command and buttons"),
         (name = "contract", description = "This document"),

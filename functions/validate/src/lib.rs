@@ -14,7 +14,10 @@ use app::ports::{QueueName, RequestQuery, StoreError, WorkItem};
 use app::workflow::{Applied, StepError};
 use app::App;
 use domain::auth::token::ApprovalClaims;
-use domain::{Action, Change, Channel, Decision, Earlier, Principal, ProvisionResult, Request, Verdict, MAX_EARLIER};
+use domain::{
+    Action, Capacity, Change, Channel, Decision, Earlier, Principal, ProvisionResult, RejectReason, Request, Verdict,
+    MAX_EARLIER,
+};
 
 /// The app as the validate Lambda wires it: the live catalog and org (or the trial org),
 /// the provision queue, mail and chat for approvals and outcomes.
@@ -52,6 +55,7 @@ fn actor() -> Principal {
 /// What the checks concluded.
 enum Finding {
     Reject {
+        why: RejectReason,
         reason: String,
         suggestions: Vec<String>,
     },
@@ -68,6 +72,7 @@ async fn check_removal(app: &App, r: &Request) -> Result<Finding, StepError> {
     let name = r.image.name();
     if app.registry.find_repo(name).await?.is_none() {
         return Ok(Finding::Reject {
+            why: RejectReason::NotInOrg,
             reason: format!("`{name}` is not in `{}`", app.registry.org_name()),
             suggestions: vec![],
         });
@@ -116,7 +121,8 @@ async fn history(app: &App, r: &Request) -> Result<Vec<Earlier>, StepError> {
     Ok(all)
 }
 
-async fn check(app: &App, r: &Request) -> Result<Finding, StepError> {
+/// `counted` gets the org's repository count where the checks got that far.
+async fn check(app: &App, r: &Request, counted: &mut Option<Capacity>) -> Result<Finding, StepError> {
     if !r.kind.is_add() {
         return check_removal(app, r).await;
     }
@@ -124,6 +130,7 @@ async fn check(app: &App, r: &Request) -> Result<Finding, StepError> {
     let catalog = app.registry.catalog().await?;
     if !catalog.contains(name) {
         return Ok(Finding::Reject {
+            why: RejectReason::NotInCatalog,
             reason: format!("`{name}` is not in the Chainguard catalog"),
             suggestions: catalog.suggest(name, 3),
         });
@@ -133,6 +140,7 @@ async fn check(app: &App, r: &Request) -> Result<Finding, StepError> {
     let tags = app.registry.catalog_tags(name).await?;
     if !tags.iter().any(|t| t == tag) {
         return Ok(Finding::Reject {
+            why: RejectReason::UnknownTag,
             reason: format!("`{name}` has no tag `{tag}` in the Chainguard catalog (tags are case-sensitive)"),
             suggestions: domain::catalog::closest_tags(tag, &tags, 3)
                 .into_iter()
@@ -154,6 +162,7 @@ async fn check(app: &App, r: &Request) -> Result<Finding, StepError> {
         .evaluate(&r.image, r.vouched_environment(), &r.requester);
     if let Verdict::Deny { rule } = &verdict {
         return Ok(Finding::Reject {
+            why: RejectReason::DeniedByPolicy,
             reason: format!("denied by policy ({rule})"),
             suggestions: vec![],
         });
@@ -161,16 +170,23 @@ async fn check(app: &App, r: &Request) -> Result<Finding, StepError> {
     let entitlement = app.registry.entitled(name).await?;
     if entitlement.allowed == Some(false) {
         return Ok(Finding::Reject {
+            why: RejectReason::NotEntitled,
             reason: format!("`{name}` is not among the images your organization's plan may add"),
             suggestions: vec![],
         });
     }
-    let count = app.registry.org_repos().await?.len();
-    let limit = entitlement
-        .max_images
-        .map_or(app.settings.org_repo_limit, |m| m.min(app.settings.org_repo_limit));
+    let repos = app.registry.org_repos().await?;
+    let count = repos.len();
+    let limit = app::capacity::limit(app.settings.org_repo_limit, entitlement.max_images);
+    let capacity = Capacity {
+        used: count as u64,
+        limit: limit as u64,
+    };
+    *counted = Some(capacity);
+    app.watch_capacity(r, capacity, &repos).await;
     if count >= limit {
         return Ok(Finding::Reject {
+            why: RejectReason::OrgLimit,
             reason: format!("the organization has {count} repositories, at its limit of {limit}"),
             suggestions: vec![],
         });
@@ -196,6 +212,7 @@ async fn approve(
     channel: Channel,
     why: String,
     history: Vec<Earlier>,
+    capacity: Option<Capacity>,
 ) -> Result<Applied, StoreError> {
     let c = app.change(Action::AutoApprove, by, channel, Some(why.clone()));
     let decision = Decision {
@@ -208,6 +225,7 @@ async fn approve(
     app.apply(r, c, |r| {
         r.decision = Some(decision);
         r.earlier = history;
+        r.capacity = capacity;
     })
     .await
 }
@@ -219,7 +237,8 @@ pub async fn validate(app: &App, item: WorkItem) -> Result<(), StepError> {
         let applied = match r.status() {
             domain::Status::Received => app.apply(&r, change(app, Action::StartValidation, None), |_| {}).await,
             domain::Status::Validating => {
-                let finding = check(app, &r).await?;
+                let mut capacity = None;
+                let finding = check(app, &r, &mut capacity).await?;
                 // What goes on to a decision carries a removal's history: its approvers see
                 // who asked for the image and what since, and those people are told at the end.
                 let history = match finding {
@@ -227,9 +246,15 @@ pub async fn validate(app: &App, item: WorkItem) -> Result<(), StepError> {
                     _ => history(app, &r).await?,
                 };
                 match finding {
-                    Finding::Reject { reason, suggestions } => {
+                    Finding::Reject {
+                        why,
+                        reason,
+                        suggestions,
+                    } => {
                         app.apply(&r, change(app, Action::Reject, Some(reason.clone())), |r| {
                             r.outcome = Some(reason);
+                            r.rejected_for = Some(why);
+                            r.capacity = capacity;
                             r.suggestions = suggestions;
                         })
                         .await
@@ -242,13 +267,19 @@ pub async fn validate(app: &App, item: WorkItem) -> Result<(), StepError> {
                         .await
                     }
                     Finding::NeedsApproval => {
-                        app.apply(&r, change(app, Action::RequireApproval, None), |r| r.earlier = history)
-                            .await
+                        app.apply(&r, change(app, Action::RequireApproval, None), |r| {
+                            r.earlier = history;
+                            r.capacity = capacity;
+                        })
+                        .await
                     }
                     Finding::AutoApprove(rule) => {
-                        approve(app, &r, Principal::service("policy"), Channel::System, rule, history).await
+                        let by = Principal::service("policy");
+                        approve(app, &r, by, Channel::System, rule, history, capacity).await
                     }
-                    Finding::PreApproved(by, why) => approve(app, &r, by, Channel::PullRequest, why, history).await,
+                    Finding::PreApproved(by, why) => {
+                        approve(app, &r, by, Channel::PullRequest, why, history, capacity).await
+                    }
                 }
             }
             // Approved by policy: make sure provisioning was queued (a crash may have come between).
@@ -329,8 +360,10 @@ pub async fn handle_any(app: &App, event: serde_json::Value, budget: Budget) -> 
     }
     let report = app.sweep(chrono::Duration::minutes(5)).await?;
     let oldest = oldest_pending_age(app).await?;
-    // CloudWatch embedded metric format: the alarm on stale approvals reads this line.
-    println!("{}", emf_line(oldest, app.clock.now()));
+    // Hours, so the alarm's threshold is the template's parameter as given; no dimension,
+    // as the alarm reads it.
+    app.metrics
+        .put_unlabelled("OldestPendingApprovalHours", oldest as f64 / 3600.0);
     tracing::info!(
         requeued = report.requeued,
         expired = report.expired,
@@ -353,23 +386,4 @@ pub async fn oldest_pending_age(app: &App) -> Result<i64, app::ports::StoreError
     Ok(oldest
         .first()
         .map_or(0, |r| (app.clock.now() - r.created_at).num_seconds().max(0)))
-}
-
-pub const METRIC_NAMESPACE: &str = "ImageRequest";
-pub const OLDEST_PENDING_METRIC: &str = "OldestPendingApprovalHours";
-
-fn emf_line(oldest_secs: i64, now: chrono::DateTime<chrono::Utc>) -> String {
-    serde_json::json!({
-        "_aws": {
-            "Timestamp": now.timestamp_millis(),
-            "CloudWatchMetrics": [{
-                "Namespace": METRIC_NAMESPACE,
-                "Dimensions": [[]],
-                "Metrics": [{ "Name": OLDEST_PENDING_METRIC, "Unit": "None" }]
-            }]
-        },
-        // Hours, so the alarm's threshold is the template's parameter as given.
-        OLDEST_PENDING_METRIC: oldest_secs as f64 / 3600.0
-    })
-    .to_string()
 }

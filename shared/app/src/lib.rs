@@ -4,11 +4,14 @@
 //! names no AWS service, no database and no HTTP server (see ARCHITECTURE.md).
 
 pub mod archive;
+pub mod capacity;
 pub mod config;
 pub mod consumer;
+pub mod metrics;
 pub mod mrkdwn;
 pub mod notify;
 pub mod ports;
+pub mod report;
 #[cfg(feature = "requested-images")]
 pub mod requested_images;
 pub mod slack_payloads;
@@ -21,6 +24,7 @@ use std::sync::Arc;
 use domain::auth::token::TokenKeys;
 
 use crate::config::{ClientConfig, Settings};
+use crate::metrics::{MeasuredNotifier, MeasuredRegistry, Metrics};
 use crate::ports::{AuditLog, Chat, Clock, Notifier, Queue, Registry, RequestStore, Unwired};
 
 /// What every handler receives: the ports and the settings, built once at start-up.
@@ -35,6 +39,8 @@ pub struct App {
     pub settings: Arc<Settings>,
     /// Chat (Slack), where one is configured.
     pub chat: Option<Arc<dyn Chat>>,
+    /// Off until a sink is set (`Metrics::set`): a Lambda prints EMF lines.
+    pub metrics: Metrics,
 }
 
 impl App {
@@ -56,6 +62,7 @@ impl App {
             clock,
             settings: Arc::new(settings),
             chat: None,
+            metrics: Metrics::default(),
         }
     }
 
@@ -64,13 +71,21 @@ impl App {
         self
     }
 
+    /// Every message is counted (`NotificationsSent`, `NotificationsFailed`).
     pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> App {
-        self.notifier = notifier;
+        self.notifier = Arc::new(MeasuredNotifier {
+            inner: notifier,
+            metrics: self.metrics.clone(),
+        });
         self
     }
 
+    /// Every call is counted and timed (`ChainguardCalls`, `ChainguardLatency`).
     pub fn with_registry(mut self, registry: Arc<dyn Registry>) -> App {
-        self.registry = registry;
+        self.registry = Arc::new(MeasuredRegistry {
+            inner: registry,
+            metrics: self.metrics.clone(),
+        });
         self
     }
 

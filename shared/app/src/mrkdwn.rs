@@ -35,7 +35,9 @@ pub fn approval_blocks(r: &Request) -> Value {
         r.id,
         quote(r.justification.as_str())
     ) + &also_asked_by(r)
-            + &first_asked(r);
+            + &first_asked(r)
+            + &r.capacity
+                .map_or_else(String::new, |c| format!("\n*Registry:* {}", c.describe()));
     let button = |id: &str, label: &str, style: &str, question: String| {
         json!({
             "type": "button",
@@ -62,6 +64,31 @@ pub fn approval_blocks(r: &Request) -> Value {
             button("deny", "Deny", "danger", format!("Deny `{}`? The requester is told.", r.image)),
         ]}
     ])
+}
+
+/// A requester's outcome with 👍 / 👎 buttons, where the request ended with a pull string.
+pub fn outcome_blocks(r: &Request, text: &str) -> Option<Value> {
+    if !r.kind.is_add()
+        || !matches!(
+            r.status(),
+            domain::Status::Provisioned | domain::Status::AlreadyAvailable
+        )
+    {
+        return None;
+    }
+    let button = |id: &str, label: &str| {
+        json!({
+            "type": "button",
+            "action_id": id,
+            "text": { "type": "plain_text", "text": label, "emoji": true },
+            "value": r.id.to_string(),
+        })
+    };
+    Some(json!([
+        { "type": "section", "text": { "type": "mrkdwn", "text": escape(text) } },
+        { "type": "context", "elements": [{ "type": "mrkdwn", "text": "How did this go? One click tells the platform team." }] },
+        { "type": "actions", "block_id": "rating", "elements": [button("rate_up", "👍"), button("rate_down", "👎")] }
+    ]))
 }
 
 /// Someone's words, escaped and quoted line by line: they keep their lines and cannot pass

@@ -24,6 +24,54 @@ fn details(r: &Request) -> String {
         quoted(r.justification.as_str()),
         also_asked_by(r),
     ) + &earlier_lines(r)
+        + &r.capacity.map_or_else(String::new, |c| format!("\nRegistry:      {} (when checked)\n", c.describe()))
+}
+
+/// The org's repository count crossed the alert share, or reached the limit (with what
+/// could be removed, oldest asked for first).
+pub fn capacity_alert(
+    r: &Request,
+    approver: &str,
+    c: domain::Capacity,
+    cleanup: &[crate::capacity::Candidate],
+) -> Message {
+    let full = c.used >= c.limit;
+    let mut text = format!(
+        "{} ({}%) in the organization's registry.{}\n\nCounted while validating {} ({}).\n",
+        c.describe(),
+        c.percent(),
+        if full {
+            " It is at its limit: requests for new images are rejected until repositories are removed."
+        } else {
+            " At the limit, requests for new images are rejected."
+        },
+        r.image,
+        r.id,
+    );
+    if !cleanup.is_empty() {
+        text += "\nCould go first (nobody asked for them here, then the longest since asked):\n";
+        for cand in cleanup {
+            text += &match (&cand.last_requested, &cand.requester) {
+                (Some(at), Some(who)) => format!("  {}  last asked {} by {}\n", cand.name, at.format("%Y-%m-%d"), who),
+                _ => format!("  {}  never asked for through Image Request\n", cand.name),
+            };
+        }
+    }
+    text +=
+        "\nThe whole list: cgr-request admin capacity\nRemove one: cgr-request remove IMAGE --justification \"…\"\n";
+    Message {
+        kind: MessageKind::ApproverAlert,
+        to: approver.to_string(),
+        subject: format!(
+            "Registry {}: {}",
+            if full { "full" } else { "filling up" },
+            c.describe()
+        ),
+        text,
+        request_id: r.id,
+        status: r.status(),
+        channel: r.channel,
+    }
 }
 
 /// For a removal: who asked for the image first, and the requests since.

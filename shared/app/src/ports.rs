@@ -65,9 +65,14 @@ pub trait RequestStore: Send + Sync {
     async fn claim_once(&self, key: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Gives a claim back, when what it guarded could not be done.
     async fn release(&self, key: &str) -> Result<(), StoreError>;
+    /// Whether a claim on `key` holds at `now` (a read: nothing is taken).
+    async fn holds(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Newest first, except pending approvals and stuck requests: oldest first.
     /// `limit` 0 means 100; at most 1,000 are returned.
     async fn list(&self, query: &RequestQuery) -> Result<Vec<Request>, StoreError>;
+    /// Every request created at or after `since` and before `until`, oldest first, however
+    /// many (what a report counts). No scan: `by_time` on DynamoDB.
+    async fn created_between(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<Request>, StoreError>;
 }
 
 /// Audit events by actor and/or time, newest first.
@@ -83,6 +88,15 @@ pub struct AuditQuery {
 pub trait AuditLog: Send + Sync {
     /// A request's events in sequence order.
     async fn timeline(&self, id: RequestId) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Several requests' events, each in sequence order (one Query per request on
+    /// DynamoDB; one statement on SQLite).
+    async fn timelines(&self, ids: &[RequestId]) -> Result<Vec<(RequestId, Vec<AuditEvent>)>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push((*id, self.timeline(*id).await?));
+        }
+        Ok(out)
+    }
     /// Events across requests, newest first; `limit` 0 means 100.
     async fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
     /// Records an attempt the status machine refused (append-only, like the events).

@@ -120,6 +120,9 @@ impl SlashCommand {
 pub enum Interaction {
     /// Approve (`true`) or Deny clicked on a request's message.
     Decide(Click),
+    /// 👍 (`approve` is `true`) or 👎 clicked on a requester's outcome message; `approver`
+    /// is whoever clicked.
+    Rate(Click),
     /// Any other interaction (another block, a modal, a shortcut): nothing to do.
     Ignored,
 }
@@ -181,9 +184,11 @@ pub fn interaction(body: &[u8]) -> Result<Interaction, &'static str> {
     let Some(action) = p.actions.first().filter(|_| p.kind == "block_actions") else {
         return Ok(Interaction::Ignored);
     };
-    let approve = match action.action_id.as_str() {
-        "approve" => true,
-        "deny" => false,
+    let (approve, rating) = match action.action_id.as_str() {
+        "approve" => (true, false),
+        "deny" => (false, false),
+        "rate_up" => (true, true),
+        "rate_down" => (false, true),
         _ => return Ok(Interaction::Ignored),
     };
     let id = action
@@ -194,13 +199,18 @@ pub fn interaction(body: &[u8]) -> Result<Interaction, &'static str> {
     let approver = format!("slack:{team}/{}", p.user.id)
         .parse::<Principal>()
         .map_err(|_| "Slack sent no usable team and user id")?;
-    Ok(Interaction::Decide(Click {
+    let click = Click {
         approve,
         id,
         approver,
         user_id: p.user.id,
         response_url: p.response_url,
-    }))
+    };
+    Ok(if rating {
+        Interaction::Rate(click)
+    } else {
+        Interaction::Decide(click)
+    })
 }
 
 #[cfg(test)]

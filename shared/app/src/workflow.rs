@@ -9,6 +9,9 @@ use crate::ports::{Created, NotifyError, QueueError, QueueName, RegistryError, R
 use crate::App;
 use domain::{Action, Change, Channel, Principal, Refusal, Refused, Request, RequestId, Status};
 
+/// How long a rating link in an outcome mail works.
+pub const RATING_LINK_DAYS: i64 = 30;
+
 /// What a queue consumer does with a failed message.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
@@ -106,8 +109,40 @@ impl App {
                 self.seal(&mut t.event);
                 self.store.commit(&t).await?;
                 tracing::info!(request_id = %t.request.id, from = %t.expected_status, to = %t.request.status(), actor = %t.event.actor, "transition");
+                self.measure(&t.request, &t.event);
                 Ok(Applied::Done(t.request))
             }
+        }
+    }
+
+    /// The metrics a committed transition makes (`app::metrics::METRICS`).
+    fn measure(&self, r: &Request, e: &domain::AuditEvent) {
+        let since = |t: chrono::DateTime<chrono::Utc>| (e.at - t).num_milliseconds().max(0) as f64 / 1000.0;
+        let outcome = match e.action {
+            Action::AutoApprove => "auto_approved",
+            Action::Approve => "approved",
+            Action::Deny => "denied",
+            Action::Expire => "expired",
+            Action::Reject => "rejected",
+            Action::FoundAvailable => "already_available",
+            Action::CompleteProvisioning => "provisioned",
+            Action::CompleteRemoval => "removed",
+            Action::Fail => "failed",
+            _ => return,
+        };
+        self.metrics.put("Decisions", 1.0, &[("Outcome", outcome)]);
+        match e.action {
+            Action::Approve | Action::Deny => self.metrics.put("ApprovalLatency", since(r.created_at), &[]),
+            Action::Reject => {
+                let why = r.rejected_for.map_or("other", |w| w.as_str());
+                self.metrics.put("Refusals", 1.0, &[("Reason", why)]);
+            }
+            // From the approval (a person's or the policy's) to the pull string.
+            Action::CompleteProvisioning => {
+                let from = r.decision.as_ref().map_or(r.created_at, |d| d.at);
+                self.metrics.put("ProvisioningLatency", since(from), &[]);
+            }
+            _ => {}
         }
     }
 
@@ -145,7 +180,11 @@ impl App {
         // A join races with the open request's own steps: re-read and try again.
         for _ in 0..8 {
             let open = match self.store.create(request, &event).await? {
-                Created::New(r) => return Ok(Submitted::New(r)),
+                Created::New(r) => {
+                    self.metrics
+                        .put("RequestsSubmitted", 1.0, &[("Channel", r.channel.into())]);
+                    return Ok(Submitted::New(r));
+                }
                 Created::Existing(r) => return Ok(Submitted::Existing(r)),
                 Created::OpenExists(open) if open.kind != request.kind => return Ok(Submitted::Opposed(open)),
                 Created::OpenExists(open) => open,
@@ -203,7 +242,9 @@ impl App {
     /// the requester can always read it with `status`.
     pub async fn tell_requester(&self, r: &Request) {
         let message = notify::outcome(r);
-        if let Err(e) = self.notifier.send(&message).await {
+        let mut mailed = message.clone();
+        mailed.text += &self.rating_links(r, &r.requester);
+        if let Err(e) = self.notifier.send(&mailed).await {
             tracing::error!(request_id = %r.id, error = %e, "could not notify the requester");
         }
         // Requesters who asked from chat hear back there too.
@@ -233,7 +274,9 @@ impl App {
         // Those who joined hear the same news, by mail, and in chat by direct message.
         for w in &r.watchers {
             let message = notify::outcome_for_watcher(r, w);
-            if let Err(e) = self.notifier.send(&message).await {
+            let mut mailed = message.clone();
+            mailed.text += &self.rating_links(r, &w.who);
+            if let Err(e) = self.notifier.send(&mailed).await {
                 tracing::error!(request_id = %r.id, error = %e, "could not notify a watcher");
             }
             if let (Some(chat), Channel::Slack) = (&self.chat, w.channel) {
@@ -246,6 +289,31 @@ impl App {
                 }
             }
         }
+    }
+
+    /// 👍 / 👎 links for `who`'s mail, where the request ended with a pull string: each
+    /// signed for them, used once, valid for `RATING_LINK_DAYS`. None without audit keys
+    /// (they sign these links).
+    pub fn rating_links(&self, r: &Request, who: &Principal) -> String {
+        let ended_well = matches!(r.status(), Status::Provisioned | Status::AlreadyAvailable);
+        let Some(keys) = self.audit_keys().filter(|_| r.kind.is_add() && ended_well) else {
+            return String::new();
+        };
+        let expires = (self.clock.now() + Duration::days(RATING_LINK_DAYS)).timestamp();
+        let link = |up: bool| {
+            let token = keys.sign(&domain::auth::token::RatingClaims {
+                request_id: r.id,
+                who: who.to_string(),
+                up,
+                expires,
+            });
+            format!("{}/ratings/{token}", self.settings.public_url())
+        };
+        format!(
+            "\n\nHow did this go? One click tells the platform team (you can add a comment):\n  Good:      {}\n  Not good:  {}\n",
+            link(true),
+            link(false)
+        )
     }
 
     pub async fn tell_approvers(&self, r: &Request, what: &str) {

@@ -11,6 +11,7 @@ mod image;
 mod openapi;
 pub mod policy;
 mod principal;
+pub mod report;
 mod request;
 mod status;
 
@@ -21,9 +22,10 @@ pub use image::{ImageRef, ImageRefError};
 pub use policy::{Policy, Verdict};
 pub use principal::{BadPrincipal, Principal};
 pub use request::{
-    clean_text, BadEnvironment, BadPreApproval, Change, Channel, Decision, Earlier, Environment, Justification, Kind,
-    NewRequest, PreApproval, ProvisionResult, Request, RequestView, TextError, Transition, Watcher, MAX_EARLIER,
-    MAX_IDEMPOTENCY_KEY_LEN, MAX_JUSTIFICATION_CHARS, MAX_REASON_CHARS, MAX_WATCHERS,
+    clean_text, thousands, BadEnvironment, BadPreApproval, Capacity, Change, Channel, Decision, Earlier, Environment,
+    Justification, Kind, NewRequest, PreApproval, ProvisionResult, RateError, RejectReason, Request, RequestView,
+    TextError, Transition, Watcher, MAX_EARLIER, MAX_IDEMPOTENCY_KEY_LEN, MAX_JUSTIFICATION_CHARS, MAX_REASON_CHARS,
+    MAX_WATCHERS,
 };
 pub use status::{Action, BadStatus, Refused, Status};
 

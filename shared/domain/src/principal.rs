@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// A person or system, written `kind:value`: `slack:<team>/<user>`, `email:<addr>`,
 /// `github:<login>`, `iam:<arn>`, or `service:<name>` for the pipeline's own steps.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum Principal {
     Slack { team: String, user: String },

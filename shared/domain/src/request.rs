@@ -289,6 +289,12 @@ pub struct Request {
     pub outcome: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suggestions: Vec<String>,
+    /// Which check rejected it, where one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_for: Option<RejectReason>,
+    /// The org's repositories when validation counted them (approvers see it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Capacity>,
     /// Hash of the last audit event, so the next one can chain to it without a read.
     pub(crate) audit_head: String,
     /// Where a Slack command's answers go while Slack honours it. A capability: stored,
@@ -305,6 +311,87 @@ pub struct Request {
     /// For a removal: the image's earlier requests, oldest first, as validation found them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub earlier: Vec<Earlier>,
+}
+
+/// Why a rating was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RateError {
+    #[error("only whoever asked for a request (its requester or someone who joined it) may rate it")]
+    NotAsker,
+    #[error("{0}; a request is rated once it ended with a pull string")]
+    Refused(Refused),
+}
+
+/// How many repositories the org holds, against the most it may.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capacity {
+    pub used: u64,
+    pub limit: u64,
+}
+
+impl Capacity {
+    /// Percent used, rounded down.
+    pub fn percent(self) -> u64 {
+        (self.used * 100).checked_div(self.limit).unwrap_or(100)
+    }
+
+    /// `1,234 of 2,500 repositories used`.
+    pub fn describe(self) -> String {
+        format!(
+            "{} of {} repositories used",
+            thousands(self.used),
+            thousands(self.limit)
+        )
+    }
+}
+
+/// `2500` as `2,500`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Why validation rejected a request, for reports (the reason in words is `outcome`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum RejectReason {
+    NotInCatalog,
+    UnknownTag,
+    DeniedByPolicy,
+    /// The org's plan does not include the image.
+    NotEntitled,
+    OrgLimit,
+    /// A removal of an image the org does not have.
+    NotInOrg,
+}
+
+impl RejectReason {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
 }
 
 /// Someone who asked for the same image while the request was open, and was told of it
@@ -571,6 +658,8 @@ impl Request {
             result: None,
             outcome: None,
             suggestions: vec![],
+            rejected_for: None,
+            capacity: None,
             audit_head: event.hash.clone(),
             response_url: None,
             pre_approval: None,
@@ -602,6 +691,31 @@ impl Request {
     /// Whether `who` asked for this request already (its requester or a watcher).
     pub fn asked_by(&self, who: &Principal) -> bool {
         self.requester == *who || self.watchers.iter().any(|w| w.who == *who)
+    }
+
+    /// `who` rates the request: only those who asked for it may, once it ended with a pull
+    /// string. `comment` is theirs, cleaned and bounded like a reason.
+    pub fn rate(
+        &self,
+        who: &Principal,
+        up: bool,
+        comment: Option<String>,
+        channel: Channel,
+        at: DateTime<Utc>,
+    ) -> Result<Transition, RateError> {
+        if !self.asked_by(who) {
+            return Err(RateError::NotAsker);
+        }
+        let change = Change {
+            action: if up { Action::RateUp } else { Action::RateDown },
+            actor: who.clone(),
+            channel,
+            reason: comment,
+            at,
+        };
+        // A rating is not progress either: `updated_at` stays.
+        let kept = self.updated_at;
+        self.apply(change, |r| r.updated_at = kept).map_err(RateError::Refused)
     }
 
     /// The asker of `other` (a new request for the same image) joins this open request as

@@ -69,6 +69,10 @@ pub enum Action {
     /// Someone else asked for the same image while this request was open: they watch it
     /// (told of its outcome) instead of starting a second one. The status stays.
     Join,
+    /// Someone who asked (the requester or a watcher) rates what they got, once the
+    /// request ended with a pull string; a later rating by the same person replaces theirs.
+    RateUp,
+    RateDown,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,6 +105,7 @@ impl Status {
             (S::Provisioning, A::CompleteRemoval) => S::Provisioned,
             (S::Provisioning, A::Fail) => S::Failed,
             (open, A::Join) if open.is_open() => open,
+            (done @ (S::Provisioned | S::AlreadyAvailable), A::RateUp | A::RateDown) => done,
             (from, action) => return Err(Refused { from, action }),
         };
         Ok(next)
@@ -159,7 +164,10 @@ impl Action {
     pub fn fits(self, kind: crate::Kind) -> bool {
         use Action as A;
         match self {
-            A::FoundAvailable | A::StartProvisioning | A::CompleteProvisioning => kind.is_add(),
+            // A removal gives nobody a pull string to rate.
+            A::FoundAvailable | A::StartProvisioning | A::CompleteProvisioning | A::RateUp | A::RateDown => {
+                kind.is_add()
+            }
             A::StartRemoval | A::CompleteRemoval => !kind.is_add(),
             _ => true,
         }
@@ -183,6 +191,8 @@ impl Action {
             Action::Join => "joined by another requester",
             Action::StartRemoval => "removal started",
             Action::CompleteRemoval => "removed",
+            Action::RateUp => "rated up",
+            Action::RateDown => "rated down",
         }
     }
 }

@@ -49,12 +49,12 @@ proptest! {
             expires: now.timestamp() + 3600,
         };
         let token = keys.sign(&claims);
-        prop_assert_eq!(keys.verify(&token, now).unwrap(), claims);
+        prop_assert_eq!(keys.verify::<ApprovalClaims>(&token, now).unwrap(), claims);
         let mut bytes = token.into_bytes();
         let i = bit.index(bytes.len() * 8);
         bytes[i / 8] ^= 1 << (i % 8);
         let tampered = String::from_utf8_lossy(&bytes).into_owned();
-        prop_assert!(keys.verify(&tampered, now).is_err(), "{} verified", tampered);
+        prop_assert!(keys.verify::<ApprovalClaims>(&tampered, now).is_err(), "{} verified", tampered);
     }
 
     #[test]
@@ -66,12 +66,13 @@ proptest! {
             let was = at;
             if let Ok(next) = at.apply(a) {
                 if was.is_terminal() {
-                    // The only way on from an end: a failed request provisioned (or removed) again.
+                    // The only way on from an end: a failed request provisioned (or removed)
+                    // again. A rating stays where it is.
                     prop_assert!(
                         matches!(
                             (was, a, next),
                             (Status::Failed, Action::StartProvisioning | Action::StartRemoval, Status::Provisioning)
-                        ),
+                        ) || (matches!(a, Action::RateUp | Action::RateDown) && next == was),
                         "{:?}",
                         (was, a, next)
                     );

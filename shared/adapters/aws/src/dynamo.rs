@@ -459,6 +459,16 @@ impl RequestStore for DynamoStore {
         }
     }
 
+    async fn holds(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        #[derive(Deserialize)]
+        struct Claim {
+            ttl: i64,
+        }
+        // TTL deletion lags by days: an expired claim is no claim.
+        let claim: Option<Claim> = self.item(format!("claim#{key}")).await?;
+        Ok(claim.is_some_and(|c| c.ttl > now.timestamp()))
+    }
+
     async fn release(&self, key: &str) -> Result<(), StoreError> {
         self.client
             .delete_item()
@@ -614,6 +624,24 @@ impl RequestStore for DynamoStore {
         };
         self.query_requests(index, &key, filter, &values, newest_first, limit, &keep)
             .await
+    }
+
+    async fn created_between(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<Request>, StoreError> {
+        // BETWEEN is inclusive; `until` is not.
+        let values = [(":all", s("REQ")), (":after", s(ts(since))), (":before", s(ts(until)))];
+        let mut out = self
+            .query_requests(
+                BY_TIME,
+                "#all = :all AND created_at BETWEEN :after AND :before",
+                None,
+                &values,
+                false,
+                usize::MAX,
+                &|r| r.created_at < until,
+            )
+            .await?;
+        out.sort_by_key(|r| (r.created_at, r.id));
+        Ok(out)
     }
 }
 

@@ -194,6 +194,17 @@ pub fn notifier(sdk: &SdkConfig, names: &AwsNames) -> Arc<sns::SnsNotifier> {
     ))
 }
 
+/// The function's short name (`intake`, …), from the name Lambda gives it
+/// (`image-request-<stage>-intake`): the metrics' `Function` dimension.
+pub fn function_name() -> String {
+    let full = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+    full.rsplit('-')
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("local")
+        .to_string()
+}
+
 /// What each Lambda's `main` starts from, once per cold start: settings from the
 /// environment, secrets and the public URL from SSM, the SDK configuration. The function
 /// then wires the adapters it uses into [`Lambda::app`] and nothing else.
@@ -245,10 +256,13 @@ impl Lambda {
         Ok(Lambda { sdk, names, settings })
     }
 
-    /// The app on DynamoDB with the system clock; add the other ports the function uses.
+    /// The app on DynamoDB with the system clock, printing its metrics as EMF lines; add
+    /// the other ports the function uses.
     pub fn app(&self) -> App {
         let store = store(&self.sdk, &self.names);
-        App::new(store.clone(), store, self.settings.clone(), Arc::new(SystemClock))
+        let app = App::new(store.clone(), store, self.settings.clone(), Arc::new(SystemClock));
+        app.metrics.set(Arc::new(app::metrics::Stdout), &function_name());
+        app
     }
 
     #[cfg(feature = "sqs")]

@@ -65,12 +65,21 @@ impl Chat for Slack {
             return Ok(());
         };
         let fresh = now - r.created_at < Duration::minutes(RESPONSE_URL_LIFETIME_MINUTES);
+        // An outcome with a pull string carries 👍 / 👎 (`text` stays the notification's).
+        let blocks = mrkdwn::outcome_blocks(r, text);
         match (&r.response_url, fresh) {
             (Some(url), true) => {
-                let body = json!({ "response_type": "ephemeral", "replace_original": false, "text": text });
+                let mut body = json!({ "response_type": "ephemeral", "replace_original": false, "text": text });
+                if let Some(b) = blocks {
+                    body["blocks"] = b;
+                }
                 Ok(self.client.respond(url, &body).await?)
             }
-            _ => Ok(self.client.post_message(user, text, None).await.map(|_| ())?),
+            _ => Ok(self
+                .client
+                .post_message(user, text, blocks.as_ref())
+                .await
+                .map(|_| ())?),
         }
     }
 

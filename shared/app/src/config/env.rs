@@ -94,6 +94,22 @@ impl Settings {
             s.policy = serde_json::from_str(&v)
                 .map_err(|e| ConfigError::Env("IMAGE_REQUEST_POLICY", v.clone(), e.to_string()))?;
         }
+        // What the report counts against, and when approvers hear of the org filling up.
+        let number = |k: &'static str, v: String| {
+            v.parse::<f64>()
+                .map_err(|e| ConfigError::Env(k, v.clone(), e.to_string()))
+        };
+        if let Some(v) = env("IMAGE_REQUEST_MANUAL_MINUTES_PER_REQUEST") {
+            s.report.manual_minutes_per_request = number("IMAGE_REQUEST_MANUAL_MINUTES_PER_REQUEST", v)?;
+        }
+        if let Some(v) = env("IMAGE_REQUEST_APPROVER_MINUTES_PER_DECISION") {
+            s.report.approver_minutes_per_decision = number("IMAGE_REQUEST_APPROVER_MINUTES_PER_DECISION", v)?;
+        }
+        if let Some(v) = env("IMAGE_REQUEST_CAPACITY_ALERT_PERCENT") {
+            s.capacity_alert_percent = v.parse().map_err(|e: std::num::ParseIntError| {
+                ConfigError::Env("IMAGE_REQUEST_CAPACITY_ALERT_PERCENT", v.clone(), e.to_string())
+            })?;
+        }
         s.check()?;
         Ok(s)
     }

@@ -111,6 +111,38 @@ pub struct Settings {
     pub chainguard: Option<ChainguardSettings>,
     /// The Slack app; without it, `/slack/*` answers 404.
     pub slack: Option<SlackSettings>,
+    /// What `cgr-request report` counts the time saved against.
+    pub report: ReportSettings,
+    /// The share of `org_repo_limit` in use (percent) at which approvers are alerted, once
+    /// per crossing.
+    pub capacity_alert_percent: u8,
+}
+
+/// The manual process the tool replaces, in a person's minutes (README, "Measuring success").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSettings {
+    pub manual_minutes_per_request: f64,
+    pub approver_minutes_per_decision: f64,
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        let c = domain::report::Costs::default();
+        ReportSettings {
+            manual_minutes_per_request: c.manual_minutes_per_request,
+            approver_minutes_per_decision: c.approver_minutes_per_decision,
+        }
+    }
+}
+
+impl ReportSettings {
+    pub fn costs(&self) -> domain::report::Costs {
+        domain::report::Costs {
+            manual_minutes_per_request: self.manual_minutes_per_request,
+            approver_minutes_per_decision: self.approver_minutes_per_decision,
+        }
+    }
 }
 
 /// Where the Chainguard API is and which org it acts for. The token is never part of the
@@ -159,6 +191,8 @@ impl Default for Settings {
             audit_keys: None,
             chainguard: None,
             slack: None,
+            report: ReportSettings::default(),
+            capacity_alert_percent: 90,
         }
     }
 }
@@ -251,6 +285,24 @@ impl Settings {
         }
         if self.approval_ttl_hours == 0 {
             return bad("approval_ttl_hours must be at least 1".into());
+        }
+        if !(1..=100).contains(&self.capacity_alert_percent) {
+            return bad("capacity_alert_percent must be 1 to 100".into());
+        }
+        let minutes = [
+            (
+                "report.manual_minutes_per_request",
+                self.report.manual_minutes_per_request,
+            ),
+            (
+                "report.approver_minutes_per_decision",
+                self.report.approver_minutes_per_decision,
+            ),
+        ];
+        for (name, m) in minutes {
+            if !(0.0..=10_000.0).contains(&m) {
+                return bad(format!("{name} must be 0 to 10000 minutes"));
+            }
         }
         for a in &self.approvers {
             if Principal::Email(a.clone()).to_string().parse::<Principal>().is_err() {

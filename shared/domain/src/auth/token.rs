@@ -29,6 +29,45 @@ pub struct ApprovalClaims {
     pub expires: i64,
 }
 
+/// A rating link's claims: who may rate which request, and how. Signed under the audit
+/// keys (which every function holds to seal events, so signing these gives none of them a
+/// power it lacked) in a context of its own, so that no approval link, audit seal or rating
+/// link can pass for another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RatingClaims {
+    #[serde(rename = "r")]
+    pub request_id: RequestId,
+    /// The requester or watcher, as a principal.
+    #[serde(rename = "w")]
+    pub who: String,
+    #[serde(rename = "u")]
+    pub up: bool,
+    #[serde(rename = "e")]
+    pub expires: i64,
+}
+
+/// Claims that end.
+pub trait Expiring: Serialize + serde::de::DeserializeOwned {
+    /// Unix seconds.
+    fn expires(&self) -> i64;
+    /// What the MAC covers before the key id and payload: one per kind of link.
+    const CONTEXT: &'static [u8];
+}
+
+impl Expiring for ApprovalClaims {
+    fn expires(&self) -> i64 {
+        self.expires
+    }
+    const CONTEXT: &'static [u8] = b"image-request/approval/v1.";
+}
+
+impl Expiring for RatingClaims {
+    fn expires(&self) -> i64 {
+        self.expires
+    }
+    const CONTEXT: &'static [u8] = b"image-request/rating/v1.";
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     #[error("this link is not a valid approval link (it may have been cut short or altered)")]
@@ -54,23 +93,26 @@ impl std::fmt::Debug for TokenKeys {
     }
 }
 
-fn signed_parts<'a>(kid: &'a str, payload: &'a str) -> [&'a [u8]; 4] {
-    [b"image-request/approval/v1.", kid.as_bytes(), b".", payload.as_bytes()]
+fn signed_parts<'a>(context: &'static [u8], kid: &'a str, payload: &'a str) -> [&'a [u8]; 4] {
+    [context, kid.as_bytes(), b".", payload.as_bytes()]
 }
 
 impl TokenKeys {
-    pub fn sign(&self, claims: &ApprovalClaims) -> String {
+    pub fn sign<C: Expiring>(&self, claims: &C) -> String {
         let key = self
             .keys
             .get(&self.active)
             .expect("the active key id names a key (checked when configuration loads)");
         let payload = B64.encode(serde_json::to_vec(claims).expect("claims serialise"));
-        let tag = B64.encode(super::tag(key.as_bytes(), &signed_parts(&self.active, &payload)));
+        let tag = B64.encode(super::tag(
+            key.as_bytes(),
+            &signed_parts(C::CONTEXT, &self.active, &payload),
+        ));
         format!("{}.{payload}.{tag}", self.active)
     }
 
     /// Verifies the MAC in constant time before looking at the claims, then the expiry.
-    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<ApprovalClaims, TokenError> {
+    pub fn verify<C: Expiring>(&self, token: &str, now: DateTime<Utc>) -> Result<C, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Invalid);
         }
@@ -81,17 +123,17 @@ impl TokenKeys {
         };
         let key = self.keys.get(kid).ok_or(TokenError::Invalid)?;
         let tag = B64.decode(tag).map_err(|_| TokenError::Invalid)?;
-        if !super::tag_matches(key.as_bytes(), &signed_parts(kid, payload), &tag) {
+        if !super::tag_matches(key.as_bytes(), &signed_parts(C::CONTEXT, kid, payload), &tag) {
             return Err(TokenError::Invalid);
         }
-        let claims: ApprovalClaims = B64
+        let claims: C = B64
             .decode(payload)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or(TokenError::Invalid)?;
-        if now.timestamp() >= claims.expires {
+        if now.timestamp() >= claims.expires() {
             return Err(TokenError::Expired(
-                DateTime::from_timestamp(claims.expires, 0).unwrap_or_default(),
+                DateTime::from_timestamp(claims.expires(), 0).unwrap_or_default(),
             ));
         }
         Ok(claims)
@@ -136,16 +178,32 @@ mod tests {
         let t = keys("k1").sign(&c);
         assert_eq!(keys("k1").verify(&t, now), Ok(c.clone()));
         assert!(matches!(
-            keys("k1").verify(&t, now + chrono::Duration::seconds(61)),
+            keys("k1").verify::<ApprovalClaims>(&t, now + chrono::Duration::seconds(61)),
             Err(TokenError::Expired(_))
         ));
+    }
+
+    #[test]
+    fn a_link_of_one_kind_never_passes_for_another() {
+        let now = Utc::now();
+        let rating = RatingClaims {
+            request_id: RequestId::new(),
+            who: "email:dev@example.com".into(),
+            up: true,
+            expires: now.timestamp() + 60,
+        };
+        let t = keys("k1").sign(&rating);
+        assert_eq!(keys("k1").verify::<RatingClaims>(&t, now), Ok(rating));
+        assert_eq!(keys("k1").verify::<ApprovalClaims>(&t, now), Err(TokenError::Invalid));
+        let a = keys("k1").sign(&claims(now.timestamp() + 60));
+        assert_eq!(keys("k1").verify::<RatingClaims>(&a, now), Err(TokenError::Invalid));
     }
 
     #[test]
     fn rotated_keys_still_verify_old_links() {
         let now = Utc::now();
         let t = keys("k1").sign(&claims(now.timestamp() + 60));
-        assert!(keys("k2").verify(&t, now).is_ok());
+        assert!(keys("k2").verify::<ApprovalClaims>(&t, now).is_ok());
         assert!(keys("k2").sign(&claims(now.timestamp() + 60)).starts_with("k2."));
     }
 
@@ -171,7 +229,11 @@ mod tests {
             "x".repeat(2000),
             String::new(),
         ] {
-            assert_eq!(keys("k1").verify(&bad, now), Err(TokenError::Invalid), "{bad}");
+            assert_eq!(
+                keys("k1").verify::<ApprovalClaims>(&bad, now),
+                Err(TokenError::Invalid),
+                "{bad}"
+            );
         }
     }
 }

@@ -90,6 +90,28 @@ impl AuditLog for Sqlite {
         })
         .await
     }
+
+    async fn timelines(&self, ids: &[RequestId]) -> Result<Vec<(RequestId, Vec<AuditEvent>)>, StoreError> {
+        let wanted =
+            serde_json::to_string(&ids.iter().map(ToString::to_string).collect::<Vec<_>>()).map_err(unavailable)?;
+        let events: Vec<AuditEvent> = self
+            .with(move |c| {
+                bodies(
+                    c,
+                    "SELECT body FROM audit WHERE request_id IN (SELECT value FROM json_each(?1)) ORDER BY request_id, seq",
+                    [wanted],
+                )
+            })
+            .await?;
+        let mut by_id: std::collections::HashMap<RequestId, Vec<AuditEvent>> = std::collections::HashMap::new();
+        for e in events {
+            by_id.entry(e.request_id).or_default().push(e);
+        }
+        Ok(ids
+            .iter()
+            .map(|id| (*id, by_id.remove(id).unwrap_or_default()))
+            .collect())
+    }
 }
 
 #[cfg(test)]

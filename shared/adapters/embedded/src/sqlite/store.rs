@@ -25,6 +25,19 @@ impl RequestStore for Sqlite {
         .await
     }
 
+    async fn holds(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let (key, now) = (key.to_string(), now.timestamp_millis());
+        self.with(move |c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM claims WHERE key = ?1 AND until_ms > ?2)",
+                params![key, now],
+                |r| r.get::<_, bool>(0),
+            )
+            .map_err(unavailable)
+        })
+        .await
+    }
+
     async fn release(&self, key: &str) -> Result<(), StoreError> {
         let key = key.to_string();
         self.with(move |c| {
@@ -182,6 +195,19 @@ impl RequestStore for Sqlite {
             let mut stmt = c.prepare(&sql).map_err(unavailable)?;
             let rows = stmt
                 .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get::<_, String>(0))
+                .map_err(unavailable)?;
+            rows.map(|b| read_request(b.map_err(unavailable)?)).collect()
+        })
+        .await
+    }
+
+    async fn created_between(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<Request>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare("SELECT body FROM requests WHERE created_at >= ?1 AND created_at < ?2 ORDER BY created_at, id")
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([ts(since), ts(until)], |r| r.get::<_, String>(0))
                 .map_err(unavailable)?;
             rows.map(|b| read_request(b.map_err(unavailable)?)).collect()
         })
