@@ -504,6 +504,8 @@ pub struct FlakyRegistry {
     pub failures_left: AtomicU32,
     pub permanent: bool,
     pub create_calls: AtomicU32,
+    /// While set, the catalog's tags cannot be read (503): validation fails.
+    pub reads_down: std::sync::atomic::AtomicBool,
 }
 
 impl FlakyRegistry {
@@ -513,6 +515,7 @@ impl FlakyRegistry {
             failures_left: AtomicU32::new(failures),
             permanent,
             create_calls: AtomicU32::new(0),
+            reads_down: Default::default(),
         })
     }
 }
@@ -532,6 +535,9 @@ impl Registry for FlakyRegistry {
         self.inner.find_repo(name).await
     }
     async fn catalog_tags(&self, name: &str) -> Result<Vec<String>, RegistryError> {
+        if self.reads_down.load(Ordering::SeqCst) {
+            return Err(RegistryError::Retryable("503 Unavailable".into()));
+        }
         self.inner.catalog_tags(name).await
     }
     async fn delete_repo(&self, name: &str) -> Result<Option<String>, RegistryError> {

@@ -240,6 +240,7 @@ async fn approvers_decide_with_buttons_and_others_cannot() {
     assert!(
         blocks.contains("busybox:latest") && blocks.contains(&format!("<@{DEV}>")) && blocks.contains("Debug shell")
     );
+    assert!(blocks.contains("*Registry:* 0 of 2,500 repositories used"), "{blocks}");
     let buttons = msg.body["blocks"][1]["elements"].as_array().unwrap();
     assert_eq!(buttons.len(), 2);
     assert!(buttons
@@ -571,4 +572,30 @@ async fn the_requester_rates_from_the_buttons_under_their_answer_and_nobody_else
         (Some("rate_up"), Some(&*format!("slack:{TEAM}/{DEV}")), Some("slack"))
     );
     assert_eq!(v["status"], "provisioned");
+}
+
+#[tokio::test]
+async fn when_the_reply_address_fails_the_requester_gets_a_direct_message() {
+    let fake = FakeSlack::start().await;
+    // Slack refuses the command's reply address (used up, or revoked) the first time.
+    fake.script("/response/t1", 404, None, json!({"ok": false, "error": "used_url"}));
+    let s = stack(&fake, Arc::default()).await;
+    let id = request_id(&command(&s, &fake, "go --env dev Build tool", "t1").await);
+    s.wait_for(&id, "provisioned").await;
+    let dms: Vec<_> = wait_calls(&fake, "/api/chat.postMessage", 1)
+        .await
+        .into_iter()
+        .filter(|c| c.body["channel"] == DEV)
+        .collect();
+    let dm = dms.first().expect("a direct message to the requester");
+    assert!(
+        dm.body["text"].as_str().unwrap().contains("docker pull"),
+        "{:?}",
+        dm.body
+    );
+    assert!(
+        dm.body["blocks"].to_string().contains("rate_up"),
+        "the buttons come too"
+    );
+    assert_eq!(fake.calls("/response/t1").len(), 1, "the failed answer, once");
 }

@@ -348,6 +348,12 @@ fn queues_outlast_their_consumers_and_report_partial_failures() {
             "{queue}: visibility under six times {binary}'s timeout"
         );
         assert_eq!(q["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0], dlq);
+        // The sweep queues a request stuck in flight again only after every delivery ran out.
+        let budget = q["VisibilityTimeout"].as_u64().unwrap() * q["RedrivePolicy"]["maxReceiveCount"].as_u64().unwrap();
+        assert!(
+            budget < app::workflow::IN_FLIGHT_GRACE_MINUTES as u64 * 60,
+            "{queue}: {budget} s of redeliveries outlast the sweep's grace"
+        );
         let event = f["Properties"]["Events"]
             .as_object()
             .unwrap()

@@ -49,6 +49,24 @@ pub async fn run(
     Ok(ExitCode::SUCCESS)
 }
 
+/// A count: its JSON (and CSV) name, its column in the table, and where it is.
+type Count = (&'static str, &'static str, fn(&Figures) -> u64);
+
+/// The counts, in the order both the table and the CSV give them.
+const COUNTS: &[Count] = &[
+    ("requests", "ASKED", |f| f.requests),
+    ("auto_approved", "AUTO", |f| f.auto_approved),
+    ("approved", "APPROVED", |f| f.approved),
+    ("denied", "DENIED", |f| f.denied),
+    ("expired", "EXPIRED", |f| f.expired),
+    ("rejected", "REJECTED", |f| f.rejected),
+    ("already_available", "HAD IT", |f| f.already_available),
+    ("joined", "JOINED", |f| f.joined),
+    ("provisioned", "ADDED", |f| f.provisioned),
+    ("removed", "REMOVED", |f| f.removed),
+    ("failed", "FAILED", |f| f.failed),
+];
+
 fn opt(d: Option<u64>) -> String {
     d.map_or_else(|| "-".to_string(), duration)
 }
@@ -70,28 +88,13 @@ pub fn table(r: &Report) -> String {
         r.generated_at.format("%Y-%m-%d %H:%M UTC"),
     );
     let outcomes = all.iter().map(|f| {
-        vec![
-            label(f),
-            f.requests.to_string(),
-            f.auto_approved.to_string(),
-            f.approved.to_string(),
-            f.denied.to_string(),
-            f.expired.to_string(),
-            f.rejected.to_string(),
-            f.already_available.to_string(),
-            f.joined.to_string(),
-            f.provisioned.to_string(),
-            f.removed.to_string(),
-            f.failed.to_string(),
-        ]
+        let mut row = vec![label(f)];
+        row.extend(COUNTS.iter().map(|(_, _, get)| get(f).to_string()));
+        row
     });
-    s += &cgr_request::audit::table(
-        &[
-            "WEEK", "ASKED", "AUTO", "APPROVED", "DENIED", "EXPIRED", "REJECTED", "HAD IT", "JOINED", "ADDED",
-            "REMOVED", "FAILED",
-        ],
-        outcomes,
-    );
+    let mut header = vec!["WEEK"];
+    header.extend(COUNTS.iter().map(|(_, column, _)| *column));
+    s += &cgr_request::audit::table(&header, outcomes);
     s += "\n\n";
     let times = all.iter().map(|f| {
         vec![
@@ -165,26 +168,11 @@ pub fn table(r: &Report) -> String {
 /// One row per week, the scalar figures under their JSON names.
 pub fn csv(r: &Report) -> String {
     let reasons: Vec<&String> = r.total.rejected_by_reason.keys().collect();
-    let mut header: Vec<String> = [
-        "week",
-        "requests",
-        "auto_approved",
-        "approved",
-        "denied",
-        "expired",
-        "rejected",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut header: Vec<String> = vec!["week".into()];
+    header.extend(COUNTS.iter().map(|(name, _, _)| name.to_string()));
     header.extend(reasons.iter().map(|why| format!("rejected_{why}")));
     header.extend(
         [
-            "already_available",
-            "joined",
-            "provisioned",
-            "removed",
-            "failed",
             "approval_time_p50_seconds",
             "approval_time_p90_seconds",
             "time_to_pull_string_p50_seconds",
@@ -195,32 +183,19 @@ pub fn csv(r: &Report) -> String {
             "satisfaction_score",
             "time_saved_hours",
         ]
-        .iter()
-        .map(|s| s.to_string()),
+        .map(String::from),
     );
     let mut out = header.join(",") + "\n";
     let num = |o: Option<u64>| o.map(|v| v.to_string()).unwrap_or_default();
     for f in &r.weeks {
-        let mut row = vec![
-            label(f),
-            f.requests.to_string(),
-            f.auto_approved.to_string(),
-            f.approved.to_string(),
-            f.denied.to_string(),
-            f.expired.to_string(),
-            f.rejected.to_string(),
-        ];
+        let mut row = vec![label(f)];
+        row.extend(COUNTS.iter().map(|(_, _, get)| get(f).to_string()));
         row.extend(
             reasons
                 .iter()
                 .map(|why| f.rejected_by_reason.get(*why).copied().unwrap_or(0).to_string()),
         );
         row.extend([
-            f.already_available.to_string(),
-            f.joined.to_string(),
-            f.provisioned.to_string(),
-            f.removed.to_string(),
-            f.failed.to_string(),
             num(f.approval_time_p50_seconds),
             num(f.approval_time_p90_seconds),
             num(f.time_to_pull_string_p50_seconds),

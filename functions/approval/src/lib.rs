@@ -518,7 +518,8 @@ async fn decide_by_client(
         .map_err(|e| ApiError::new(e.status_code(), e.message()).with(json!({ "request_id": id })))
 }
 
-/// An admin's retry of a failed provisioning: `failed → provisioning`, then queued.
+/// An admin's retry of a failed request, from where it stopped: `failed → validating` (its
+/// checks failed) or `failed → provisioning`, then queued.
 #[cfg_attr(feature = "openapi", utoipa::path(
     post, path = "/requests/{id}/retry", tag = "approvals",
     params(http_api::openapi::RequestPath),
@@ -542,10 +543,12 @@ async fn retry(
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no request {id}")))?;
-    let start = if r.kind.is_add() {
-        Action::StartProvisioning
-    } else {
-        Action::StartRemoval
+    // From where it stopped: a request that failed before anyone approved it failed its
+    // checks, and is checked again; else it is provisioned (or removed) again.
+    let (start, queue) = match (r.decision.is_some(), r.kind.is_add()) {
+        (false, _) => (Action::StartValidation, QueueName::Validate),
+        (true, true) => (Action::StartProvisioning, QueueName::Provision),
+        (true, false) => (Action::StartRemoval, QueueName::Provision),
     };
     let change = app.change(
         start,
@@ -555,7 +558,7 @@ async fn retry(
     );
     match app.apply(&r, change.clone(), |r| r.outcome = None).await {
         Ok(Applied::Done(done)) => {
-            app.enqueue(QueueName::Provision, done.id, &done.id.to_string())
+            app.enqueue(queue, done.id, &done.id.to_string())
                 .await
                 .map_err(ApiError::internal)?;
             Ok(Json(done.public()))

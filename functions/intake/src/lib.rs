@@ -353,9 +353,13 @@ pub async fn request_view(app: &App, r: &Request) -> Result<Value, ApiError> {
     security(("client_signature" = [])),
 ))]
 async fn status(State(app): State<App>, Path(id): Path<String>, signed: Signed) -> Result<Json<Value>, ApiError> {
-    let id: RequestId = id
-        .parse()
-        .map_err(|e: domain::BadRequestId| ApiError::bad_request(e.to_string()))?;
+    let r = readable(&app, &signed, parse_id(&id)?).await?;
+    Ok(Json(request_view(&app, &r).await?))
+}
+
+/// The request, where this client may read it; else `404`, as if it did not exist: whoever
+/// may not read a request does not learn that it exists.
+async fn readable(app: &App, signed: &Signed, id: RequestId) -> Result<Request, ApiError> {
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, format!("no request {id}"));
     let r = app
         .store
@@ -363,10 +367,10 @@ async fn status(State(app): State<App>, Path(id): Path<String>, signed: Signed) 
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(not_found)?;
-    if !may_read(&signed, &r) {
-        return Err(not_found());
+    match may_read(signed, &r) {
+        true => Ok(r),
+        false => Err(not_found()),
     }
-    Ok(Json(request_view(&app, &r).await?))
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
@@ -578,17 +582,7 @@ async fn rate(State(app): State<App>, Path(id): Path<String>, signed: Signed) ->
             ))
         }
     };
-    let not_found = || ApiError::new(StatusCode::NOT_FOUND, format!("no request {id}"));
-    // Whoever may not read the request does not learn that it exists.
-    let r = app
-        .store
-        .get(id)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(not_found)?;
-    if !may_read(&signed, &r) {
-        return Err(not_found());
-    }
+    readable(&app, &signed, id).await?;
     let now = app.clock.now();
     let once = format!("rating#{}", signed.request_id());
     if !app
@@ -605,7 +599,7 @@ async fn rate(State(app): State<App>, Path(id): Path<String>, signed: Signed) ->
     }
     match app.rate(id, &rater, up, comment, Channel::Api).await {
         Ok(r) => Ok(Json(r.public())),
-        Err(RateFailed::NotFound(_)) => Err(not_found()),
+        Err(RateFailed::NotFound(_)) => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no request {id}"))),
         Err(RateFailed::Refused(e @ domain::RateError::NotAsker)) => {
             Err(ApiError::new(StatusCode::FORBIDDEN, e.to_string()))
         }

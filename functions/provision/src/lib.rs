@@ -77,7 +77,7 @@ pub async fn provision(app: &App, item: WorkItem, attempt: u32) -> Result<(), St
                     } else {
                         e.to_string()
                     };
-                    fail(app, &r, &why).await?;
+                    app.fail(&r, actor(), &why).await?;
                     // On the last try, report failure too so the message lands in the dead letters.
                     return Err(if last_try {
                         StepError::Retryable(why)
@@ -123,23 +123,4 @@ async fn done(app: &App, r: &Request) -> Result<(Action, String, Option<Provisio
     };
     let why = format!("repo {} created", result.repo_id);
     Ok((Action::CompleteProvisioning, why, Some(result)))
-}
-
-async fn fail(app: &App, r: &Request, why: &str) -> Result<(), StepError> {
-    let change = app.change(Action::Fail, actor(), Channel::System, Some(why.to_string()));
-    match app.apply(r, change, |r| r.outcome = Some(why.to_string())).await {
-        Ok(Applied::Done(failed)) => {
-            app.tell_requester(&failed).await;
-            let what = if failed.kind.is_add() {
-                "Provisioning"
-            } else {
-                "Removing"
-            };
-            app.tell_approvers(&failed, &format!("{what} {} failed: {why}", failed.image))
-                .await;
-            Ok(())
-        }
-        Ok(Applied::Refused(..)) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
 }

@@ -6,14 +6,11 @@
 //! continues where a crash stopped, and one whose work is done changes nothing.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use chrono::Duration;
 
 use app::consumer::{process_batch_within, Budget};
-use app::notify;
 use app::ports::{QueueName, RequestQuery, StoreError, WorkItem};
 use app::workflow::{Applied, StepError};
 use app::App;
-use domain::auth::token::ApprovalClaims;
 use domain::{
     Action, Capacity, Change, Channel, Decision, Earlier, Principal, ProvisionResult, RejectReason, Request, Verdict,
     MAX_EARLIER,
@@ -45,7 +42,7 @@ pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
 
 /// One SQS batch inside an invocation's time.
 pub async fn handle_within(app: &App, event: SqsEvent, budget: Budget) -> SqsBatchResponse {
-    process_batch_within(event, budget, |item, _attempt| validate(app, item)).await
+    process_batch_within(event, budget, |item, attempt| validate(app, item, attempt)).await
 }
 
 fn actor() -> Principal {
@@ -230,15 +227,24 @@ async fn approve(
     .await
 }
 
-/// Validates one request, from wherever it stands.
-pub async fn validate(app: &App, item: WorkItem) -> Result<(), StepError> {
+/// Validates one request, from wherever it stands. On the queue's last delivery, checks
+/// that still cannot be made fail the request (its approvers told, an admin may retry) as
+/// the message goes to the dead letters.
+pub async fn validate(app: &App, item: WorkItem, attempt: u32) -> Result<(), StepError> {
     let mut r = app.load(item.request_id).await?;
     for _ in 0..8 {
         let applied = match r.status() {
             domain::Status::Received => app.apply(&r, change(app, Action::StartValidation, None), |_| {}).await,
             domain::Status::Validating => {
                 let mut capacity = None;
-                let finding = check(app, &r, &mut capacity).await?;
+                let finding = match check(app, &r, &mut capacity).await {
+                    Err(StepError::Retryable(why)) if attempt >= app.settings.max_receives => {
+                        let why = format!("checks gave up after {attempt} attempts: {why}");
+                        app.fail(&r, actor(), &why).await?;
+                        return Err(StepError::Retryable(why));
+                    }
+                    other => other?,
+                };
                 // What goes on to a decision carries a removal's history: its approvers see
                 // who asked for the image and what since, and those people are told at the end.
                 let history = match finding {
@@ -309,7 +315,7 @@ async fn after(app: &App, r: &Request) {
     use domain::Status as S;
     match r.status() {
         S::PendingApproval => {
-            send_approval_requests(app, r).await;
+            app.ask_approvers(r, false).await;
             if let Some(chat) = &app.chat {
                 if let Err(e) = chat.post_approval(r).await {
                     tracing::error!(request_id = %r.id, error = %e, "could not post the approval to chat");
@@ -318,27 +324,6 @@ async fn after(app: &App, r: &Request) {
         }
         S::Rejected | S::AlreadyAvailable => app.tell_requester(r).await,
         _ => {}
-    }
-}
-
-/// One email per approver, each with approve and deny links bound to that approver.
-pub async fn send_approval_requests(app: &App, r: &Request) {
-    let expires = app.clock.now() + Duration::hours(i64::from(app.settings.approval_ttl_hours));
-    let base = app.settings.public_url();
-    for approver in &app.settings.approvers {
-        let link = |approve| {
-            let token = app.token_keys().sign(&ApprovalClaims {
-                request_id: r.id,
-                approver: approver.clone(),
-                approve,
-                expires: expires.timestamp(),
-            });
-            format!("{base}/approvals/{token}")
-        };
-        let message = notify::approval_request(r, approver, &link(true), &link(false), expires);
-        if let Err(e) = app.notifier.send(&message).await {
-            tracing::error!(request_id = %r.id, error = %e, "could not send an approval request");
-        }
     }
 }
 
@@ -367,10 +352,16 @@ pub async fn handle_any(app: &App, event: serde_json::Value, budget: Budget) -> 
     tracing::info!(
         requeued = report.requeued,
         expired = report.expired,
+        reminded = report.reminded,
         oldest_pending_secs = oldest,
         "sweep done"
     );
-    Ok(serde_json::json!({ "requeued": report.requeued, "expired": report.expired, "oldest_pending_secs": oldest }))
+    Ok(serde_json::json!({
+        "requeued": report.requeued,
+        "expired": report.expired,
+        "reminded": report.reminded,
+        "oldest_pending_secs": oldest
+    }))
 }
 
 /// Seconds the oldest pending approval has waited (0 when none waits).

@@ -149,6 +149,18 @@ pub fn approval_request(
     }
 }
 
+/// An approval request sent again to its approver after the request waited: the same
+/// links (fresh, to the same expiry), a subject and a first line that say so.
+pub fn reminder(mut m: Message, r: &Request, now: DateTime<Utc>) -> Message {
+    m.subject = format!("Reminder: {}", m.subject);
+    m.text = format!(
+        "Still waiting for a decision, {} hours after it was sent for approval.\n\n{}",
+        (now - r.updated_at).num_hours(),
+        m.text
+    );
+    m
+}
+
 /// Where a person is told: their email address, or their principal.
 fn address(who: &domain::Principal) -> String {
     who.email().map_or_else(|| who.to_string(), str::to_string)

@@ -9,6 +9,13 @@ use crate::ports::{Created, NotifyError, QueueError, QueueName, RegistryError, R
 use crate::App;
 use domain::{Action, Change, Channel, Principal, Refusal, Refused, Request, RequestId, Status};
 
+/// How long a request may stay `validating` or `provisioning` before the sweep queues it
+/// again: longer than a message's whole redelivery budget (on AWS, 5 deliveries × the
+/// provision queue's 360 s visibility is 30 minutes; tests/tests/template.rs holds the
+/// template under it), so that no consumer still holds it. Consumers are idempotent, so a
+/// spare message changes nothing.
+pub const IN_FLIGHT_GRACE_MINUTES: i64 = 45;
+
 /// How long a rating link in an outcome mail works.
 pub const RATING_LINK_DAYS: i64 = 30;
 
@@ -316,6 +323,53 @@ impl App {
         )
     }
 
+    /// Moves a request that cannot go on (validating or provisioning) to `failed` with why,
+    /// and tells the requester and the approvers, who may retry it (`admin retry`).
+    pub async fn fail(&self, r: &Request, by: Principal, why: &str) -> Result<(), StoreError> {
+        let what = match (r.status(), r.kind.is_add()) {
+            (Status::Validating, _) => "Checking",
+            (_, true) => "Provisioning",
+            (_, false) => "Removing",
+        };
+        let change = self.change(Action::Fail, by, Channel::System, Some(why.to_string()));
+        match self.apply(r, change, |r| r.outcome = Some(why.to_string())).await? {
+            Applied::Done(failed) => {
+                self.tell_requester(&failed).await;
+                self.tell_approvers(&failed, &format!("{what} {} failed: {why}", failed.image))
+                    .await;
+                Ok(())
+            }
+            Applied::Refused(..) => Ok(()),
+        }
+    }
+
+    /// One email per approver, each with approve and deny links bound to that approver,
+    /// working until the request expires (`approval_ttl_hours` after it began to wait).
+    /// A reminder says how long it has waited.
+    pub async fn ask_approvers(&self, r: &Request, reminder: bool) {
+        let ttl = Duration::hours(i64::from(self.settings.approval_ttl_hours));
+        let expires = r.updated_at + ttl;
+        let base = self.settings.public_url();
+        for approver in &self.settings.approvers {
+            let link = |approve| {
+                let token = self.token_keys().sign(&domain::auth::token::ApprovalClaims {
+                    request_id: r.id,
+                    approver: approver.clone(),
+                    approve,
+                    expires: expires.timestamp(),
+                });
+                format!("{base}/approvals/{token}")
+            };
+            let mut message = notify::approval_request(r, approver, &link(true), &link(false), expires);
+            if reminder {
+                message = notify::reminder(message, r, self.clock.now());
+            }
+            if let Err(e) = self.notifier.send(&message).await {
+                tracing::error!(request_id = %r.id, error = %e, "could not send an approval request");
+            }
+        }
+    }
+
     pub async fn tell_approvers(&self, r: &Request, what: &str) {
         for a in &self.settings.approvers {
             if let Err(e) = self.notifier.send(&notify::approver_alert(r, a, what)).await {
@@ -324,16 +378,63 @@ impl App {
         }
     }
 
-    /// Recovers what a crash between a commit and the next step would strand, and expires
-    /// approvals nobody decided: requests left `received` or `approved` longer than
-    /// `grace` are queued again (consumers are idempotent, so a spare message is harmless),
-    /// and pending approvals older than the approval TTL expire.
+    /// Reminds the approvers of requests that have waited `reminder_after_hours` since they
+    /// began to wait, or since the last reminder: each reminder is a transition
+    /// (`Action::Remind`), so two sweeps at once remind once.
+    async fn remind(&self, now: chrono::DateTime<chrono::Utc>) -> Result<usize, StoreError> {
+        let hours = self.settings.reminder_after_hours;
+        if hours == 0 {
+            return Ok(0);
+        }
+        let every = Duration::hours(i64::from(hours));
+        let waiting = self
+            .store
+            .list(&RequestQuery {
+                status: Some(Status::PendingApproval),
+                updated_before: Some(now - every),
+                limit: 100,
+                ..RequestQuery::default()
+            })
+            .await?;
+        let mut reminded = 0;
+        for r in waiting {
+            if r.reminded_at.is_some_and(|t| now - t < every) {
+                continue;
+            }
+            let waited = (now - r.updated_at).num_hours();
+            let why = format!("waiting for a decision for {waited} hours");
+            let Ok(mut t) = r.remind(Principal::service("sweeper"), now, why) else {
+                continue;
+            };
+            self.seal(&mut t.event);
+            match self.store.commit(&t).await {
+                Ok(()) => {
+                    reminded += 1;
+                    self.ask_approvers(&t.request, true).await;
+                }
+                // Decided (or reminded) meanwhile.
+                Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(reminded)
+    }
+
+    /// Recovers what a crash between a commit and the next step would strand, reminds
+    /// approvers, and expires approvals nobody decided: requests left `received` or
+    /// `approved` longer than `grace`, or `validating` or `provisioning` longer than
+    /// [`IN_FLIGHT_GRACE_MINUTES`], are queued again (consumers are idempotent, so a spare
+    /// message is harmless), and pending approvals older than the approval TTL expire.
     pub async fn sweep(&self, grace: Duration) -> Result<SweepReport, StoreError> {
         let now = self.clock.now();
         let mut report = SweepReport::default();
-        for (status, queue) in [
-            (Status::Received, QueueName::Validate),
-            (Status::Approved, QueueName::Provision),
+        let in_flight = grace.max(Duration::minutes(IN_FLIGHT_GRACE_MINUTES));
+        for (status, queue, grace) in [
+            (Status::Received, QueueName::Validate, grace),
+            (Status::Approved, QueueName::Provision, grace),
+            // A consumer may still hold these: only once every delivery has run out.
+            (Status::Validating, QueueName::Validate, in_flight),
+            (Status::Provisioning, QueueName::Provision, in_flight),
         ] {
             let stuck = self
                 .store
@@ -381,6 +482,8 @@ impl App {
                 Err(e) => return Err(e),
             }
         }
+        // After expiry: what expires now is not worth a reminder.
+        report.reminded = self.remind(now).await?;
         Ok(report)
     }
 }
@@ -389,4 +492,6 @@ impl App {
 pub struct SweepReport {
     pub requeued: usize,
     pub expired: usize,
+    /// Requests whose approvers were reminded.
+    pub reminded: usize,
 }

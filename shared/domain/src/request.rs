@@ -295,6 +295,9 @@ pub struct Request {
     /// The org's repositories when validation counted them (approvers see it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<Capacity>,
+    /// When the approvers were last reminded of it, while it waited for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reminded_at: Option<DateTime<Utc>>,
     /// Hash of the last audit event, so the next one can chain to it without a read.
     pub(crate) audit_head: String,
     /// Where a Slack command's answers go while Slack honours it. A capability: stored,
@@ -660,6 +663,7 @@ impl Request {
             suggestions: vec![],
             rejected_for: None,
             capacity: None,
+            reminded_at: None,
             audit_head: event.hash.clone(),
             response_url: None,
             pre_approval: None,
@@ -691,6 +695,23 @@ impl Request {
     /// Whether `who` asked for this request already (its requester or a watcher).
     pub fn asked_by(&self, who: &Principal) -> bool {
         self.requester == *who || self.watchers.iter().any(|w| w.who == *who)
+    }
+
+    /// The approvers are reminded of a request waiting for them: recorded, with `reminded_at`;
+    /// `updated_at` (what expiry counts from) stays.
+    pub fn remind(&self, by: Principal, at: DateTime<Utc>, reason: String) -> Result<Transition, Refused> {
+        let change = Change {
+            action: Action::Remind,
+            actor: by,
+            channel: Channel::System,
+            reason: Some(reason),
+            at,
+        };
+        let kept = self.updated_at;
+        self.apply(change, |r| {
+            r.reminded_at = Some(at);
+            r.updated_at = kept;
+        })
     }
 
     /// `who` rates the request: only those who asked for it may, once it ended with a pull

@@ -73,6 +73,9 @@ pub enum Action {
     /// request ended with a pull string; a later rating by the same person replaces theirs.
     RateUp,
     RateDown,
+    /// The approvers were reminded of a request still waiting for them (by the sweep).
+    /// The status stays, and so does the time it expires from.
+    Remind,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,8 +107,13 @@ impl Status {
             (S::Approved | S::Failed, A::StartRemoval) => S::Provisioning,
             (S::Provisioning, A::CompleteRemoval) => S::Provisioned,
             (S::Provisioning, A::Fail) => S::Failed,
+            // Validation that kept failing until its message dead-lettered; an admin's retry
+            // checks it again.
+            (S::Validating, A::Fail) => S::Failed,
+            (S::Failed, A::StartValidation) => S::Validating,
             (open, A::Join) if open.is_open() => open,
             (done @ (S::Provisioned | S::AlreadyAvailable), A::RateUp | A::RateDown) => done,
+            (S::PendingApproval, A::Remind) => S::PendingApproval,
             (from, action) => return Err(Refused { from, action }),
         };
         Ok(next)
@@ -193,6 +201,7 @@ impl Action {
             Action::CompleteRemoval => "removed",
             Action::RateUp => "rated up",
             Action::RateDown => "rated down",
+            Action::Remind => "approvers reminded",
         }
     }
 }
@@ -224,26 +233,10 @@ mod tests {
     use Action as A;
     use Status as S;
 
-    const ACTIONS: [Action; 15] = [
-        A::StartValidation,
-        A::Reject,
-        A::FoundAvailable,
-        A::RequireApproval,
-        A::AutoApprove,
-        A::Approve,
-        A::Deny,
-        A::Expire,
-        A::Cancel,
-        A::StartProvisioning,
-        A::CompleteProvisioning,
-        A::Fail,
-        A::Join,
-        A::StartRemoval,
-        A::CompleteRemoval,
-    ];
+    const ACTIONS: &[Action] = <Action as strum::VariantArray>::VARIANTS;
 
     /// The designed transitions (README, "How a request moves"), written out as edges.
-    const DESIGNED: [(Status, Status); 19] = [
+    const DESIGNED: [(Status, Status); 23] = [
         (S::Received, S::Validating),
         (S::Validating, S::Rejected),
         (S::Validating, S::AlreadyAvailable),
@@ -258,7 +251,13 @@ mod tests {
         (S::Provisioning, S::Failed),
         (S::Failed, S::Provisioning),
         (S::Failed, S::Provisioning),
-        // Joins: an open request stays where it is.
+        // Checks that ran out of deliveries, and an admin's retry of them.
+        (S::Validating, S::Failed),
+        (S::Failed, S::Validating),
+        // Ratings: an end stays an end.
+        (S::Provisioned, S::Provisioned),
+        (S::AlreadyAvailable, S::AlreadyAvailable),
+        // Joins (and reminders, while it waits): an open request stays where it is.
         (S::Received, S::Received),
         (S::Validating, S::Validating),
         (S::PendingApproval, S::PendingApproval),
@@ -270,7 +269,7 @@ mod tests {
     fn machine_allows_exactly_the_designed_edges() {
         let mut edges = vec![];
         for &from in Status::ALL {
-            for a in ACTIONS {
+            for &a in ACTIONS {
                 if let Ok(to) = from.apply(a) {
                     edges.push((from, to));
                 }

@@ -72,6 +72,7 @@ proptest! {
                         matches!(
                             (was, a, next),
                             (Status::Failed, Action::StartProvisioning | Action::StartRemoval, Status::Provisioning)
+                                | (Status::Failed, Action::StartValidation, Status::Validating)
                         ) || (matches!(a, Action::RateUp | Action::RateDown) && next == was),
                         "{:?}",
                         (was, a, next)

@@ -59,7 +59,8 @@ impl Slack {
 #[async_trait]
 impl Chat for Slack {
     /// In the conversation they asked from while its `response_url` lives (30 minutes;
-    /// each request uses it at most twice, under Slack's five), by direct message after.
+    /// each request uses it at most twice, under Slack's five), by direct message after, or
+    /// when the reply address fails.
     async fn tell(&self, r: &Request, text: &str, now: DateTime<Utc>) -> Result<(), ChatError> {
         let Principal::Slack { user, .. } = &r.requester else {
             return Ok(());
@@ -70,10 +71,20 @@ impl Chat for Slack {
         match (&r.response_url, fresh) {
             (Some(url), true) => {
                 let mut body = json!({ "response_type": "ephemeral", "replace_original": false, "text": text });
-                if let Some(b) = blocks {
-                    body["blocks"] = b;
+                if let Some(b) = &blocks {
+                    body["blocks"] = b.clone();
                 }
-                Ok(self.client.respond(url, &body).await?)
+                match self.client.respond(url, &body).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        tracing::warn!(request_id = %r.id, error = %e, "the reply address failed; sending a direct message");
+                        Ok(self
+                            .client
+                            .post_message(user, text, blocks.as_ref())
+                            .await
+                            .map(|_| ())?)
+                    }
+                }
             }
             _ => Ok(self
                 .client

@@ -105,6 +105,11 @@ impl Settings {
         if let Some(v) = env("IMAGE_REQUEST_APPROVER_MINUTES_PER_DECISION") {
             s.report.approver_minutes_per_decision = number("IMAGE_REQUEST_APPROVER_MINUTES_PER_DECISION", v)?;
         }
+        if let Some(v) = env("IMAGE_REQUEST_REMINDER_AFTER_HOURS") {
+            s.reminder_after_hours = v.parse().map_err(|e: std::num::ParseIntError| {
+                ConfigError::Env("IMAGE_REQUEST_REMINDER_AFTER_HOURS", v.clone(), e.to_string())
+            })?;
+        }
         if let Some(v) = env("IMAGE_REQUEST_CAPACITY_ALERT_PERCENT") {
             s.capacity_alert_percent = v.parse().map_err(|e: std::num::ParseIntError| {
                 ConfigError::Env("IMAGE_REQUEST_CAPACITY_ALERT_PERCENT", v.clone(), e.to_string())

@@ -94,6 +94,9 @@ pub struct Settings {
     /// Chainguard's per-org repository limit.
     pub org_repo_limit: usize,
     pub approval_ttl_hours: u32,
+    /// Hours a request may wait for a decision before its approvers are reminded, and
+    /// again after as many more (0: never).
+    pub reminder_after_hours: u32,
     /// Deliveries of a queue message before it goes to the dead letters.
     pub max_receives: u32,
     pub visibility_timeout_secs: u64,
@@ -178,6 +181,7 @@ impl Default for Settings {
             org_name: "example.com".into(),
             org_repo_limit: 2500,
             approval_ttl_hours: 72,
+            reminder_after_hours: 24,
             max_receives: 5,
             visibility_timeout_secs: 30,
             max_body_bytes: 16 * 1024,
