@@ -126,6 +126,24 @@ async fn a_permanent_registry_error_fails_the_request_at_once_and_an_admin_can_r
     domain::verify_chain(&serde_json::from_value::<Vec<_>>(v["audit"].clone()).unwrap()).unwrap();
 }
 
+/// A request for `git` (dev, vouched) stored as intake stores one, but never queued: what a
+/// crash between the store and the queue leaves.
+async fn stored_unqueued(s: &pipeline_tests::Stack, why: &str, at: chrono::DateTime<chrono::Utc>) -> domain::Request {
+    let new = domain::NewRequest {
+        kind: Default::default(),
+        image: domain::ImageRef::parse("git").unwrap(),
+        requester: "email:developer@example.com".parse().unwrap(),
+        justification: domain::Justification::parse(why).unwrap(),
+        environment: Some(domain::Environment::Dev),
+        environment_vouched_by: Some("client dev".into()),
+        channel: domain::Channel::Api,
+        idempotency_key: None,
+    };
+    let (r, event) = domain::Request::submit(new, domain::RequestId::new(), at);
+    s.running.app.store.create(&r, &event).await.unwrap();
+    r
+}
+
 #[tokio::test]
 async fn the_sweep_requeues_stranded_requests_and_expires_old_approvals() {
     let clock = std::sync::Arc::new(ShiftedClock::default());
@@ -133,18 +151,7 @@ async fn the_sweep_requeues_stranded_requests_and_expires_old_approvals() {
     let id = s.submit("busybox", None).await;
     s.wait_for(&id, "pending_approval").await;
     // A request stored by an intake that crashed before queueing it.
-    let new = domain::NewRequest {
-        kind: Default::default(),
-        image: domain::ImageRef::parse("git").unwrap(),
-        requester: "email:developer@example.com".parse().unwrap(),
-        justification: domain::Justification::parse("stranded").unwrap(),
-        environment: Some(domain::Environment::Dev),
-        environment_vouched_by: Some("client dev".into()),
-        channel: domain::Channel::Api,
-        idempotency_key: None,
-    };
-    let (stranded, event) = domain::Request::submit(new, domain::RequestId::new(), clock.now());
-    s.running.app.store.create(&stranded, &event).await.unwrap();
+    let stranded = stored_unqueued(&s, "stranded", clock.now()).await;
     s.settle().await;
     let report = s.running.app.sweep(chrono::Duration::seconds(60)).await.unwrap();
     assert_eq!((report.requeued, report.expired), (0, 0), "nothing is old yet");
@@ -289,18 +296,7 @@ async fn the_sweep_queues_again_what_was_left_in_flight_once_every_delivery_ran_
     let s = start_full(|_| {}, None, clock.clone()).await;
     let app = &s.running.app;
     // A request a crashed consumer left `validating`, its message gone.
-    let new = domain::NewRequest {
-        kind: Default::default(),
-        image: domain::ImageRef::parse("git").unwrap(),
-        requester: "email:developer@example.com".parse().unwrap(),
-        justification: domain::Justification::parse("left in flight").unwrap(),
-        environment: Some(domain::Environment::Dev),
-        environment_vouched_by: Some("client dev".into()),
-        channel: domain::Channel::Api,
-        idempotency_key: None,
-    };
-    let (r, event) = domain::Request::submit(new, domain::RequestId::new(), clock.now());
-    app.store.create(&r, &event).await.unwrap();
+    let r = stored_unqueued(&s, "left in flight", clock.now()).await;
     let change = app.change(
         domain::Action::StartValidation,
         domain::Principal::service("validate"),
