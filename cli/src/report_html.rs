@@ -20,9 +20,9 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margi
 h1{font-size:1.5rem;overflow-wrap:anywhere}code{overflow-wrap:anywhere}h2{font-size:1.15rem;margin-top:2rem}\
 .cards{display:flex;flex-wrap:wrap;gap:.8rem}.card{background:#f4f6f8;border:1px solid #d5dbe1;border-radius:6px;padding:.6rem .9rem;min-width:8rem}\
 .card b{display:block;font-size:1.4rem}\
-svg{width:100%;height:auto;max-width:56rem}svg text{font-size:11px;fill:#333}\
+svg{width:100%;height:auto;max-width:56rem}svg text{font-size:14px;fill:#333}\
 .legend span{display:inline-block;margin-right:1rem;font-size:.9rem}.legend i{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:middle}\
-table{border-collapse:collapse;display:block;max-width:100%;overflow-x:auto}td,th{padding:.2rem .6rem;text-align:right;overflow-wrap:anywhere}td:first-child,th:first-child{text-align:left}\
+table{border-collapse:collapse;display:block;max-width:100%;overflow-x:auto}td,th{padding:.2rem .6rem;text-align:right;white-space:nowrap}td:first-child,th:first-child{text-align:left}\
 .note{color:#555;font-size:.9rem}";
 
 /// Outcome series, stacked bottom-up, with their colours.
@@ -67,7 +67,7 @@ type Series<'a> = (&'a str, &'a str, fn(&Figures) -> Option<f64>);
 
 const W: f64 = 720.0;
 const H: f64 = 220.0;
-const LEFT: f64 = 48.0;
+const LEFT: f64 = 60.0;
 const BOTTOM: f64 = 28.0;
 
 /// Axes with a few gridlines from 0 to `max`, and a label under each week.
