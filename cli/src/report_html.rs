@@ -179,7 +179,7 @@ pub fn page(r: &Report) -> String {
     let title = format!(
         "Image Request: {} to {}",
         r.since.format("%Y-%m-%d"),
-        (r.until - chrono::Duration::milliseconds(1)).format("%Y-%m-%d")
+        r.last_day().format("%Y-%m-%d")
     );
     html! {
         (DOCTYPE)

@@ -82,7 +82,7 @@ pub fn table(r: &Report) -> String {
     let mut s = format!(
         "Requests submitted {} to {} ({} week{}), as of {}\n\n",
         r.since.format("%Y-%m-%d"),
-        (r.until - chrono::Duration::milliseconds(1)).format("%Y-%m-%d"),
+        r.last_day().format("%Y-%m-%d"),
         r.weeks.len(),
         if r.weeks.len() == 1 { "" } else { "s" },
         r.generated_at.format("%Y-%m-%d %H:%M UTC"),

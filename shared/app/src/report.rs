@@ -79,13 +79,9 @@ impl App {
     ) -> Result<Request, RateFailed> {
         for _ in 0..8 {
             let r = self.store.get(id).await?.ok_or(RateFailed::NotFound(id))?;
-            let mut t = r.rate(who, up, comment.clone(), channel, self.clock.now())?;
-            self.seal(&mut t.event);
-            match self.store.commit(&t).await {
-                Ok(()) => {
-                    tracing::info!(request_id = %id, up, "rated");
-                    return Ok(t.request);
-                }
+            let t = r.rate(who, up, comment.clone(), channel, self.clock.now())?;
+            match self.commit(t).await {
+                Ok(rated) => return Ok(rated),
                 // Someone else rated at the same moment: read again.
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),

@@ -7,7 +7,7 @@ use chrono::Duration;
 use crate::notify;
 use crate::ports::{Created, NotifyError, QueueError, QueueName, RegistryError, RequestQuery, StoreError, WorkItem};
 use crate::App;
-use domain::{Action, Change, Channel, Principal, Refusal, Refused, Request, RequestId, Status};
+use domain::{Action, Change, Channel, Principal, Refusal, Refused, Request, RequestId, Status, Transition};
 
 /// How long a request may stay `validating` or `provisioning` before the sweep queues it
 /// again: longer than a message's whole redelivery budget (on AWS, 5 deliveries × the
@@ -112,14 +112,19 @@ impl App {
     ) -> Result<Applied, StoreError> {
         match request.apply(change, edit) {
             Err(refused) => Ok(Applied::Refused(request.clone(), refused)),
-            Ok(mut t) => {
-                self.seal(&mut t.event);
-                self.store.commit(&t).await?;
-                tracing::info!(request_id = %t.request.id, from = %t.expected_status, to = %t.request.status(), actor = %t.event.actor, "transition");
-                self.measure(&t.request, &t.event);
-                Ok(Applied::Done(t.request))
-            }
+            Ok(t) => Ok(Applied::Done(self.commit(t).await?)),
         }
+    }
+
+    /// Seals a transition's event and commits the two together (under the transition's
+    /// conditions), then logs and measures it: every transition, whichever `Request`
+    /// method made it (`apply`, `join`, `rate`, `remind`), is written this one way.
+    pub async fn commit(&self, mut t: Transition) -> Result<Request, StoreError> {
+        self.seal(&mut t.event);
+        self.store.commit(&t).await?;
+        tracing::info!(request_id = %t.request.id, from = %t.expected_status, to = %t.request.status(), actor = %t.event.actor, action = ?t.event.action, "transition");
+        self.measure(&t.request, &t.event);
+        Ok(t.request)
     }
 
     /// The metrics a committed transition makes (`app::metrics::METRICS`).
@@ -203,18 +208,14 @@ impl App {
                 }
                 claimed = true;
             }
-            let mut transition = match open.join(request) {
+            let transition = match open.join(request) {
                 // Ended meanwhile: the image is free, so the next try creates.
                 Err(_) => continue,
                 Ok(None) => return Ok(Submitted::Joined(open)),
                 Ok(Some(t)) => t,
             };
-            self.seal(&mut transition.event);
-            match self.store.commit(&transition).await {
-                Ok(()) => {
-                    tracing::info!(request_id = %open.id, joined_by = %request.requester, "joined the open request for the image");
-                    return Ok(Submitted::Joined(transition.request));
-                }
+            match self.commit(transition).await {
+                Ok(joined) => return Ok(Submitted::Joined(joined)),
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e),
             }
@@ -403,14 +404,13 @@ impl App {
             }
             let waited = (now - r.updated_at).num_hours();
             let why = format!("waiting for a decision for {waited} hours");
-            let Ok(mut t) = r.remind(Principal::service("sweeper"), now, why) else {
+            let Ok(t) = r.remind(Principal::service("sweeper"), now, why) else {
                 continue;
             };
-            self.seal(&mut t.event);
-            match self.store.commit(&t).await {
-                Ok(()) => {
+            match self.commit(t).await {
+                Ok(r) => {
                     reminded += 1;
-                    self.ask_approvers(&t.request, true).await;
+                    self.ask_approvers(&r, true).await;
                 }
                 // Decided (or reminded) meanwhile.
                 Err(StoreError::Conflict) => {}

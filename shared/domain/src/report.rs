@@ -116,6 +116,13 @@ pub struct Report {
     pub total: Figures,
 }
 
+impl Report {
+    /// The last day the range covers (`until` is the start of the day after, or now).
+    pub fn last_day(&self) -> NaiveDate {
+        (self.until - Duration::milliseconds(1)).date_naive()
+    }
+}
+
 /// `YYYY-Www` of a time (UTC).
 pub fn iso_week(t: DateTime<Utc>) -> String {
     let w = t.date_naive().iso_week();
