@@ -59,6 +59,8 @@ pub enum Report {
         request: Box<Request>,
         events: Vec<AuditEvent>,
         refused_attempts: Vec<Refusal>,
+        /// Notices given up on (the NotificationsUndeliverable alarm's).
+        undelivered: Vec<app::ports::Undelivered>,
     },
     Requests {
         requests: Vec<Request>,
@@ -157,6 +159,7 @@ pub async fn query(stores: &Stores, a: &AuditArgs, now: DateTime<Utc>) -> anyhow
             request: Box::new(request),
             events: stores.audit.timeline(id).await?,
             refused_attempts: stores.audit.refusals(id).await?,
+            undelivered: stores.audit.undeliverable(id).await?,
         });
     }
     if let Some(who) = &a.approver {
@@ -364,6 +367,7 @@ pub fn print(report: &Report) {
             request,
             events,
             refused_attempts,
+            undelivered,
         } => {
             println!(
                 "{}  {}  {}  requested by {} at {}",
@@ -386,6 +390,19 @@ pub fn print(report: &Report) {
                     ]
                 });
                 println!("{}", table(&["TIME", "ACTOR", "ACTION", "WHILE", "WHY"], rows));
+            }
+            if !undelivered.is_empty() {
+                println!("\nUndeliverable notices (nobody was told these; tell them yourself)");
+                let rows = undelivered.iter().map(|u| {
+                    vec![
+                        short(&u.at),
+                        u.channel.clone(),
+                        u.to.clone(),
+                        u.notice.clone(),
+                        u.why.clone(),
+                    ]
+                });
+                println!("{}", table(&["TIME", "CHANNEL", "TO", "NOTICE", "WHY"], rows));
             }
         }
         Report::Events { events } => print_events(events),

@@ -43,6 +43,8 @@ pub struct Options {
     pub backend: Backend,
     /// Where metrics go (as a Lambda prints them); none: off.
     pub metrics: Option<Arc<dyn app::metrics::MetricSink>>,
+    /// Decorates the ports once they are built: the tests' fault injection.
+    pub wrap: Option<Arc<dyn Fn(App) -> App + Send + Sync>>,
 }
 
 /// Where requests, the audit trail, the queues and the messages live.
@@ -70,6 +72,7 @@ impl Default for Options {
             clock: Arc::new(app::ports::SystemClock),
             backend: Backend::Embedded,
             metrics: None,
+            wrap: None,
         }
     }
 }
@@ -160,8 +163,12 @@ pub async fn start(settings: Settings, opts: Options) -> anyhow::Result<Running>
     if let Some(sink) = &opts.metrics {
         app.metrics.set(sink.clone(), "local");
     }
+    let app = match &opts.wrap {
+        Some(wrap) => wrap(app),
+        None => app,
+    };
     let mut tasks = vec![];
-    for queue in [QueueName::Validate, QueueName::Provision] {
+    for queue in QueueName::ALL {
         tasks.push(tokio::spawn(consume(
             app.clone(),
             source.clone(),
@@ -220,7 +227,8 @@ async fn consume(app: App, source: Arc<dyn MessageSource>, queue: QueueName, pol
     loop {
         let handled = pump(source.as_ref(), queue, |event| async {
             match queue {
-                QueueName::Validate => validate::handle(&app, event).await,
+                // The notify queue's consumer is validate's, as on AWS (app::outbox).
+                QueueName::Validate | QueueName::Notify => validate::handle(&app, event).await,
                 QueueName::Provision => provision::handle(&app, event).await,
             }
         })

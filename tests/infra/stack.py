@@ -140,7 +140,7 @@ def deploy(args):
             retrying(lam.update_event_source_mapping, UUID=physical, Enabled=False)
 
     sqs = client("sqs")
-    for queue in ("ValidateQueue", "ProvisionQueue"):
+    for queue in ("ValidateQueue", "ProvisionQueue", "NotifyQueue"):
         attributes = {}
         if args.visibility is not None:
             attributes["VisibilityTimeout"] = str(args.visibility)

@@ -299,8 +299,9 @@ impl Mailboxes {
                         );
                     }
                     let text = format!(
-                        "To: {to}\nSubject: {}\nX-Image-Request-Status: {}\n\n{}\n",
+                        "To: {to}\nSubject: {}\nX-Image-Request-Notice: {}\nX-Image-Request-Status: {}\n\n{}\n",
                         envelope["Subject"].as_str().unwrap_or(""),
+                        attr(&envelope, "notification_id"),
                         attr(&envelope, "status"),
                         envelope["Message"].as_str().unwrap_or(""),
                     );

@@ -7,6 +7,7 @@
 pub mod aws;
 pub mod fake_chainguard;
 pub mod fake_slack;
+pub mod faults;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -53,12 +54,24 @@ pub async fn start_full(
     registry: Option<Arc<dyn Registry>>,
     clock: Arc<dyn app::ports::Clock>,
 ) -> Stack {
-    start_on(aws::wanted(), configure, registry, clock).await
+    start_on(aws::wanted(), configure, registry, clock, None).await
+}
+
+/// A stack with `faults` around its queue and notifier, switched by the test.
+pub async fn start_faulty(configure: impl FnOnce(&mut Settings), faults: &Arc<faults::Faults>) -> Stack {
+    start_on(
+        aws::wanted(),
+        configure,
+        None,
+        Arc::new(app::ports::SystemClock),
+        Some(faults.wrap()),
+    )
+    .await
 }
 
 /// A stack on the AWS adapters whatever the suite's backend: for tests of AWS-only tools.
 pub async fn start_aws() -> Stack {
-    start_on(true, |_| {}, None, Arc::new(app::ports::SystemClock)).await
+    start_on(true, |_| {}, None, Arc::new(app::ports::SystemClock), None).await
 }
 
 async fn start_on(
@@ -66,6 +79,7 @@ async fn start_on(
     configure: impl FnOnce(&mut Settings),
     registry: Option<Arc<dyn Registry>>,
     clock: Arc<dyn app::ports::Clock>,
+    wrap: Option<Arc<dyn Fn(app::App) -> app::App + Send + Sync>>,
 ) -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings {
@@ -81,6 +95,7 @@ async fn start_on(
         registry,
         clock,
         metrics: Some(metrics.clone()),
+        wrap,
         ..Options::default()
     };
     let mut aws_parts = None;

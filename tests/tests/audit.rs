@@ -319,6 +319,12 @@ impl AuditLog for Tampered {
     async fn refusals(&self, id: RequestId) -> Result<Vec<Refusal>, StoreError> {
         self.inner.refusals(id).await
     }
+    async fn undelivered(&self, u: &app::ports::Undelivered) -> Result<(), StoreError> {
+        self.inner.undelivered(u).await
+    }
+    async fn undeliverable(&self, id: RequestId) -> Result<Vec<app::ports::Undelivered>, StoreError> {
+        self.inner.undeliverable(id).await
+    }
     async fn touched(
         &self,
         since: chrono::DateTime<chrono::Utc>,

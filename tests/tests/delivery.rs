@@ -25,6 +25,7 @@ async fn duplicate_delivery_of_every_queue_message_changes_nothing_twice() {
         let item = WorkItem {
             request_id: id.parse().unwrap(),
             trace_id: "duplicate".into(),
+            notice: None,
         };
         for queue in [QueueName::Validate, QueueName::Provision] {
             s.running
@@ -94,6 +95,7 @@ async fn a_message_that_keeps_failing_reaches_the_dead_letters_and_the_request_f
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(s.dead_letters(QueueName::Provision).await, 1);
+    s.settle().await;
     let outbox = s.outbox().await;
     assert_eq!(
         outbox.iter().filter(|(n, _)| n.contains("approver_alert")).count(),

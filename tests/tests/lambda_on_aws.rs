@@ -207,7 +207,8 @@ impl Deployment {
             .collect();
         let event = to_sqs_event(&deliveries);
         let response = match queue {
-            QueueName::Validate => {
+            // Validate consumes the notify queue too (its second event source).
+            QueueName::Validate | QueueName::Notify => {
                 validate::handle(self.wired.as_ref().map_or(&self.app, |w| &w.validate), event).await
             }
             QueueName::Provision => {
@@ -338,6 +339,11 @@ async fn happy_path_through_every_lambda_handler_with_the_lambda_bootstrap() {
     assert_eq!(d.status(&auto).await, Status::Approved);
     assert_eq!(d.status(&manual).await, Status::PendingApproval);
 
+    // The approval emails were written with the transition: validate sends them from the
+    // notify queue (one outbox entry).
+    let (resp, ids) = d.deliver(QueueName::Notify).await;
+    assert!(resp.batch_item_failures.is_empty());
+    assert_eq!(ids.len(), 1);
     // Each approver's email carries their own links; the admin clicks Approve.
     let mail = d.mail.all().await;
     let email = &mail
@@ -382,6 +388,10 @@ async fn happy_path_through_every_lambda_handler_with_the_lambda_bootstrap() {
         (d.depth(QueueName::Validate).await, d.depth(QueueName::Provision).await),
         (0, 0)
     );
+    let (resp, ids) = d.deliver(QueueName::Notify).await;
+    assert!(resp.batch_item_failures.is_empty());
+    assert_eq!(ids.len(), 2, "an outcome entry each");
+    assert_eq!(d.depth(QueueName::Notify).await, 0);
     // Outcomes reach the notifications topic, with attributes a subscriber filters on.
     let outcomes: Vec<_> = d
         .mail
@@ -402,6 +412,7 @@ async fn a_duplicated_delivery_changes_nothing() {
     let id = d.submit("go", Some("dev")).await;
     d.deliver(QueueName::Validate).await;
     d.deliver(QueueName::Provision).await;
+    d.deliver(QueueName::Notify).await;
     assert_eq!(d.status(&id).await, Status::Provisioned);
     let before = (
         d.app.store.get(id.parse().unwrap()).await.unwrap(),
@@ -412,7 +423,14 @@ async fn a_duplicated_delivery_changes_nothing() {
     // SQS delivers at least once: the same message twice, to both consumers.
     for queue in QueueName::ALL {
         for _ in 0..2 {
-            d.app.enqueue(queue, id.parse().unwrap(), "dup").await.unwrap();
+            match queue {
+                // The outcome's outbox entry, again: its notices were recorded as sent.
+                QueueName::Notify => {
+                    let seq = before.0.as_ref().unwrap().version();
+                    assert!(d.app.enqueue_notice(id.parse().unwrap(), seq, "dup").await);
+                }
+                _ => d.app.enqueue(queue, id.parse().unwrap(), "dup").await.unwrap(),
+            }
         }
         let (resp, ids) = d.deliver(queue).await;
         assert_eq!(ids.len(), 2);

@@ -112,6 +112,8 @@ async fn denied_request_tells_the_requester_why() {
     assert_eq!(resp.status(), 200);
     let v = s.wait_for(&id, "denied").await;
     assert_eq!(v["decision"]["by"], "email:security-lead@example.com");
+    // The news is sent from the outbox, a moment after the commit.
+    s.settle().await;
     assert!(s
         .outbox()
         .await

@@ -99,9 +99,11 @@ fn each_function_links_the_aws_clients_it_calls_and_no_other() {
     };
     let set = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>();
     assert_eq!(sdk("intake"), set(&["aws-sdk-dynamodb", "aws-sdk-sqs", "aws-sdk-ssm"]));
+    // Only validate sends mail (the notify queue's consumer, app::outbox): the others
+    // write their notices with their transitions and queue them.
     assert_eq!(
         sdk("approval"),
-        set(&["aws-sdk-dynamodb", "aws-sdk-sns", "aws-sdk-sqs", "aws-sdk-ssm"])
+        set(&["aws-sdk-dynamodb", "aws-sdk-sqs", "aws-sdk-ssm"])
     );
     assert_eq!(
         sdk("validate"),
@@ -109,7 +111,7 @@ fn each_function_links_the_aws_clients_it_calls_and_no_other() {
     );
     assert_eq!(
         sdk("provision"),
-        set(&["aws-sdk-dynamodb", "aws-sdk-sns", "aws-sdk-ssm"])
+        set(&["aws-sdk-dynamodb", "aws-sdk-sqs", "aws-sdk-ssm"])
     );
     // The archive writes S3 only (the DynamoDB and SSM clients come with the adapter
     // crate, unused); only it links S3.
@@ -125,6 +127,8 @@ fn only_functions_that_call_out_link_an_http_client() {
     }
     // approval reads the org's repositories (`GET /capacity`).
     assert!(linked("approval").contains("image-request-chainguard"));
+    // provision creates repositories and tells nobody itself: no Slack client.
+    assert!(!linked("provision").contains("image-request-slack"));
 }
 
 #[test]

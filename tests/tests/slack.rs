@@ -599,3 +599,37 @@ async fn when_the_reply_address_fails_the_requester_gets_a_direct_message() {
     );
     assert_eq!(fake.calls("/response/t1").len(), 1, "the failed answer, once");
 }
+
+#[tokio::test]
+async fn when_the_reply_address_and_the_direct_message_both_fail_the_notice_is_undeliverable() {
+    let fake = FakeSlack::start().await;
+    // Every try (five deliveries of the notice): the reply address refused, and the
+    // direct message too.
+    for _ in 0..5 {
+        fake.script("/response/t3", 404, None, json!({"ok": false, "error": "used_url"}));
+        fake.script(
+            "/api/chat.postMessage",
+            200,
+            None,
+            json!({"ok": false, "error": "channel_not_found"}),
+        );
+    }
+    let s = stack(&fake, Arc::default()).await;
+    let id = request_id(&command(&s, &fake, "go --env dev Build tool", "t3").await);
+    s.wait_for(&id, "provisioned").await;
+    s.settle().await;
+    assert_eq!(fake.calls("/response/t3").len(), 5, "tried on every delivery");
+    let undelivered = s.running.app.audit.undeliverable(id.parse().unwrap()).await.unwrap();
+    assert_eq!(undelivered.len(), 1, "{undelivered:?}");
+    assert_eq!(undelivered[0].channel, "chat");
+    assert_eq!(undelivered[0].to, format!("slack:{TEAM}/{DEV}"));
+    assert!(undelivered[0].why.contains("channel_not_found"), "{}", undelivered[0].why);
+    // The mail of the same outcome went, once.
+    let mails = s
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|(name, _)| name.contains(&id) && name.contains("outcome"))
+        .count();
+    assert_eq!(mails, 1);
+}

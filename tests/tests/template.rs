@@ -339,6 +339,7 @@ fn queues_outlast_their_consumers_and_report_partial_failures() {
     for (binary, queue, dlq) in [
         ("validate", "ValidateQueue", "ValidateDeadLetters"),
         ("provision", "ProvisionQueue", "ProvisionDeadLetters"),
+        ("validate", "NotifyQueue", "NotifyDeadLetters"),
     ] {
         let (_, f) = function(&t, binary);
         let timeout = f["Properties"]["Timeout"].as_u64().unwrap();
@@ -358,9 +359,8 @@ fn queues_outlast_their_consumers_and_report_partial_failures() {
             .as_object()
             .unwrap()
             .values()
-            .find(|e| e["Type"] == "SQS")
-            .unwrap();
-        assert_eq!(event["Properties"]["Queue"]["Fn::GetAtt"][0], queue);
+            .find(|e| e["Type"] == "SQS" && e["Properties"]["Queue"]["Fn::GetAtt"][0] == queue)
+            .unwrap_or_else(|| panic!("{binary} does not consume {queue}"));
         assert_eq!(
             event["Properties"]["FunctionResponseTypes"][0],
             "ReportBatchItemFailures"
@@ -567,7 +567,8 @@ fn sam_translates_the_template_into_one_cloudformation_can_order() {
     assert!(t.get("Transform").is_none());
     assert_eq!(resources(&t, "AWS::Lambda::Function").len(), 5);
     assert_eq!(resources(&t, "AWS::ApiGatewayV2::Api").len(), 1);
-    assert_eq!(resources(&t, "AWS::Lambda::EventSourceMapping").len(), 3);
+    // validate's two queues, provision's, the archive's stream.
+    assert_eq!(resources(&t, "AWS::Lambda::EventSourceMapping").len(), 4);
     // The functions learn the public URL parameter's name, not a reference to it.
     for (name, f) in resources(&t, "AWS::Lambda::Function") {
         let v = &f["Properties"]["Environment"]["Variables"]["PUBLIC_URL_PARAMETER"];
@@ -613,7 +614,8 @@ fn each_function_reads_only_its_secrets_and_nobody_else_mints_links() {
         ("intake", vec!["clients", "slack", "audit-keys"]),
         ("approval", vec!["clients", "approval-keys", "slack", "audit-keys"]),
         ("validate", vec!["approval-keys", "slack", "audit-keys"]),
-        ("provision", vec!["slack", "audit-keys"]),
+        // Provision tells nobody itself (validate sends its notices): no Slack.
+        ("provision", vec!["audit-keys"]),
     ] {
         let readable: Vec<String> = statements(&t, binary)
             .into_iter()
@@ -728,10 +730,10 @@ fn alarms_watch_the_api_and_every_queue() {
         })
     };
     assert!(watched("5xx", "HttpApi"));
-    for q in ["ValidateQueue", "ProvisionQueue"] {
+    for q in ["ValidateQueue", "ProvisionQueue", "NotifyQueue"] {
         assert!(watched("ApproximateAgeOfOldestMessage", q), "{q}");
     }
-    for q in ["ValidateDeadLetters", "ProvisionDeadLetters"] {
+    for q in ["ValidateDeadLetters", "ProvisionDeadLetters", "NotifyDeadLetters"] {
         assert!(watched("ApproximateNumberOfMessagesVisible", q), "{q}");
     }
 }

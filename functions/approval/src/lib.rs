@@ -48,7 +48,6 @@ pub fn wire(lambda: &aws_adapter::Lambda) -> Result<App, app::config::ConfigErro
     Ok(lambda
         .app()
         .with_queue(lambda.queue())
-        .with_notifier(lambda.notifier())
         .with_registry(registry)
         .with_chat(::slack::from_settings(&lambda.settings)?))
 }
@@ -150,12 +149,11 @@ pub async fn decide(
         };
         match app.apply(&r, change.clone(), |r| r.decision = Some(decision)).await {
             Ok(Applied::Done(done)) => {
+                // A denial's news goes through the outbox, with the transition.
                 if approve {
                     if let Err(e) = app.enqueue(QueueName::Provision, done.id, &done.id.to_string()).await {
                         tracing::error!(request_id = %done.id, error = %e, "approved but not queued; the sweep will queue it");
                     }
-                } else {
-                    app.tell_requester(&done).await;
                 }
                 return Ok(done);
             }

@@ -10,13 +10,14 @@ use app::archive::{archive_events, Archive};
 use domain::AuditEvent;
 
 /// An audit event from a stream record's new image; `None` for what is not an event (a
-/// refused attempt, kept under `refused#<id>`, or a record without a new image).
+/// refused attempt or an undeliverable notice, kept beside the chain under
+/// `refused#<id>` and `undelivered#<id>`, or a record without a new image).
 pub fn event(record: &EventRecord) -> Result<Option<AuditEvent>, String> {
     let image = &record.change.new_image;
     let is_event = image
         .get("request_id")
         .and_then(|v| match v {
-            serde_dynamo::AttributeValue::S(s) => Some(!s.starts_with("refused#")),
+            serde_dynamo::AttributeValue::S(s) => Some(!s.contains('#')),
             _ => None,
         })
         .unwrap_or(false);

@@ -1,9 +1,10 @@
 //! provision: creates the approved image's repo in the org (idempotently: an existing
-//! repo is success), records `provisioned` with the pull string and tags, and tells the
-//! requester. For a removal, deletes the repo instead (a repo already gone is success) and
-//! tells the requester and everyone who asked for the image before. A transient registry
-//! failure is left to redelivery; on the last delivery, or on a permanent failure, the
-//! request ends `failed` and the approvers are told.
+//! repo is success) and records `provisioned` with the pull string and tags. For a
+//! removal, deletes the repo instead (a repo already gone is success). A transient
+//! registry failure is left to redelivery; on the last delivery, or on a permanent
+//! failure, the request ends `failed`. Whom each of these tells (the requester, everyone
+//! who asked for the image before, the approvers) is written with the transition and
+//! delivered from the notify queue (`app::outbox`).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
@@ -13,21 +14,16 @@ use app::workflow::{Applied, StepError};
 use app::App;
 use domain::{Action, Channel, Principal, ProvisionResult, Request, Status};
 
-/// The app as the provision Lambda wires it: the org (or the trial org), mail and chat
-/// for outcomes. It sends to no queue, so it links no SQS client (the event source
-/// mapping receives and deletes).
+/// The app as the provision Lambda wires it: the org (or the trial org), and the notify
+/// queue for the outcomes its transitions write. It sends no mail and calls no chat.
 pub fn wire(lambda: &aws_adapter::Lambda) -> Result<App, app::config::ConfigError> {
     let registry = chainguard::registry_or_trial(&lambda.settings, lambda.sdk.credentials_provider())?;
-    Ok(lambda
-        .app()
-        .with_notifier(lambda.notifier())
-        .with_registry(registry)
-        .with_chat(slack::from_settings(&lambda.settings)?))
+    Ok(lambda.app().with_queue(lambda.queue()).with_registry(registry))
 }
 
 /// The longest one request may take before it is handed back to the queue: a lookup and
 /// a create in Chainguard (each at most `chainguard::CALL_BUDGET`, token exchange
-/// included), the store, and a Slack notice (`slack::CALL_BUDGET`). Two fit the
+/// included) and the store. Two fit the
 /// template's 60 s timeout (batch size 2) with `consumer::ANSWER_MARGIN` to spare.
 pub const RECORD_BUDGET: std::time::Duration = std::time::Duration::from_secs(28);
 
@@ -89,12 +85,7 @@ pub async fn provision(app: &App, item: WorkItem, attempt: u32) -> Result<(), St
             _ => return Ok(()),
         };
         r = match applied {
-            Ok(Applied::Done(next)) => {
-                if next.status() == Status::Provisioned {
-                    app.tell_requester(&next).await;
-                }
-                next
-            }
+            Ok(Applied::Done(next)) => next,
             Ok(Applied::Refused(..)) => return Ok(()),
             Err(StoreError::Conflict) => app.load(item.request_id).await?,
             Err(e) => return Err(e.into()),

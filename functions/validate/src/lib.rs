@@ -9,7 +9,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
 use app::consumer::{process_batch_within, Budget};
 use app::ports::{QueueName, RequestQuery, StoreError, WorkItem};
-use app::workflow::{Applied, StepError};
+use app::workflow::{Alerts, Applied, StepError};
 use app::App;
 use domain::{
     Action, Capacity, Change, Channel, Decision, Earlier, Principal, ProvisionResult, RejectReason, Request, Verdict,
@@ -42,7 +42,17 @@ pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
 
 /// One SQS batch inside an invocation's time.
 pub async fn handle_within(app: &App, event: SqsEvent, budget: Budget) -> SqsBatchResponse {
-    process_batch_within(event, budget, |item, attempt| validate(app, item, attempt)).await
+    process_batch_within(event, budget, |item, attempt| async move {
+        match item.notice {
+            // The notify queue's messages: an outbox entry to deliver.
+            Some(seq) => {
+                let last_try = attempt >= app.settings.max_receives;
+                app.dispatch(item.request_id, seq, last_try).await.map(|_| ())
+            }
+            None => validate(app, item, attempt).await,
+        }
+    })
+    .await
 }
 
 fn actor() -> Principal {
@@ -118,8 +128,14 @@ async fn history(app: &App, r: &Request) -> Result<Vec<Earlier>, StepError> {
     Ok(all)
 }
 
-/// `counted` gets the org's repository count where the checks got that far.
-async fn check(app: &App, r: &Request, counted: &mut Option<Capacity>) -> Result<Finding, StepError> {
+/// `counted` gets the org's repository count where the checks got that far, and `alerts`
+/// the approvers' capacity alerts it makes (sent with the finding's transition).
+async fn check(
+    app: &App,
+    r: &Request,
+    counted: &mut Option<Capacity>,
+    alerts: &mut Alerts,
+) -> Result<Finding, StepError> {
     if !r.kind.is_add() {
         return check_removal(app, r).await;
     }
@@ -180,7 +196,7 @@ async fn check(app: &App, r: &Request, counted: &mut Option<Capacity>) -> Result
         limit: limit as u64,
     };
     *counted = Some(capacity);
-    app.watch_capacity(r, capacity, &repos).await;
+    *alerts = app.capacity_alerts(r, capacity, &repos).await;
     if count >= limit {
         return Ok(Finding::Reject {
             why: RejectReason::OrgLimit,
@@ -202,14 +218,22 @@ fn change(app: &App, action: Action, reason: Option<String>) -> Change {
     app.change(action, actor(), Channel::System, reason)
 }
 
+/// What the checks found beside their finding, kept on the request or sent with it.
+struct Found {
+    history: Vec<Earlier>,
+    capacity: Option<Capacity>,
+    alerts: Alerts,
+}
+
 async fn approve(
     app: &App,
     r: &Request,
-    by: Principal,
-    channel: Channel,
-    why: String,
-    history: Vec<Earlier>,
-    capacity: Option<Capacity>,
+    (by, channel, why): (Principal, Channel, String),
+    Found {
+        history,
+        capacity,
+        alerts,
+    }: Found,
 ) -> Result<Applied, StoreError> {
     let c = app.change(Action::AutoApprove, by, channel, Some(why.clone()));
     let decision = Decision {
@@ -219,11 +243,16 @@ async fn approve(
         reason: Some(why),
         channel,
     };
-    app.apply(r, c, |r| {
-        r.decision = Some(decision);
-        r.earlier = history;
-        r.capacity = capacity;
-    })
+    app.apply_telling(
+        r,
+        c,
+        |r| {
+            r.decision = Some(decision);
+            r.earlier = history;
+            r.capacity = capacity;
+        },
+        alerts,
+    )
     .await
 }
 
@@ -236,8 +265,8 @@ pub async fn validate(app: &App, item: WorkItem, attempt: u32) -> Result<(), Ste
         let applied = match r.status() {
             domain::Status::Received => app.apply(&r, change(app, Action::StartValidation, None), |_| {}).await,
             domain::Status::Validating => {
-                let mut capacity = None;
-                let finding = match check(app, &r, &mut capacity).await {
+                let (mut capacity, mut alerts) = (None, Alerts::default());
+                let finding = match check(app, &r, &mut capacity, &mut alerts).await {
                     Err(StepError::Retryable(why)) if attempt >= app.settings.max_receives => {
                         let why = format!("checks gave up after {attempt} attempts: {why}");
                         app.fail(&r, actor(), &why).await?;
@@ -257,13 +286,14 @@ pub async fn validate(app: &App, item: WorkItem, attempt: u32) -> Result<(), Ste
                         reason,
                         suggestions,
                     } => {
-                        app.apply(&r, change(app, Action::Reject, Some(reason.clone())), |r| {
+                        let change = change(app, Action::Reject, Some(reason.clone()));
+                        let edit = |r: &mut Request| {
                             r.outcome = Some(reason);
                             r.rejected_for = Some(why);
                             r.capacity = capacity;
                             r.suggestions = suggestions;
-                        })
-                        .await
+                        };
+                        app.apply_telling(&r, change, edit, alerts).await
                     }
                     Finding::Available(result) => {
                         let why = format!("already in the org as {}", result.pull_string);
@@ -273,18 +303,39 @@ pub async fn validate(app: &App, item: WorkItem, attempt: u32) -> Result<(), Ste
                         .await
                     }
                     Finding::NeedsApproval => {
-                        app.apply(&r, change(app, Action::RequireApproval, None), |r| {
+                        let edit = |r: &mut Request| {
                             r.earlier = history;
                             r.capacity = capacity;
-                        })
-                        .await
+                        };
+                        app.apply_telling(&r, change(app, Action::RequireApproval, None), edit, alerts)
+                            .await
                     }
                     Finding::AutoApprove(rule) => {
                         let by = Principal::service("policy");
-                        approve(app, &r, by, Channel::System, rule, history, capacity).await
+                        approve(
+                            app,
+                            &r,
+                            (by, Channel::System, rule),
+                            Found {
+                                history,
+                                capacity,
+                                alerts,
+                            },
+                        )
+                        .await
                     }
                     Finding::PreApproved(by, why) => {
-                        approve(app, &r, by, Channel::PullRequest, why, history, capacity).await
+                        approve(
+                            app,
+                            &r,
+                            (by, Channel::PullRequest, why),
+                            Found {
+                                history,
+                                capacity,
+                                alerts,
+                            },
+                        )
+                        .await
                     }
                 }
             }
@@ -296,10 +347,7 @@ pub async fn validate(app: &App, item: WorkItem, attempt: u32) -> Result<(), Ste
             _ => return Ok(()),
         };
         r = match applied {
-            Ok(Applied::Done(next)) => {
-                after(app, &next).await;
-                next
-            }
+            Ok(Applied::Done(next)) => next,
             Ok(Applied::Refused(..)) => return Ok(()),
             Err(StoreError::Conflict) => app.load(item.request_id).await?,
             Err(e) => return Err(e.into()),
@@ -308,23 +356,6 @@ pub async fn validate(app: &App, item: WorkItem, attempt: u32) -> Result<(), Ste
     Err(StepError::Retryable(
         "the request kept changing under validation".into(),
     ))
-}
-
-/// What follows a committed finding: approval emails, or the requester's news.
-async fn after(app: &App, r: &Request) {
-    use domain::Status as S;
-    match r.status() {
-        S::PendingApproval => {
-            app.ask_approvers(r, false).await;
-            if let Some(chat) = &app.chat {
-                if let Err(e) = chat.post_approval(r).await {
-                    tracing::error!(request_id = %r.id, error = %e, "could not post the approval to chat");
-                }
-            }
-        }
-        S::Rejected | S::AlreadyAvailable => app.tell_requester(r).await,
-        _ => {}
-    }
 }
 
 /// Why an invocation failed as a whole (a batch's single messages fail on their own).

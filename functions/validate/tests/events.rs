@@ -45,8 +45,15 @@ async fn a_batch_is_validated_record_by_record() {
     );
     assert_eq!(status(&e, "req-01JD3XQ4Z8K9M2N5P7R8S0T1V3").await, Status::Approved);
     assert_eq!(e.db.queue_depth(QueueName::Provision).await.unwrap(), 1);
-    let emails = std::fs::read_dir(dir.path().join("outbox")).unwrap().count();
-    assert_eq!(emails, 2, "one approval email per approver");
+    // The approval emails were written with the transition; validate sends them from
+    // the notify queue, its second event source.
+    let mailed = || std::fs::read_dir(dir.path().join("outbox")).map_or(0, |d| d.count());
+    assert_eq!(mailed(), 0);
+    let notices = e.db.receive(QueueName::Notify, 10, 60_000, 5).await.unwrap();
+    assert_eq!(notices.len(), 1, "one outbox entry: the approval request");
+    let resp = validate::handle(&e.app, app::consumer::to_sqs_event(&notices)).await;
+    assert!(resp.batch_item_failures.is_empty());
+    assert_eq!(mailed(), 2, "one approval email per approver");
 }
 
 #[tokio::test]

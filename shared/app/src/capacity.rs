@@ -5,8 +5,10 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::outbox::Intent;
 use crate::ports::{Repo, StoreError};
-use crate::{notify, App};
+use crate::workflow::Alerts;
+use crate::App;
 use domain::{Capacity, Principal, Request};
 
 /// The claims that remember an alert was sent, until the count falls back below.
@@ -91,54 +93,50 @@ impl App {
         })
     }
 
-    /// Alerts the approvers the first time the count reaches the alert share, and again at
-    /// the limit (with the cleanup list); a count back below re-arms each. What fails here
-    /// is logged: the request's own validation goes on.
-    pub async fn watch_capacity(&self, r: &Request, c: Capacity, repos: &[Repo]) {
+    /// The approvers' alerts a count makes: the first time it reaches the alert share, and
+    /// again at the limit (with the cleanup list); a count back below re-arms each. Each
+    /// alert goes with a claim that the validation's own transition takes (so a crossing
+    /// is told once, and not lost to a crash before the commit). What fails here is
+    /// logged: the request's own validation goes on.
+    pub async fn capacity_alerts(&self, r: &Request, c: Capacity, repos: &[Repo]) -> Alerts {
         let near = c.percent() >= u64::from(self.settings.capacity_alert_percent);
         let full = c.used >= c.limit;
+        let mut alerts = Alerts::default();
         for (key, crossed) in [(NEAR, near), (FULL, full)] {
-            if let Err(e) = self.crossing(r, c, repos, key, crossed).await {
-                tracing::error!(request_id = %r.id, error = %e, "could not check the capacity alert");
+            match self.crossing(key, crossed, repos).await {
+                Ok(Some(cleanup)) => {
+                    tracing::warn!(request_id = %r.id, used = c.used, limit = c.limit, "the organization's repository count crossed an alert threshold");
+                    alerts.intents.push(Intent::Capacity {
+                        capacity: c,
+                        cleanup: cleanup.into_iter().take(ALERT_CANDIDATES).collect(),
+                    });
+                    alerts.claims.push(key.to_string());
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(request_id = %r.id, error = %e, "could not check the capacity alert"),
             }
         }
+        alerts
     }
 
-    async fn crossing(
-        &self,
-        r: &Request,
-        c: Capacity,
-        repos: &[Repo],
-        key: &str,
-        crossed: bool,
-    ) -> Result<(), StoreError> {
+    /// Whether `key`'s line is newly crossed (with the cleanup list at the limit); a line
+    /// no longer crossed gives its claim back.
+    async fn crossing(&self, key: &str, crossed: bool, repos: &[Repo]) -> Result<Option<Vec<Candidate>>, StoreError> {
         let now = self.clock.now();
+        let held = self.store.holds(key, now).await?;
         if !crossed {
-            if self.store.holds(key, now).await? {
+            if held {
                 self.store.release(key).await?;
             }
-            return Ok(());
+            return Ok(None);
         }
-        // Held until the count falls back below; a crossing is told once.
-        if !self.store.claim_once(key, now, now + Duration::days(3650)).await? {
-            return Ok(());
+        if held {
+            return Ok(None);
         }
-        let list = match key {
+        Ok(Some(match key {
             FULL => candidates(repos, &self.all_requests().await?),
             _ => vec![],
-        };
-        for a in &self.settings.approvers {
-            let m = notify::capacity_alert(r, a, c, &list[..list.len().min(ALERT_CANDIDATES)]);
-            if let Err(e) = self.notifier.send(&m).await {
-                tracing::error!(error = %e, "could not alert an approver of the org's capacity");
-            }
-        }
-        tracing::warn!(
-            used = c.used,
-            limit = c.limit,
-            "the organization's repository count crossed an alert threshold"
-        );
-        Ok(())
+        }))
     }
 }
 

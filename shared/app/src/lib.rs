@@ -10,6 +10,7 @@ pub mod consumer;
 pub mod metrics;
 pub mod mrkdwn;
 pub mod notify;
+pub mod outbox;
 pub mod ports;
 pub mod report;
 #[cfg(feature = "requested-images")]

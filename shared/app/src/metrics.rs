@@ -28,8 +28,9 @@ pub const METRICS: &[(&str, &str, &[&str])] = &[
     ("ChainguardLatency", "Milliseconds", &["Operation"]),
     ("NotificationsSent", "Count", &["Kind"]),
     ("NotificationsFailed", "Count", &["Kind"]),
-    // The sweep's, without even `Function`: the stale-approval alarm reads it so.
+    // Without even `Function`: their alarms read them so.
     ("OldestPendingApprovalHours", "None", &[]),
+    ("NotificationsUndeliverable", "Count", &[]),
 ];
 
 /// Where the lines go.

@@ -60,6 +60,7 @@ pub fn capacity_alert(
     text +=
         "\nThe whole list: cgr-request admin capacity\nRemove one: cgr-request remove IMAGE --justification \"…\"\n";
     Message {
+        id: String::new(),
         kind: MessageKind::ApproverAlert,
         to: approver.to_string(),
         subject: format!(
@@ -133,6 +134,7 @@ pub fn approval_request(
     };
     let direction = if r.kind.is_add() { "to" } else { "from" };
     Message {
+        id: String::new(),
         kind: MessageKind::ApprovalRequest,
         to: approver.to_string(),
         subject: format!("Approval needed: {verb}{} for {}", r.image, r.requester),
@@ -228,6 +230,7 @@ pub fn outcome(r: &Request) -> Message {
         None => lead,
     };
     Message {
+        id: String::new(),
         kind: MessageKind::Outcome,
         to: address(&r.requester),
         subject,
@@ -334,6 +337,7 @@ pub fn outcome_for_watcher(r: &Request, w: &domain::Watcher) -> Message {
 /// Tells an approver something needs a person (a provisioning that kept failing).
 pub fn approver_alert(r: &Request, approver: &str, what: &str) -> Message {
     Message {
+        id: String::new(),
         kind: MessageKind::ApproverAlert,
         to: approver.to_string(),
         subject: format!("Needs attention: {} ({})", r.image, r.status()),

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::outbox::Entry;
 use domain::{AuditEvent, Catalog, Channel, Principal, Refusal, Request, RequestId, Status, Transition};
 
 #[derive(Debug, thiserror::Error)]
@@ -58,8 +59,16 @@ pub trait RequestStore: Send + Sync {
     async fn create(&self, request: &Request, event: &AuditEvent) -> Result<Created, StoreError>;
     async fn get(&self, id: RequestId) -> Result<Option<Request>, StoreError>;
     /// Writes the new request and appends its audit event together, only if the stored
-    /// request is still at the transition's expected status and version.
-    async fn commit(&self, transition: &Transition) -> Result<(), StoreError>;
+    /// request is still at the transition's expected status and version; with `outbox`,
+    /// its notices (and the claims they were decided by, each only if free) in the same
+    /// transaction.
+    async fn commit(&self, transition: &Transition, outbox: Option<&Entry>) -> Result<(), StoreError>;
+    /// A pending outbox entry (none once it is done, or if it was never written).
+    async fn outbox(&self, id: RequestId, seq: u64) -> Result<Option<Entry>, StoreError>;
+    /// Marks an entry delivered (or given up): it is no longer pending.
+    async fn outbox_done(&self, id: RequestId, seq: u64, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Pending entries written before `before`, oldest first (what the sweep queues again).
+    async fn outbox_pending(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<(RequestId, u64)>, StoreError>;
     /// Takes `key` for one use until `until` (an approval link's use): true the first
     /// time, false while an earlier claim holds. Claims expired at `now` count as absent.
     async fn claim_once(&self, key: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool, StoreError>;
@@ -103,9 +112,26 @@ pub trait AuditLog: Send + Sync {
     async fn refused(&self, refusal: &Refusal) -> Result<(), StoreError>;
     /// A request's refused attempts, oldest first.
     async fn refusals(&self, id: RequestId) -> Result<Vec<Refusal>, StoreError>;
+    /// Records a notice given up on (append-only, beside the chain like refusals).
+    async fn undelivered(&self, u: &Undelivered) -> Result<(), StoreError>;
+    /// A request's notices given up on, oldest first.
+    async fn undeliverable(&self, id: RequestId) -> Result<Vec<Undelivered>, StoreError>;
     /// Every request with an event at or after `since` and before `until`, once each,
     /// sorted: what an evidence run verifies. No scan: by day on DynamoDB.
     async fn touched(&self, since: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<RequestId>, StoreError>;
+}
+
+/// A notice the dispatcher gave up on: who was not told what, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Undelivered {
+    pub request_id: RequestId,
+    pub at: DateTime<Utc>,
+    /// The notice's id (`app::outbox`).
+    pub notice: String,
+    /// `mail` or `chat`.
+    pub channel: String,
+    pub to: String,
+    pub why: String,
 }
 
 /// The effective page size of a query.
@@ -123,10 +149,12 @@ pub fn effective_limit(limit: usize) -> usize {
 pub enum QueueName {
     Validate,
     Provision,
+    /// Outbox entries to deliver (`app::outbox`).
+    Notify,
 }
 
 impl QueueName {
-    pub const ALL: [QueueName; 2] = [QueueName::Validate, QueueName::Provision];
+    pub const ALL: [QueueName; 3] = [QueueName::Validate, QueueName::Provision, QueueName::Notify];
 
     pub fn as_str(self) -> &'static str {
         self.into()
@@ -139,6 +167,9 @@ impl QueueName {
 pub struct WorkItem {
     pub request_id: RequestId,
     pub trace_id: String,
+    /// On the notify queue: the outbox entry's `seq`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +190,8 @@ pub trait Queue: Send + Sync {
 /// A rendered message to a person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Message {
+    /// The notice's id (`app::outbox`): what a receiver deduplicates on.
+    pub id: String,
     pub kind: MessageKind,
     /// An email address, or a principal where there is no address.
     pub to: String,
@@ -177,6 +210,12 @@ pub enum MessageKind {
     ApprovalRequest,
     Outcome,
     ApproverAlert,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

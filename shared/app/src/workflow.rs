@@ -5,6 +5,7 @@
 use chrono::Duration;
 
 use crate::notify;
+use crate::outbox;
 use crate::ports::{Created, NotifyError, QueueError, QueueName, RegistryError, RequestQuery, StoreError, WorkItem};
 use crate::App;
 use domain::{Action, Change, Channel, Principal, Refusal, Refused, Request, RequestId, Status, Transition};
@@ -110,20 +111,58 @@ impl App {
         change: Change,
         edit: impl FnOnce(&mut Request),
     ) -> Result<Applied, StoreError> {
+        self.apply_telling(request, change, edit, Alerts::default()).await
+    }
+
+    /// [`App::apply`] with notices beyond the transition's own (see [`App::commit_telling`]).
+    pub async fn apply_telling(
+        &self,
+        request: &Request,
+        change: Change,
+        edit: impl FnOnce(&mut Request),
+        alerts: Alerts,
+    ) -> Result<Applied, StoreError> {
         match request.apply(change, edit) {
             Err(refused) => Ok(Applied::Refused(request.clone(), refused)),
-            Ok(t) => Ok(Applied::Done(self.commit(t).await?)),
+            Ok(t) => Ok(Applied::Done(
+                self.commit_telling(t, alerts.intents, alerts.claims).await?,
+            )),
         }
     }
 
     /// Seals a transition's event and commits the two together (under the transition's
-    /// conditions), then logs and measures it: every transition, whichever `Request`
-    /// method made it (`apply`, `join`, `rate`, `remind`), is written this one way.
-    pub async fn commit(&self, mut t: Transition) -> Result<Request, StoreError> {
+    /// conditions) with the notices it makes (`outbox::intents`), then logs and measures it
+    /// and queues the notices: every transition, whichever `Request` method made it
+    /// (`apply`, `join`, `rate`, `remind`), is written this one way.
+    pub async fn commit(&self, t: Transition) -> Result<Request, StoreError> {
+        self.commit_telling(t, vec![], vec![]).await
+    }
+
+    /// [`App::commit`], with notices beyond the transition's own (`extra`), decided by
+    /// taking `claims`: each must be free, or nothing is written (`StoreError::Conflict`).
+    pub async fn commit_telling(
+        &self,
+        mut t: Transition,
+        extra: Vec<outbox::Intent>,
+        claims: Vec<String>,
+    ) -> Result<Request, StoreError> {
         self.seal(&mut t.event);
-        self.store.commit(&t).await?;
+        let mut intents = outbox::intents(&t);
+        intents.extend(extra);
+        let entry = (!intents.is_empty()).then(|| outbox::Entry {
+            request: t.request.clone(),
+            seq: t.event.seq,
+            at: t.event.at,
+            intents,
+            claims,
+        });
+        self.store.commit(&t, entry.as_ref()).await?;
         tracing::info!(request_id = %t.request.id, from = %t.expected_status, to = %t.request.status(), actor = %t.event.actor, action = ?t.event.action, "transition");
         self.measure(&t.request, &t.event);
+        if let Some(e) = entry {
+            // A message lost here is queued again by the sweep: the entry waits, pending.
+            self.enqueue_notice(e.request.id, e.seq, &e.id()).await;
+        }
         Ok(t.request)
     }
 
@@ -241,60 +280,25 @@ impl App {
                 &WorkItem {
                     request_id: id,
                     trace_id: trace_id.to_string(),
+                    notice: None,
                 },
             )
             .await
     }
 
-    /// Tells the requester; a failure is logged, not fatal: the state change stands and
-    /// the requester can always read it with `status`.
-    pub async fn tell_requester(&self, r: &Request) {
-        let message = notify::outcome(r);
-        let mut mailed = message.clone();
-        mailed.text += &self.rating_links(r, &r.requester);
-        if let Err(e) = self.notifier.send(&mailed).await {
-            tracing::error!(request_id = %r.id, error = %e, "could not notify the requester");
-        }
-        // Requesters who asked from chat hear back there too.
-        if let (Some(chat), Channel::Slack) = (&self.chat, r.channel) {
-            if let Err(e) = chat.tell(r, &message.text, self.clock.now()).await {
-                tracing::error!(request_id = %r.id, error = %e, "could not answer the requester in chat");
-            }
-        }
-        // A removal done: those who asked for the image before hear it too (by mail).
-        if !r.kind.is_add() && r.status() == Status::Provisioned {
-            let mut told: Vec<&Principal> = vec![&r.requester];
-            told.extend(r.watchers.iter().map(|w| &w.who));
-            for earlier in &r.earlier {
-                if told.contains(&&earlier.requester) {
-                    continue;
-                }
-                told.push(&earlier.requester);
-                if let Err(e) = self
-                    .notifier
-                    .send(&notify::removal_for_earlier(r, &earlier.requester))
-                    .await
-                {
-                    tracing::error!(request_id = %r.id, error = %e, "could not tell an earlier requester of a removal");
-                }
-            }
-        }
-        // Those who joined hear the same news, by mail, and in chat by direct message.
-        for w in &r.watchers {
-            let message = notify::outcome_for_watcher(r, w);
-            let mut mailed = message.clone();
-            mailed.text += &self.rating_links(r, &w.who);
-            if let Err(e) = self.notifier.send(&mailed).await {
-                tracing::error!(request_id = %r.id, error = %e, "could not notify a watcher");
-            }
-            if let (Some(chat), Channel::Slack) = (&self.chat, w.channel) {
-                // As if they had asked: no reply address of theirs is kept, so Slack DMs them.
-                let mut theirs = r.clone();
-                theirs.requester = w.who.clone();
-                theirs.response_url = None;
-                if let Err(e) = chat.tell(&theirs, &message.text, self.clock.now()).await {
-                    tracing::error!(request_id = %r.id, error = %e, "could not tell a watcher in chat");
-                }
+    /// Queues an outbox entry for the dispatcher; false (logged) where the queue refused:
+    /// the entry stays pending and the sweep queues it again.
+    pub async fn enqueue_notice(&self, id: RequestId, seq: u64, trace_id: &str) -> bool {
+        let item = WorkItem {
+            request_id: id,
+            trace_id: trace_id.to_string(),
+            notice: Some(seq),
+        };
+        match self.queue.send(QueueName::Notify, &item).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(request_id = %id, seq, error = %e, "notices not queued; the sweep will queue them");
+                false
             }
         }
     }
@@ -324,33 +328,28 @@ impl App {
         )
     }
 
-    /// Moves a request that cannot go on (validating or provisioning) to `failed` with why,
-    /// and tells the requester and the approvers, who may retry it (`admin retry`).
+    /// Moves a request that cannot go on (validating or provisioning) to `failed` with why;
+    /// the requester and the approvers, who may retry it (`admin retry`), are told through
+    /// the outbox (`outbox::intents`).
     pub async fn fail(&self, r: &Request, by: Principal, why: &str) -> Result<(), StoreError> {
-        let what = match (r.status(), r.kind.is_add()) {
-            (Status::Validating, _) => "Checking",
-            (_, true) => "Provisioning",
-            (_, false) => "Removing",
-        };
         let change = self.change(Action::Fail, by, Channel::System, Some(why.to_string()));
-        match self.apply(r, change, |r| r.outcome = Some(why.to_string())).await? {
-            Applied::Done(failed) => {
-                self.tell_requester(&failed).await;
-                self.tell_approvers(&failed, &format!("{what} {} failed: {why}", failed.image))
-                    .await;
-                Ok(())
-            }
-            Applied::Refused(..) => Ok(()),
-        }
+        self.apply(r, change, |r| r.outcome = Some(why.to_string())).await?;
+        Ok(())
     }
 
     /// One email per approver, each with approve and deny links bound to that approver,
     /// working until the request expires (`approval_ttl_hours` after it began to wait).
-    /// A reminder says how long it has waited.
-    pub async fn ask_approvers(&self, r: &Request, reminder: bool) {
+    /// A reminder says how long it had waited at `at` (when it was decided to remind).
+    pub fn approval_requests(
+        &self,
+        r: &Request,
+        reminder: bool,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<crate::ports::Message> {
         let ttl = Duration::hours(i64::from(self.settings.approval_ttl_hours));
         let expires = r.updated_at + ttl;
         let base = self.settings.public_url();
+        let mut out = vec![];
         for approver in &self.settings.approvers {
             let link = |approve| {
                 let token = self.token_keys().sign(&domain::auth::token::ApprovalClaims {
@@ -363,20 +362,11 @@ impl App {
             };
             let mut message = notify::approval_request(r, approver, &link(true), &link(false), expires);
             if reminder {
-                message = notify::reminder(message, r, self.clock.now());
+                message = notify::reminder(message, r, at);
             }
-            if let Err(e) = self.notifier.send(&message).await {
-                tracing::error!(request_id = %r.id, error = %e, "could not send an approval request");
-            }
+            out.push(message);
         }
-    }
-
-    pub async fn tell_approvers(&self, r: &Request, what: &str) {
-        for a in &self.settings.approvers {
-            if let Err(e) = self.notifier.send(&notify::approver_alert(r, a, what)).await {
-                tracing::error!(request_id = %r.id, error = %e, "could not alert an approver");
-            }
-        }
+        out
     }
 
     /// Reminds the approvers of requests that have waited `reminder_after_hours` since they
@@ -408,10 +398,7 @@ impl App {
                 continue;
             };
             match self.commit(t).await {
-                Ok(r) => {
-                    reminded += 1;
-                    self.ask_approvers(&r, true).await;
-                }
+                Ok(_) => reminded += 1,
                 // Decided (or reminded) meanwhile.
                 Err(StoreError::Conflict) => {}
                 Err(e) => return Err(e),
@@ -474,16 +461,14 @@ impl App {
                 Some(format!("no decision within {} hours", self.settings.approval_ttl_hours)),
             );
             match self.apply(&r, change, |_| {}).await {
-                Ok(Applied::Done(r)) => {
-                    report.expired += 1;
-                    self.tell_requester(&r).await;
-                }
+                Ok(Applied::Done(_)) => report.expired += 1,
                 Ok(Applied::Refused(..)) | Err(StoreError::Conflict) => {}
                 Err(e) => return Err(e),
             }
         }
         // After expiry: what expires now is not worth a reminder.
         report.reminded = self.remind(now).await?;
+        report.notices = self.requeue_notices(grace).await?;
         Ok(report)
     }
 }
@@ -494,4 +479,14 @@ pub struct SweepReport {
     pub expired: usize,
     /// Requests whose approvers were reminded.
     pub reminded: usize,
+    /// Outbox entries queued again.
+    pub notices: usize,
+}
+
+/// Notices a step adds to its transition's own, and the claims that decided them (the
+/// org's capacity alerts).
+#[derive(Debug, Clone, Default)]
+pub struct Alerts {
+    pub intents: Vec<outbox::Intent>,
+    pub claims: Vec<String>,
 }

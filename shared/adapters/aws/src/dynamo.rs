@@ -21,8 +21,13 @@
 //! events and whose policy decisions are most decisions. Those are found by request or by
 //! day instead, and each index entry they skip is a write unit saved on every request.
 //!
-//! Refused attempts are kept beside the chain, under `request_id = refused#<id>` (no
-//! `at_key`, so the indexes, which hold chain events only, leave them out).
+//! Refused attempts are kept beside the chain, under `request_id = refused#<id>`, and
+//! notices given up on under `undelivered#<id>` (no `at_key`, so the indexes, which hold
+//! chain events only, leave them out).
+//!
+//! Outbox entries (`app::outbox`) are `pk = outbox#<id>#<seq>`, written in the
+//! transition's transaction; while pending they carry `status = outbox`, which puts them
+//! in `by_status` for the sweep; once done, `ttl` removes them.
 //!
 //! Idempotency keys live in the requests table as `pk = idem#<client>:<key>` with a `ttl`,
 //! and approval-link uses as `pk = claim#<key>` with a `ttl`; reads and conditions treat
@@ -40,13 +45,15 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_dynamo::{from_item, to_item};
 
-use app::ports::{effective_limit, AuditLog, AuditQuery, Created, RequestQuery, RequestStore, StoreError};
+use app::outbox::{Entry, CLAIM_DAYS, SENT_RECORD_DAYS};
+use app::ports::{effective_limit, AuditLog, AuditQuery, Created, RequestQuery, RequestStore, StoreError, Undelivered};
 use domain::{timestamp as ts, AuditEvent, BadRequestId, Principal, Refusal, Request, RequestId, Status, Transition};
 
 /// How long an idempotency key holds.
@@ -117,6 +124,39 @@ struct IdempotencyItem {
     request_id: String,
     /// Unix seconds; DynamoDB's TTL deletes the item some time after.
     ttl: i64,
+}
+
+/// An outbox entry (`app::outbox`) as stored: pending while `status` is `outbox`, which
+/// puts it in `by_status` for the sweep (no other query asks for that status).
+#[derive(Serialize, Deserialize)]
+struct OutboxItem {
+    pk: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<String>,
+    created_at: String,
+    updated_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    done_at: Option<String>,
+    entry: Entry,
+}
+
+const OUTBOX_PENDING: &str = "outbox";
+
+impl OutboxItem {
+    fn pending(e: &Entry) -> Self {
+        OutboxItem {
+            pk: outbox_key(e.request.id, e.seq),
+            status: Some(OUTBOX_PENDING.into()),
+            created_at: ts(e.at),
+            updated_at: ts(e.at),
+            done_at: None,
+            entry: e.clone(),
+        }
+    }
+}
+
+fn outbox_key(id: RequestId, seq: u64) -> String {
+    format!("outbox#{id}#{seq}")
 }
 
 /// Which request holds an image open (see the module's notes).
@@ -518,7 +558,7 @@ impl RequestStore for DynamoStore {
         Ok(self.item::<RequestItem>(id.to_string()).await?.map(|r| r.request))
     }
 
-    async fn commit(&self, t: &Transition) -> Result<(), StoreError> {
+    async fn commit(&self, t: &Transition, outbox: Option<&Entry>) -> Result<(), StoreError> {
         let item: Item = to_item(RequestItem::new(&t.request)).map_err(corrupt)?;
         let guarded = Put::builder()
             .table_name(&self.requests)
@@ -529,22 +569,102 @@ impl RequestStore for DynamoStore {
             .expression_attribute_values(":expected_version", AttributeValue::N(t.expected_version.to_string()))
             .build()
             .map_err(unavailable)?;
+        let mut items = vec![
+            TransactWriteItem::builder().put(guarded).build(),
+            TransactWriteItem::builder()
+                .put(put(
+                    &self.audit,
+                    audit_item(&t.event)?,
+                    "attribute_not_exists(request_id)",
+                )?)
+                .build(),
+        ];
+        if let Some(e) = outbox {
+            let item = to_item(OutboxItem::pending(e)).map_err(corrupt)?;
+            items.push(
+                TransactWriteItem::builder()
+                    .put(put(&self.requests, item, "attribute_not_exists(pk)")?)
+                    .build(),
+            );
+            let until = (e.at + Duration::days(CLAIM_DAYS)).timestamp();
+            for key in &e.claims {
+                let claim = Put::builder()
+                    .table_name(&self.requests)
+                    .item("pk", s(format!("claim#{key}")))
+                    .item("ttl", AttributeValue::N(until.to_string()))
+                    .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
+                    .expression_attribute_names("#ttl", "ttl")
+                    .expression_attribute_values(":now", AttributeValue::N(e.at.timestamp().to_string()))
+                    .build()
+                    .map_err(unavailable)?;
+                items.push(TransactWriteItem::builder().put(claim).build());
+            }
+        }
         self.client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(guarded).build())
-            .transact_items(
-                TransactWriteItem::builder()
-                    .put(put(
-                        &self.audit,
-                        audit_item(&t.event)?,
-                        "attribute_not_exists(request_id)",
-                    )?)
-                    .build(),
-            )
+            .set_transact_items(Some(items))
             .send()
             .await
             .map_err(classify)?;
         Ok(())
+    }
+
+    async fn outbox(&self, id: RequestId, seq: u64) -> Result<Option<Entry>, StoreError> {
+        let item: Option<OutboxItem> = self.item(outbox_key(id, seq)).await?;
+        Ok(item.filter(|i| i.done_at.is_none()).map(|i| i.entry))
+    }
+
+    async fn outbox_done(&self, id: RequestId, seq: u64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let ttl = (at + Duration::days(SENT_RECORD_DAYS)).timestamp();
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.requests)
+            .key("pk", s(outbox_key(id, seq)))
+            // Out of `by_status` (the sweep's list of pending entries) and gone in time.
+            .update_expression("SET done_at = :at, #ttl = :ttl REMOVE #status")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":at", s(ts(at)))
+            .expression_attribute_values(":ttl", AttributeValue::N(ttl.to_string()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e) => match e.into_service_error() {
+                UpdateItemError::ConditionalCheckFailedException(_) => Ok(()),
+                other => Err(unavailable(other)),
+            },
+        }
+    }
+
+    async fn outbox_pending(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<(RequestId, u64)>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.requests)
+            .index_name(BY_STATUS)
+            .key_condition_expression("#status = :pending AND created_at < :before")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", s(OUTBOX_PENDING))
+            .expression_attribute_values(":before", s(ts(before)))
+            .limit(limit.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        let mut found = vec![];
+        for item in out.items.unwrap_or_default() {
+            let Some(AttributeValue::S(pk)) = item.get("pk") else {
+                continue;
+            };
+            let parsed = pk
+                .strip_prefix("outbox#")
+                .and_then(|rest| rest.rsplit_once('#'))
+                .and_then(|(id, seq)| Some((id.parse().ok()?, seq.parse().ok()?)));
+            found.push(parsed.ok_or_else(|| corrupt(format!("an outbox key that does not parse: {pk}")))?);
+        }
+        Ok(found)
     }
 
     async fn list(&self, q: &RequestQuery) -> Result<Vec<Request>, StoreError> {
@@ -651,7 +771,7 @@ impl RequestStore for DynamoStore {
 #[derive(Serialize, Deserialize)]
 struct RefusalItem {
     request_id: String,
-    /// Milliseconds, times 1,000, plus a random tail: unique without a counter to contend on.
+    /// `beside_seq`: unique without a counter to contend on.
     seq: u64,
     refusal: Refusal,
 }
@@ -660,12 +780,29 @@ fn refusals_key(id: RequestId) -> String {
     format!("refused#{id}")
 }
 
+/// A notice given up on, as stored in the audit table (beside the chain, like refusals).
+#[derive(Serialize, Deserialize)]
+struct UndeliveredItem {
+    request_id: String,
+    seq: u64,
+    undelivered: Undelivered,
+}
+
+fn undelivered_key(id: RequestId) -> String {
+    format!("undelivered#{id}")
+}
+
+/// Milliseconds, times 1,000, plus a random tail: unique without a counter to contend on.
+fn beside_seq(at: DateTime<Utc>) -> u64 {
+    at.timestamp_millis().max(0) as u64 * 1000 + u64::from(rand::random::<u16>() % 1000)
+}
+
 #[async_trait]
 impl AuditLog for DynamoStore {
     async fn refused(&self, r: &Refusal) -> Result<(), StoreError> {
         let item = RefusalItem {
             request_id: refusals_key(r.request_id),
-            seq: r.at.timestamp_millis().max(0) as u64 * 1000 + u64::from(rand::random::<u16>() % 1000),
+            seq: beside_seq(r.at),
             refusal: r.clone(),
         };
         self.client
@@ -684,6 +821,35 @@ impl AuditLog for DynamoStore {
         items
             .into_iter()
             .map(|i| from_item::<_, RefusalItem>(i).map(|r| r.refusal).map_err(corrupt))
+            .collect()
+    }
+
+    async fn undelivered(&self, u: &Undelivered) -> Result<(), StoreError> {
+        let item = UndeliveredItem {
+            request_id: undelivered_key(u.request_id),
+            seq: beside_seq(u.at),
+            undelivered: u.clone(),
+        };
+        self.client
+            .put_item()
+            .table_name(&self.audit)
+            .set_item(Some(to_item(item).map_err(corrupt)?))
+            .condition_expression("attribute_not_exists(request_id)")
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn undeliverable(&self, id: RequestId) -> Result<Vec<Undelivered>, StoreError> {
+        let items = self.audit_partition(undelivered_key(id)).await?;
+        items
+            .into_iter()
+            .map(|i| {
+                from_item::<_, UndeliveredItem>(i)
+                    .map(|u| u.undelivered)
+                    .map_err(corrupt)
+            })
             .collect()
     }
 

@@ -40,8 +40,10 @@ pub struct AwsNames {
 pub struct QueueUrls {
     pub validate: String,
     pub provision: String,
+    pub notify: String,
     pub validate_dlq: Option<String>,
     pub provision_dlq: Option<String>,
+    pub notify_dlq: Option<String>,
 }
 
 fn var(name: &'static str) -> Result<String, ConfigError> {
@@ -76,8 +78,10 @@ impl AwsNames {
             queues: QueueUrls {
                 validate: var("VALIDATE_QUEUE_URL")?,
                 provision: var("PROVISION_QUEUE_URL")?,
+                notify: var("NOTIFY_QUEUE_URL")?,
                 validate_dlq: var("VALIDATE_DLQ_URL").ok(),
                 provision_dlq: var("PROVISION_DLQ_URL").ok(),
+                notify_dlq: var("NOTIFY_DLQ_URL").ok(),
             },
             approvals_topic: var("APPROVALS_TOPIC_ARN")?,
             notifications_topic: var("NOTIFICATIONS_TOPIC_ARN")?,

@@ -118,7 +118,7 @@ pub async fn create(
 
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let mut urls = vec![];
-    for q in ["validate", "provision"] {
+    for q in ["validate", "provision", "notify"] {
         let dlq = sqs
             .create_queue()
             .queue_name(format!("{prefix}-{q}-dlq"))
@@ -160,15 +160,21 @@ pub async fn create(
             .map_err(|e| err(&e.into_service_error()))?;
         topics.push(out.topic_arn.unwrap_or_default());
     }
-    let (provision, validate) = (urls.pop().unwrap_or_default(), urls.pop().unwrap_or_default());
+    let (notify, provision, validate) = (
+        urls.pop().unwrap_or_default(),
+        urls.pop().unwrap_or_default(),
+        urls.pop().unwrap_or_default(),
+    );
     Ok(AwsNames {
         requests_table: requests,
         audit_table: audit,
         queues: QueueUrls {
             validate: validate.0,
             provision: provision.0,
+            notify: notify.0,
             validate_dlq: Some(validate.1),
             provision_dlq: Some(provision.1),
+            notify_dlq: Some(notify.1),
         },
         approvals_topic: topics[0].clone(),
         notifications_topic: topics[1].clone(),

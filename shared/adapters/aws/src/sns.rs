@@ -63,6 +63,11 @@ impl Notifier for SnsNotifier {
             .message_attributes("kind", attr(&kind))
             .message_attributes("request_id", attr(&m.request_id.to_string()))
             .message_attributes("status", attr(m.status.as_str()));
+        // What a subscriber deduplicates on: the one duplicate possible is a crash between
+        // this publish and its record (app::outbox).
+        if !m.id.is_empty() {
+            req = req.message_attributes("notification_id", attr(&m.id));
+        }
         req = match m.kind {
             MessageKind::ApprovalRequest | MessageKind::ApproverAlert => req
                 .topic_arn(&self.approvals_topic)

@@ -32,6 +32,7 @@ impl SqsQueue {
         match q {
             QueueName::Validate => &self.urls.validate,
             QueueName::Provision => &self.urls.provision,
+            QueueName::Notify => &self.urls.notify,
         }
     }
 
@@ -39,6 +40,7 @@ impl SqsQueue {
         match q {
             QueueName::Validate => self.urls.validate_dlq.as_deref(),
             QueueName::Provision => self.urls.provision_dlq.as_deref(),
+            QueueName::Notify => self.urls.notify_dlq.as_deref(),
         }
     }
 

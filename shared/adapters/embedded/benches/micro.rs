@@ -129,7 +129,7 @@ fn transition(c: &mut Criterion) {
                     at: Utc::now(),
                 };
                 let t = r.apply(change, |_| {}).unwrap();
-                rt.block_on(db.commit(&t)).unwrap();
+                rt.block_on(db.commit(&t, None)).unwrap();
             },
             criterion::BatchSize::SmallInput,
         )

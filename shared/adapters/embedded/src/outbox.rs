@@ -1,5 +1,7 @@
 //! The embedded notifier: every message becomes an `.eml` file in the outbox folder (open
-//! it with any mail client, or read it as text) and a log line.
+//! it with any mail client, or read it as text) and a log line. A file is named by the
+//! notice's id (`app::outbox`), so a notice sent again replaces its own file: here even the
+//! crash window between a send and its record makes no second copy.
 
 use std::path::PathBuf;
 
@@ -33,11 +35,16 @@ impl Outbox {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        format!(
-            "{}-{}-{kind}-{to}.eml",
-            Utc::now().format("%Y%m%dT%H%M%S%.3f"),
-            m.request_id
-        )
+        if m.id.is_empty() {
+            return format!(
+                "{}-{}-{kind}-{to}.eml",
+                Utc::now().format("%Y%m%dT%H%M%S%.3f"),
+                m.request_id
+            );
+        }
+        // The id holds the request id, the transition's seq and the kind: sorted by name,
+        // a request's files are in the order they were decided.
+        format!("{}-{to}.eml", m.id)
     }
 }
 
@@ -50,12 +57,13 @@ pub fn render_eml(m: &Message) -> String {
         format!("\"{}\" <undisclosed-recipients:;>", m.to)
     };
     format!(
-        "From: Image Request <image-request@localhost>\nTo: {to}\nSubject: {}\nDate: {}\nMessage-ID: <{}.{}@image-request.local>\nX-Image-Request-Id: {}\nX-Image-Request-Status: {}\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n{}\n",
+        "From: Image Request <image-request@localhost>\nTo: {to}\nSubject: {}\nDate: {}\nMessage-ID: <{}.{}@image-request.local>\nX-Image-Request-Id: {}\nX-Image-Request-Notice: {}\nX-Image-Request-Status: {}\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n{}\n",
         m.subject.replace(['\r', '\n'], " "),
         Utc::now().to_rfc2822(),
         ulid::Ulid::new(),
         m.request_id,
         m.request_id,
+        m.id,
         m.status,
         m.text.replace('\r', ""),
     )

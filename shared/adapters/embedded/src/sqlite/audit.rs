@@ -1,6 +1,7 @@
-//! The audit log port on SQLite: events and refusals, append-only by trigger.
+//! The audit log port on SQLite: events, refusals and undeliverable notices, append-only
+//! by trigger.
 
-use app::ports::{effective_limit, AuditLog, AuditQuery, StoreError};
+use app::ports::{effective_limit, AuditLog, AuditQuery, StoreError, Undelivered};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::{timestamp as ts, AuditEvent, Refusal, RequestId};
@@ -28,6 +29,30 @@ impl AuditLog for Sqlite {
             bodies(
                 c,
                 "SELECT body FROM refusals WHERE request_id = ?1 ORDER BY id",
+                [id.to_string()],
+            )
+        })
+        .await
+    }
+
+    async fn undelivered(&self, u: &Undelivered) -> Result<(), StoreError> {
+        let (id, body) = (u.request_id.to_string(), to_json(u));
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO undelivered (request_id, body) VALUES (?1, ?2)",
+                params![id, body],
+            )
+            .map(|_| ())
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn undeliverable(&self, id: RequestId) -> Result<Vec<Undelivered>, StoreError> {
+        self.with(move |c| {
+            bodies(
+                c,
+                "SELECT body FROM undelivered WHERE request_id = ?1 ORDER BY id",
                 [id.to_string()],
             )
         })

@@ -71,6 +71,28 @@ CREATE TABLE IF NOT EXISTS claims (
     until_ms INTEGER NOT NULL
 );
 
+-- Notices written with their transition (app::outbox); done once delivered or given up.
+CREATE TABLE IF NOT EXISTS outbox (
+    request_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    done_at INTEGER,
+    PRIMARY KEY (request_id, seq)
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (created_at) WHERE done_at IS NULL;
+
+CREATE TABLE IF NOT EXISTS undelivered (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS undelivered_by_request ON undelivered (request_id, id);
+CREATE TRIGGER IF NOT EXISTS undelivered_is_append_only_u BEFORE UPDATE ON undelivered
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS undelivered_is_append_only_d BEFORE DELETE ON undelivered
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+
 CREATE TABLE IF NOT EXISTS queue (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     queue TEXT NOT NULL,

@@ -186,6 +186,7 @@ mod tests {
         WorkItem {
             request_id: RequestId::new(),
             trace_id: "t".into(),
+            notice: None,
         }
     }
 

@@ -1,12 +1,13 @@
 //! The requests port on SQLite: conditional commits, idempotency keys, link claims, lists.
 
+use app::outbox::{Entry, CLAIM_DAYS};
 use app::ports::{effective_limit, Created, RequestQuery, RequestStore, StoreError};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use domain::{timestamp as ts, AuditEvent, Request, RequestId, Status, Transition};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-use super::{insert_event, read_request, to_json, unavailable, Sqlite};
+use super::{corrupt, insert_event, read_request, to_json, unavailable, Sqlite};
 
 #[async_trait]
 impl RequestStore for Sqlite {
@@ -116,8 +117,8 @@ impl RequestStore for Sqlite {
         .await
     }
 
-    async fn commit(&self, t: &Transition) -> Result<(), StoreError> {
-        let t = t.clone();
+    async fn commit(&self, t: &Transition, outbox: Option<&Entry>) -> Result<(), StoreError> {
+        let (t, outbox) = (t.clone(), outbox.cloned());
         self.with(move |c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -142,7 +143,80 @@ impl RequestStore for Sqlite {
                 return Err(StoreError::Conflict);
             }
             insert_event(&tx, &t.event)?;
+            if let Some(e) = &outbox {
+                let (at, until) = (
+                    e.at.timestamp_millis(),
+                    (e.at + Duration::days(CLAIM_DAYS)).timestamp_millis(),
+                );
+                for key in &e.claims {
+                    let taken = tx
+                        .execute(
+                            "INSERT INTO claims (key, until_ms) VALUES (?1, ?2)
+                             ON CONFLICT (key) DO UPDATE SET until_ms = excluded.until_ms WHERE claims.until_ms <= ?3",
+                            params![key, until, at],
+                        )
+                        .map_err(unavailable)?;
+                    if taken == 0 {
+                        return Err(StoreError::Conflict);
+                    }
+                }
+                tx.execute(
+                    "INSERT INTO outbox (request_id, seq, body, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![r.id.to_string(), e.seq as i64, to_json(e), at],
+                )
+                .map_err(unavailable)?;
+            }
             tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn outbox(&self, id: RequestId, seq: u64) -> Result<Option<Entry>, StoreError> {
+        self.with(move |c| {
+            let body: Option<String> = c
+                .query_row(
+                    "SELECT body FROM outbox WHERE request_id = ?1 AND seq = ?2 AND done_at IS NULL",
+                    params![id.to_string(), seq as i64],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            body.map(|b| serde_json::from_str(&b).map_err(corrupt)).transpose()
+        })
+        .await
+    }
+
+    async fn outbox_done(&self, id: RequestId, seq: u64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "UPDATE outbox SET done_at = ?3 WHERE request_id = ?1 AND seq = ?2 AND done_at IS NULL",
+                params![id.to_string(), seq as i64, at.timestamp_millis()],
+            )
+            .map(|_| ())
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn outbox_pending(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<(RequestId, u64)>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT request_id, seq FROM outbox WHERE done_at IS NULL AND created_at < ?1
+                     ORDER BY created_at LIMIT ?2",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![before.timestamp_millis(), limit as i64], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .map_err(unavailable)?;
+            let mut out = vec![];
+            for row in rows {
+                let (id, seq) = row.map_err(unavailable)?;
+                out.push((id.parse().map_err(corrupt)?, seq as u64));
+            }
+            Ok(out)
         })
         .await
     }
