@@ -283,6 +283,30 @@ pub enum Admin {
     ///
     /// Example: cgr-request admin capacity
     Capacity,
+    /// Move a queue's dead letters back onto it, once their cause is fixed. Works on the
+    /// queues themselves: SQS where `<QUEUE>_QUEUE_URL` and `<QUEUE>_DLQ_URL` name them
+    /// (the stack's outputs), the local server's data folder otherwise.
+    ///
+    /// Example: cgr-request admin redrive provision
+    Redrive { queue: RedriveQueue },
+}
+
+/// A work queue with dead letters.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RedriveQueue {
+    Validate,
+    Provision,
+    Notify,
+}
+
+impl From<RedriveQueue> for app::ports::QueueName {
+    fn from(q: RedriveQueue) -> Self {
+        match q {
+            RedriveQueue::Validate => app::ports::QueueName::Validate,
+            RedriveQueue::Provision => app::ports::QueueName::Provision,
+            RedriveQueue::Notify => app::ports::QueueName::Notify,
+        }
+    }
 }
 
 #[derive(Subcommand)]

@@ -685,3 +685,125 @@ async fn rate_report_and_capacity_from_the_command_line() {
         "{capacity}"
     );
 }
+
+/// `admin redrive` on the local server's queues: dead letters go back onto their queue,
+/// where the consumer takes them again.
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_redrive_moves_dead_letters_back_onto_their_queue() {
+    let (running, _dir, _url, run) = local().await;
+    // A dead letter as the queue leaves one: a message for a request that is not there.
+    let body = r#"{"request_id":"req-01JD3XQ4Z8K9M2N5P7R8S0T1V2","trace_id":"t"}"#;
+    running
+        .db
+        .with(move |c| {
+            c.execute(
+                "INSERT INTO dead_letters (id, queue, body, receive_count, sent_at, dead_at) VALUES (1, 'validate', ?1, 5, 0, 0)",
+                [body],
+            )
+            .map_err(|e| app::ports::StoreError::Unavailable(e.to_string()))
+        })
+        .await
+        .unwrap();
+    let out = run(&["admin", "redrive", "validate"]).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("moved 1 message(s) from the validate dead letters"),
+        "{}",
+        text(&out)
+    );
+    assert!(running
+        .db
+        .dead_letters(app::ports::QueueName::Validate)
+        .await
+        .unwrap()
+        .is_empty());
+    // The consumer took it (a request that is not there: nothing to do) and deleted it.
+    for _ in 0..200 {
+        if running.db.queue_depth(app::ports::QueueName::Validate).await.unwrap() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        running.db.queue_depth(app::ports::QueueName::Validate).await.unwrap(),
+        0
+    );
+    let out = run(&["-o", "json", "admin", "redrive", "notify"]).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v, serde_json::json!({"queue": "notify", "moved": 0}));
+    // Half an SQS address is a mistake, not a reason to touch the local queues.
+    let out = tokio::task::spawn_blocking(|| {
+        Command::new(env!("CARGO_BIN_EXE_cgr-request"))
+            .args(["admin", "redrive", "provision"])
+            .env("PROVISION_QUEUE_URL", "http://127.0.0.1:1/queue/x")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("set both PROVISION_QUEUE_URL and PROVISION_DLQ_URL"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// With `<QUEUE>_QUEUE_URL` and `<QUEUE>_DLQ_URL` set, `admin redrive` moves SQS's dead
+/// letters (here, the emulator's) back onto the queue.
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_redrive_moves_sqs_dead_letters_when_the_queues_are_named() {
+    let moto = std::env::var("MOTO_URL").expect("this test needs MOTO_URL: run tests/run.sh");
+    let sdk = aws_adapter::setup::emulator_config(&moto).await;
+    let names = aws_adapter::setup::create(&sdk, &format!("redrive{}", std::process::id()), 3, 0)
+        .await
+        .unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let dlq = names.queues.notify_dlq.clone().unwrap();
+    for n in 0..12 {
+        sqs.send_message()
+            .queue_url(&dlq)
+            .message_body(format!(
+                r#"{{"request_id":"req-01JD3XQ4Z8K9M2N5P7R8S0T1V2","trace_id":"{n}","notice":3}}"#
+            ))
+            .send()
+            .await
+            .unwrap();
+    }
+    let (main, d) = (names.queues.notify.clone(), dlq.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_cgr-request"))
+            .args(["-o", "json", "admin", "redrive", "notify"])
+            .env("NOTIFY_QUEUE_URL", &main)
+            .env("NOTIFY_DLQ_URL", &d)
+            .env("AWS_ENDPOINT_URL", &moto)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["moved"], 12);
+    let count = |url: String| {
+        let sqs = sqs.clone();
+        async move {
+            sqs.get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                .send()
+                .await
+                .unwrap()
+                .attributes
+                .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages]
+                .parse::<usize>()
+                .unwrap()
+        }
+    };
+    assert_eq!(count(dlq).await, 0);
+    assert_eq!(count(names.queues.notify.clone()).await, 12);
+}

@@ -258,6 +258,18 @@ async fn checks_that_keep_failing_fail_the_request_and_an_admins_retry_checks_it
     assert!(alert.contains("Checking curl:latest failed: checks gave up"), "{alert}");
     assert!(alert.contains("cgr-request admin retry"), "{alert}");
 
+    // The dead letter, redriven (`admin redrive validate`): its request has ended
+    // (`failed`), so the message changes nothing; only a retry takes it up again.
+    assert_eq!(s.running.source.redrive(QueueName::Validate).await.unwrap(), 1);
+    assert_eq!(s.dead_letters(QueueName::Validate).await, 0);
+    s.settle().await;
+    let v = s.get(&id).await;
+    assert_eq!(
+        (v["status"].as_str(), v["audit"].as_array().unwrap().len()),
+        (Some("failed"), 3)
+    );
+    assert_eq!(s.running.source.redrive(QueueName::Validate).await.unwrap(), 0);
+
     // Chainguard answers again; the admin's retry checks it again, and it goes on.
     registry.reads_down.store(false, Ordering::SeqCst);
     let (_, retried) = s

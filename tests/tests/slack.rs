@@ -623,7 +623,11 @@ async fn when_the_reply_address_and_the_direct_message_both_fail_the_notice_is_u
     assert_eq!(undelivered.len(), 1, "{undelivered:?}");
     assert_eq!(undelivered[0].channel, "chat");
     assert_eq!(undelivered[0].to, format!("slack:{TEAM}/{DEV}"));
-    assert!(undelivered[0].why.contains("channel_not_found"), "{}", undelivered[0].why);
+    assert!(
+        undelivered[0].why.contains("channel_not_found"),
+        "{}",
+        undelivered[0].why
+    );
     // The mail of the same outcome went, once.
     let mails = s
         .outbox()

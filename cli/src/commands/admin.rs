@@ -1,9 +1,12 @@
-//! `admin pending|approve|deny|retry`: an admin client's decisions.
+//! `admin pending|approve|deny|retry|capacity`: an admin client's decisions; `admin
+//! redrive`, on the queues themselves.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use app::capacity::CapacityReport;
+use app::ports::QueueName;
 use cgr_request::client::ApiClient;
 use domain::Request;
 use reqwest::Method;
@@ -31,6 +34,7 @@ pub async fn run(api: &ApiClient, cmd: Admin, out: Output) -> Result<ExitCode> {
         }
         Admin::Retry { id } => (Method::POST, format!("/requests/{id}/retry"), Some(json!({}))),
         Admin::Capacity => (Method::GET, "/capacity".to_string(), None),
+        Admin::Redrive { .. } => unreachable!("redrive works on the queues, not the API"),
     };
     let (_, v) = api.call(method, &path, body.as_ref(), &[]).await.map_err(explain)?;
     match (out, &cmd) {
@@ -48,6 +52,40 @@ pub async fn run(api: &ApiClient, cmd: Admin, out: Output) -> Result<ExitCode> {
             let r: Request = serde_json::from_value(v).context("reading the decided request")?;
             println!("{}  {}  {}", r.id, r.image, r.status());
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Moves `queue`'s dead letters back: on SQS where the environment names both queues,
+/// else in the local server's database.
+pub async fn redrive(data_dir: &Path, queue: QueueName, out: Output) -> Result<ExitCode> {
+    let env = |k: String| std::env::var(&k).ok().filter(|v| !v.is_empty());
+    let upper = queue.as_str().to_uppercase();
+    let (moved, place) = match (env(format!("{upper}_QUEUE_URL")), env(format!("{upper}_DLQ_URL"))) {
+        (Some(main), Some(dlq)) => {
+            let sdk = aws_adapter::sdk_config().await;
+            let client = aws_sdk_sqs::Client::new(&sdk);
+            let moved = aws_adapter::sqs::move_messages(&client, &dlq, &main)
+                .await
+                .with_context(|| format!("moving {dlq} to {main}"))?;
+            (moved, main)
+        }
+        (None, None) => {
+            let path = data_dir.join("image-request.db");
+            if !path.exists() {
+                anyhow::bail!(
+                    "no local state at {}: start `cgr-request serve` there, or set {upper}_QUEUE_URL and {upper}_DLQ_URL",
+                    path.display()
+                );
+            }
+            let db = embedded::sqlite::Sqlite::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            (db.redrive(queue).await?, path.display().to_string())
+        }
+        _ => anyhow::bail!("set both {upper}_QUEUE_URL and {upper}_DLQ_URL, or neither (the local server)"),
+    };
+    match out {
+        Output::Json => println!("{}", json!({ "queue": queue.as_str(), "moved": moved })),
+        _ => println!("moved {moved} message(s) from the {queue} dead letters back to {place}"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -51,6 +51,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Serve { listen } => return serve::run(&cli.data_dir, *listen).await,
         Command::Audit { verify, args } => return audit::run(&cli.data_dir, verify.as_ref(), args, out).await,
+        // On the queues themselves, not through the API.
+        Command::Admin(crate::args::Admin::Redrive { queue }) => {
+            return admin::redrive(&cli.data_dir, (*queue).into(), out).await
+        }
         Command::ValidateFile { file, offline } => {
             // A fork's pull request has no secrets: without a client, check offline.
             let api = if *offline { None } else { client_for(&cli, false).ok() };

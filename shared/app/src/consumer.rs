@@ -35,6 +35,10 @@ pub trait MessageSource: Send + Sync {
     async fn dead_letters(&self, queue: QueueName) -> Result<usize, QueueError>;
     /// Messages waiting or in flight.
     async fn depth(&self, queue: QueueName) -> Result<usize, QueueError>;
+    /// Moves the queue's dead letters back onto it (`cgr-request admin redrive`): how many
+    /// moved. Consumers start from the status they find, so a message whose request has
+    /// meanwhile ended changes nothing.
+    async fn redrive(&self, queue: QueueName) -> Result<usize, QueueError>;
 }
 
 /// Deliveries as the `SqsEvent` Lambda would receive.

@@ -77,6 +77,49 @@ impl Queue for SqsQueue {
     }
 }
 
+/// Moves every message from one queue to another: received (hidden for a minute), sent
+/// on, then deleted, ten at a time, until a receive finds none. At least once: a crash
+/// between a send and its delete leaves a copy in both, which the consumers' idempotence
+/// absorbs. (SQS's `StartMessageMoveTask` does the same server-side; no emulator here
+/// speaks it, and this is what the tests can hold.)
+pub async fn move_messages(client: &Client, from: &str, to: &str) -> Result<usize, QueueError> {
+    let err = |e: String| QueueError(e);
+    let mut moved = 0;
+    loop {
+        let got = client
+            .receive_message()
+            .queue_url(from)
+            .max_number_of_messages(10)
+            .visibility_timeout(60)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .map_err(|e| err(e.into_service_error().to_string()))?
+            .messages
+            .unwrap_or_default();
+        if got.is_empty() {
+            return Ok(moved);
+        }
+        for m in got {
+            client
+                .send_message()
+                .queue_url(to)
+                .message_body(m.body.unwrap_or_default())
+                .send()
+                .await
+                .map_err(|e| err(e.into_service_error().to_string()))?;
+            client
+                .delete_message()
+                .queue_url(from)
+                .receipt_handle(m.receipt_handle.unwrap_or_default())
+                .send()
+                .await
+                .map_err(|e| err(e.into_service_error().to_string()))?;
+            moved += 1;
+        }
+    }
+}
+
 #[async_trait]
 impl MessageSource for SqsQueue {
     async fn receive(&self, queue: QueueName, max: usize) -> Result<Vec<Delivery>, QueueError> {
@@ -126,6 +169,13 @@ impl MessageSource for SqsQueue {
             Some(url) => self.count(url).await,
             None => Ok(0),
         }
+    }
+
+    async fn redrive(&self, queue: QueueName) -> Result<usize, QueueError> {
+        let Some(dlq) = self.dlq(queue) else {
+            return Err(QueueError(format!("no dead-letter queue is named for {queue}")));
+        };
+        move_messages(&self.client, dlq, self.url(queue)).await
     }
 
     async fn depth(&self, queue: QueueName) -> Result<usize, QueueError> {

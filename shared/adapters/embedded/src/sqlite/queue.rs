@@ -120,6 +120,27 @@ impl Sqlite {
         .await
     }
 
+    /// Moves a queue's dead letters back onto it, in one transaction, as new messages.
+    pub async fn redrive(&self, queue: QueueName) -> Result<usize, StoreError> {
+        self.with(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let moved = tx
+                .execute(
+                    "INSERT INTO queue (queue, body, visible_at, sent_at)
+                     SELECT queue, body, ?2, sent_at FROM dead_letters WHERE queue = ?1 ORDER BY id",
+                    params![queue.as_str(), now_ms()],
+                )
+                .map_err(unavailable)?;
+            tx.execute("DELETE FROM dead_letters WHERE queue = ?1", [queue.as_str()])
+                .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(moved)
+        })
+        .await
+    }
+
     /// Messages waiting or in flight.
     pub async fn queue_depth(&self, queue: QueueName) -> Result<usize, StoreError> {
         self.with(move |c| {
@@ -167,6 +188,10 @@ impl MessageSource for SqliteSource {
 
     async fn depth(&self, queue: QueueName) -> Result<usize, QueueError> {
         self.db.queue_depth(queue).await.map_err(QueueError::from)
+    }
+
+    async fn redrive(&self, queue: QueueName) -> Result<usize, QueueError> {
+        self.db.redrive(queue).await.map_err(QueueError::from)
     }
 }
 
