@@ -46,6 +46,9 @@ pub struct State {
     /// (`"METHOD /path-prefix"`, status, body) answered once, in order, to the first match.
     pub script: VecDeque<(String, u16, Value)>,
     pub log: Vec<Recorded>,
+    /// The next requests wait this long each before they are answered (slow answers, and
+    /// timeouts where the client gives up first).
+    pub slow: VecDeque<std::time::Duration>,
     pub tokens: HashSet<String>,
     issued: usize,
 }
@@ -78,7 +81,13 @@ impl FakeChainguard {
         let s = state.clone();
         let app = Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
             let s = s.clone();
-            async move { handle(&s, method, uri, headers, body) }
+            async move {
+                let wait = s.lock().unwrap().slow.pop_front();
+                if let Some(wait) = wait {
+                    tokio::time::sleep(wait).await;
+                }
+                handle(&s, method, uri, headers, body)
+            }
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
@@ -96,6 +105,11 @@ impl FakeChainguard {
             .unwrap()
             .script
             .push_back((route.into(), status, body));
+    }
+
+    /// The next `n` requests each wait `delay` before their answer.
+    pub fn slow(&self, n: usize, delay: std::time::Duration) {
+        self.state.lock().unwrap().slow.extend(std::iter::repeat_n(delay, n));
     }
 
     pub fn log(&self) -> Vec<Recorded> {

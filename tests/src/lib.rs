@@ -8,6 +8,7 @@ pub mod aws;
 pub mod fake_chainguard;
 pub mod fake_slack;
 pub mod faults;
+pub mod invariants;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -219,7 +220,13 @@ impl Stack {
     /// Waits until the queues are empty, nothing is in flight, and the audit archive has
     /// caught up.
     pub async fn settle(&self) {
-        for _ in 0..500 {
+        self.settle_for(Duration::from_secs(15)).await
+    }
+
+    /// [`Stack::settle`], waiting up to `limit`.
+    pub async fn settle_for(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
             if self.counts().await.queued == 0 {
                 tokio::time::sleep(Duration::from_millis(30)).await;
                 if self.counts().await.queued == 0 {

@@ -107,6 +107,13 @@ async fn done(app: &App, r: &Request) -> Result<(Action, String, Option<Provisio
         return Ok((Action::CompleteRemoval, why, None));
     }
     let repo = app.registry.create_repo(r.image.name(), r.image.name()).await?;
+    // Created in the registry, then the process dies before `provisioned` is committed.
+    app::failpoint!(
+        "provision.after_create",
+        Err(RegistryError::Retryable(
+            "failpoint provision.after_create: died after the create".into()
+        ))
+    );
     let result = ProvisionResult {
         pull_string: Request::pull_string(app.registry.org_name(), &r.image),
         repo_id: repo.id,

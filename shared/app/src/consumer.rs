@@ -162,6 +162,12 @@ pub fn work_item(record: &SqsMessage) -> Result<WorkItem, String> {
 }
 
 /// [`process_batch`] inside a [`Budget`].
+/// The failpoint `consumer.before_delete` (a no-op unless a build enables failpoints).
+fn dies_before_answering() -> bool {
+    crate::failpoint!("consumer.before_delete", true);
+    false
+}
+
 pub async fn process_batch_within<F, Fut>(event: SqsEvent, budget: Budget, handle: F) -> SqsBatchResponse
 where
     F: Fn(WorkItem, u32) -> Fut,
@@ -197,6 +203,8 @@ where
             None => work.await,
         };
         match outcome {
+            // The work done, the process dies before its answer: the message stays.
+            Ok(()) if dies_before_answering() => response.add_failure(message_id),
             Ok(()) => {}
             Err(StepError::Retryable(why)) => {
                 span.in_scope(|| tracing::warn!(error = why, "will be delivered again"));

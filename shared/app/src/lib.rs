@@ -7,6 +7,7 @@ pub mod archive;
 pub mod capacity;
 pub mod config;
 pub mod consumer;
+pub mod failpoints;
 pub mod metrics;
 pub mod mrkdwn;
 pub mod notify;

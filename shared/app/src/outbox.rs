@@ -276,6 +276,12 @@ impl App {
             match self.send_one(&d).await {
                 Ok(()) => {
                     report.sent += 1;
+                    crate::failpoint!(
+                        "dispatch.after_send",
+                        Err(StepError::Retryable(
+                            "failpoint dispatch.after_send: died between a send and its record".into()
+                        ))
+                    );
                     let now = self.clock.now();
                     // The one window for a duplicate: a crash between the send and this.
                     self.store

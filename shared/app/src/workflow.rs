@@ -147,6 +147,12 @@ impl App {
         claims: Vec<String>,
     ) -> Result<Request, StoreError> {
         self.seal(&mut t.event);
+        crate::failpoint!(
+            "store.commit",
+            Err(StoreError::Unavailable(
+                "failpoint store.commit: the store is unavailable".into()
+            ))
+        );
         let mut intents = outbox::intents(&t);
         intents.extend(extra);
         let entry = (!intents.is_empty()).then(|| outbox::Entry {
@@ -157,6 +163,13 @@ impl App {
             claims,
         });
         self.store.commit(&t, entry.as_ref()).await?;
+        // Committed, then the process dies: nothing after this runs, the caller sees an error.
+        crate::failpoint!(
+            "commit.after",
+            Err(StoreError::Unavailable(
+                "failpoint commit.after: died after the commit".into()
+            ))
+        );
         tracing::info!(request_id = %t.request.id, from = %t.expected_status, to = %t.request.status(), actor = %t.event.actor, action = ?t.event.action, "transition");
         self.measure(&t.request, &t.event);
         if let Some(e) = entry {
@@ -274,6 +287,10 @@ impl App {
     }
 
     pub async fn enqueue(&self, queue: QueueName, id: RequestId, trace_id: &str) -> Result<(), QueueError> {
+        crate::failpoint!(
+            "queue.send",
+            Err(QueueError("failpoint queue.send: the queue is unavailable".into()))
+        );
         self.queue
             .send(
                 queue,
@@ -294,7 +311,14 @@ impl App {
             trace_id: trace_id.to_string(),
             notice: Some(seq),
         };
-        match self.queue.send(QueueName::Notify, &item).await {
+        let sent = async {
+            crate::failpoint!(
+                "queue.send",
+                Err(QueueError("failpoint queue.send: the queue is unavailable".into()))
+            );
+            self.queue.send(QueueName::Notify, &item).await
+        };
+        match sent.await {
             Ok(()) => true,
             Err(e) => {
                 tracing::error!(request_id = %id, seq, error = %e, "notices not queued; the sweep will queue them");
