@@ -38,10 +38,10 @@ pub struct Outcome {
 
 /// Checks the invariants over `ids` (every request the run submitted and had accepted).
 /// `repos` are the org's repository names as the registry holds them, one entry per
-/// repository. `crashes_after_send` is how many times the run crashed between a send and
-/// its record: each may have sent one copy again (under the same notice id), nothing else
-/// may.
-pub async fn check(s: &Stack, ids: &[String], repos: &[String], crashes_after_send: usize) -> Outcome {
+/// repository. `unknown_sends` is how many sends the run left the dispatcher unsure of (a
+/// crash between a send and its record, or an answer lost with its connection): each may
+/// have been sent once more, under the same notice id; nothing else may be.
+pub async fn check(s: &Stack, ids: &[String], repos: &[String], unknown_sends: usize) -> Outcome {
     let app = &s.running.app;
     let mut out = Outcome::default();
     let mut requests: Vec<Request> = vec![];
@@ -98,8 +98,8 @@ pub async fn check(s: &Stack, ids: &[String], repos: &[String], crashes_after_se
     }
     out.extra_copies = copies.values().map(|n| n - 1).sum();
     assert!(
-        out.extra_copies <= crashes_after_send,
-        "{} copies beyond the first, with {crashes_after_send} crash(es) between a send and its record: {copies:?}",
+        out.extra_copies <= unknown_sends,
+        "{} copies beyond the first, with {unknown_sends} send(s) whose outcome was unknown: {copies:?}",
         out.extra_copies
     );
     let has = |r: &Request, kind: &str, to: &str| {

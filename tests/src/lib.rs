@@ -9,6 +9,7 @@ pub mod fake_chainguard;
 pub mod fake_slack;
 pub mod faults;
 pub mod invariants;
+pub mod outage;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -55,7 +56,17 @@ pub async fn start_full(
     registry: Option<Arc<dyn Registry>>,
     clock: Arc<dyn app::ports::Clock>,
 ) -> Stack {
-    start_on(aws::wanted(), configure, registry, clock, None).await
+    start_on(aws::wanted(), configure, registry, clock, None, None).await
+}
+
+/// A stack on the AWS adapters whose calls to the emulator go through `endpoint` (an
+/// outage relay); its resources are deployed, and its mail read, directly.
+pub async fn start_aws_via(
+    endpoint: &str,
+    registry: Option<Arc<dyn Registry>>,
+    clock: Arc<dyn app::ports::Clock>,
+) -> Stack {
+    start_on(true, |_| {}, registry, clock, None, Some(endpoint.to_string())).await
 }
 
 /// A stack with `faults` around its queue and notifier, switched by the test.
@@ -66,13 +77,14 @@ pub async fn start_faulty(configure: impl FnOnce(&mut Settings), faults: &Arc<fa
         None,
         Arc::new(app::ports::SystemClock),
         Some(faults.wrap()),
+        None,
     )
     .await
 }
 
 /// A stack on the AWS adapters whatever the suite's backend: for tests of AWS-only tools.
 pub async fn start_aws() -> Stack {
-    start_on(true, |_| {}, None, Arc::new(app::ports::SystemClock), None).await
+    start_on(true, |_| {}, None, Arc::new(app::ports::SystemClock), None, None).await
 }
 
 async fn start_on(
@@ -81,6 +93,7 @@ async fn start_on(
     registry: Option<Arc<dyn Registry>>,
     clock: Arc<dyn app::ports::Clock>,
     wrap: Option<Arc<dyn Fn(app::App) -> app::App + Send + Sync>>,
+    via: Option<String>,
 ) -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings {
@@ -110,8 +123,12 @@ async fn start_on(
             &settings.approvers,
         )
         .await;
+        let backend_sdk = match &via {
+            Some(endpoint) => aws_adapter::setup::emulator_config(endpoint).await,
+            None => sdk.clone(),
+        };
         opts.backend = Backend::Aws {
-            sdk: sdk.clone(),
+            sdk: backend_sdk,
             names: names.clone(),
         };
         aws_parts = Some((sdk, names, mail));

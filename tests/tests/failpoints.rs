@@ -18,7 +18,8 @@ use std::time::Duration;
 use chainguard::{Chainguard, Options, TokenSource, Tokens};
 use pipeline_tests::fake_chainguard::{FakeChainguard, ORG_ID, STATIC_TOKEN};
 use pipeline_tests::invariants::{check, recover, Outcome};
-use pipeline_tests::{start_full, ShiftedClock, Stack};
+use pipeline_tests::outage::Relay;
+use pipeline_tests::{start_aws_via, start_full, ShiftedClock, Stack};
 use reqwest::Method;
 use serde_json::json;
 
@@ -206,4 +207,66 @@ async fn chainguard_errors_timeouts_and_slow_answers_lose_nothing() {
         r.fake.calls("POST /registry/v1/repos") > out.by_status["provisioned"],
         "the 503s were retried"
     );
+}
+
+/// The emulator goes away in the middle of a burst (every connection cut, new ones
+/// dropped, for three seconds) and comes back: what was accepted before and after ends
+/// as it should, and what was refused during it was refused whole.
+#[tokio::test]
+async fn the_emulator_going_down_in_the_middle_of_a_burst_loses_nothing() {
+    let scenario = fail::FailScenario::setup();
+    let relay = Relay::start(&pipeline_tests::aws::moto_url()).await;
+    let clock = Arc::new(ShiftedClock::default());
+    let s = start_aws_via(&relay.url, None, clock.clone()).await;
+    let mut ids = vec![];
+    for image in ["go", "curl", "busybox", "bash"] {
+        ids.push(s.submit(image, Some("dev")).await);
+    }
+    let nginx = s.submit("nginx", Some("prod")).await;
+    ids.push(nginx.clone());
+    // Work in flight, then the outage.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    relay.down();
+    let during = json!({ "image": "jq", "justification": "during the outage", "environment": "dev" });
+    let refused = s.dev.call(Method::POST, "/requests", Some(&during), &[]).await;
+    assert!(
+        !matches!(refused, Ok((202, _))),
+        "nothing can be stored while the emulator is down: {refused:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    relay.up();
+    for image in ["git", "python", "redis"] {
+        ids.push(s.submit(image, Some("dev")).await);
+    }
+    if decided_by_checks(&s, &nginx).await == "pending_approval" {
+        decide(&s, &nginx, true).await;
+    }
+    s.settle_for(Duration::from_secs(60)).await;
+    recover(&s, &clock).await;
+    let repos: Vec<String> = s
+        .running
+        .app
+        .registry
+        .org_repos()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    // One notice at most was on the wire when the connections were cut: its answer lost,
+    // it may have gone twice (the window between a send and its record, seen from outside).
+    let out = check(&s, &ids, &repos, 1).await;
+    scenario.teardown();
+    assert_eq!(
+        out.by_status.get("provisioned"),
+        Some(&ids.len()),
+        "{:?}",
+        out.by_status
+    );
+    // The refused submission left nothing behind.
+    let jq = app::ports::RequestQuery {
+        image: Some("jq".into()),
+        ..Default::default()
+    };
+    assert!(s.running.app.store.list(&jq).await.unwrap().is_empty());
 }
