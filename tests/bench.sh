@@ -5,6 +5,7 @@
 #   tests/bench.sh load        intake under fixed-rate open-loop load, then the pipeline's overhead
 #   tests/bench.sh costs       AWS calls per request, counted through a proxy in front of moto
 #   tests/bench.sh schemathesis  the HTTP API against its OpenAPI document, 1,000 examples per operation
+#   tests/bench.sh soak        2,000 requests on the emulator, Chainguard failing 10%, consumers crashing
 #   tests/bench.sh all
 # Figures land in target/bench/*.json and on stdout; BENCHMARKS.md records them.
 set -euo pipefail
@@ -23,6 +24,10 @@ fi
 if [[ "$what" == costs || "$what" == all ]]; then
   [ -n "${MOTO_URL:-}" ] || source tests/emulator.sh
   cargo run --locked -p pipeline-tests --bin costs
+fi
+if [[ "$what" == soak || "$what" == all ]]; then
+  [ -n "${MOTO_URL:-}" ] || source tests/emulator.sh
+  IMAGE_REQUEST_TEST_BACKEND="${IMAGE_REQUEST_TEST_BACKEND:-aws}" cargo run --locked -p pipeline-tests --bin soak
 fi
 if [[ "$what" == schemathesis || "$what" == all ]]; then
   tests/api.sh 1000

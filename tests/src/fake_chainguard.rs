@@ -49,6 +49,11 @@ pub struct State {
     /// The next requests wait this long each before they are answered (slow answers, and
     /// timeouts where the client gives up first).
     pub slow: VecDeque<std::time::Duration>,
+    /// Out of every 100 API calls (token exchanges aside), how many answer 503 at random.
+    pub fail_percent: u64,
+    /// How many calls `fail_percent` failed.
+    pub failed_at_random: u64,
+    rng: u64,
     pub tokens: HashSet<String>,
     issued: usize,
 }
@@ -188,6 +193,18 @@ fn handle(state: &Mutex<State>, method: Method, uri: Uri, headers: HeaderMap, bo
     }
     if !st.tokens.contains(&bearer) {
         return status(401, 16, "unauthenticated");
+    }
+    if st.fail_percent > 0 {
+        // xorshift64: a fixed sequence, so a run can be repeated.
+        let mut x = if st.rng == 0 { 0x9E37_79B9_7F4A_7C15 } else { st.rng };
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        st.rng = x;
+        if x % 100 < st.fail_percent {
+            st.failed_at_random += 1;
+            return status(503, 14, "unavailable (at random)");
+        }
     }
     let q = query(&uri);
     let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());

@@ -18,8 +18,9 @@ pub struct Faults {
     pub mail_down_for: Mutex<Option<String>>,
     /// The next mail to this address is sent, then reported failed.
     pub answer_lost_for: Mutex<Option<String>>,
-    /// Every mail tried, by address, in order.
+    /// Every mail tried, by address, in order, with when.
     pub tried: Mutex<Vec<String>>,
+    pub tried_at: Mutex<Vec<(String, std::time::Instant)>>,
 }
 
 impl Faults {
@@ -58,6 +59,10 @@ impl Queue for FaultyQueue {
         }
         self.inner.send(queue, item).await
     }
+
+    async fn retry_in(&self, queue: QueueName, receipt: &str, after: std::time::Duration) -> Result<(), QueueError> {
+        self.inner.retry_in(queue, receipt, after).await
+    }
 }
 
 struct FaultyNotifier {
@@ -69,6 +74,11 @@ struct FaultyNotifier {
 impl Notifier for FaultyNotifier {
     async fn send(&self, m: &Message) -> Result<(), NotifyError> {
         self.faults.tried.lock().unwrap().push(m.to.clone());
+        self.faults
+            .tried_at
+            .lock()
+            .unwrap()
+            .push((m.to.clone(), std::time::Instant::now()));
         if self.faults.mail_down_for.lock().unwrap().as_deref() == Some(m.to.as_str()) {
             return Err(NotifyError(format!("injected: mail to {} fails", m.to)));
         }

@@ -43,6 +43,19 @@ pub struct Stack {
     pub metrics: Arc<app::metrics::Recorder>,
 }
 
+/// How often the local consumers poll an empty queue.
+const POLL: Duration = Duration::from_millis(10);
+
+/// A stack (on the suite's backend) whose consumers poll an empty queue every `poll`:
+/// for long runs, where the tests' 10 ms would be most of the emulator's work.
+pub async fn start_polling(
+    poll: Duration,
+    registry: Option<Arc<dyn Registry>>,
+    clock: Arc<dyn app::ports::Clock>,
+) -> Stack {
+    start_on(aws::wanted(), |_| {}, registry, clock, None, None, poll).await
+}
+
 pub async fn start() -> Stack {
     start_with(|_| {}, None).await
 }
@@ -56,7 +69,7 @@ pub async fn start_full(
     registry: Option<Arc<dyn Registry>>,
     clock: Arc<dyn app::ports::Clock>,
 ) -> Stack {
-    start_on(aws::wanted(), configure, registry, clock, None, None).await
+    start_on(aws::wanted(), configure, registry, clock, None, None, POLL).await
 }
 
 /// A stack on the AWS adapters whose calls to the emulator go through `endpoint` (an
@@ -66,7 +79,7 @@ pub async fn start_aws_via(
     registry: Option<Arc<dyn Registry>>,
     clock: Arc<dyn app::ports::Clock>,
 ) -> Stack {
-    start_on(true, |_| {}, registry, clock, None, Some(endpoint.to_string())).await
+    start_on(true, |_| {}, registry, clock, None, Some(endpoint.to_string()), POLL).await
 }
 
 /// A stack with `faults` around its queue and notifier, switched by the test.
@@ -78,13 +91,14 @@ pub async fn start_faulty(configure: impl FnOnce(&mut Settings), faults: &Arc<fa
         Arc::new(app::ports::SystemClock),
         Some(faults.wrap()),
         None,
+        POLL,
     )
     .await
 }
 
 /// A stack on the AWS adapters whatever the suite's backend: for tests of AWS-only tools.
 pub async fn start_aws() -> Stack {
-    start_on(true, |_| {}, None, Arc::new(app::ports::SystemClock), None, None).await
+    start_on(true, |_| {}, None, Arc::new(app::ports::SystemClock), None, None, POLL).await
 }
 
 async fn start_on(
@@ -94,18 +108,20 @@ async fn start_on(
     clock: Arc<dyn app::ports::Clock>,
     wrap: Option<Arc<dyn Fn(app::App) -> app::App + Send + Sync>>,
     via: Option<String>,
+    poll: Duration,
 ) -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = Settings {
         listen: ([127, 0, 0, 1], 0).into(),
         data_dir: dir.path().into(),
         visibility_timeout_secs: 0,
+        notice_retry_secs: 0,
         ..Settings::default()
     };
     configure(&mut settings);
     let metrics = Arc::new(app::metrics::Recorder::default());
     let mut opts = Options {
-        poll_interval: Duration::from_millis(10),
+        poll_interval: poll,
         registry,
         clock,
         metrics: Some(metrics.clone()),

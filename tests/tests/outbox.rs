@@ -111,13 +111,33 @@ async fn the_one_duplicate_is_a_send_whose_answer_was_lost() {
 #[tokio::test]
 async fn a_channel_that_keeps_failing_is_tried_again_then_recorded_undeliverable() {
     let faults = Arc::new(Faults::default());
-    let s = start_faulty(|st| st.max_receives = 3, &faults).await;
+    let s = start_faulty(
+        |st| {
+            st.max_receives = 3;
+            st.notice_retry_secs = 1;
+        },
+        &faults,
+    )
+    .await;
     *faults.mail_down_for.lock().unwrap() = Some(LEAD.into());
     let id = s.submit("nginx", Some("prod")).await;
     s.wait_for(&id, "pending_approval").await;
     s.settle().await;
-    // Tried on every delivery of the message; the other approver was asked once.
+    s.settle_for(std::time::Duration::from_secs(30)).await;
+    // Tried on every delivery of the message, backing off (1 s, then 2 s); the other
+    // approver was asked once.
     assert_eq!(faults.tries(LEAD), 3);
+    let at: Vec<std::time::Instant> = faults
+        .tried_at
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(to, _)| to == LEAD)
+        .map(|(_, t)| *t)
+        .collect();
+    let (first, second) = (at[1] - at[0], at[2] - at[1]);
+    assert!(first >= std::time::Duration::from_secs(1), "{first:?}");
+    assert!(second >= std::time::Duration::from_secs(2), "{second:?}");
     assert_eq!(approval_mails(&s, &id, LEAD).await, 0);
     assert_eq!(approval_mails(&s, &id, ADMIN).await, 1);
     assert_eq!(faults.tries(ADMIN), 1);

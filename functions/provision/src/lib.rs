@@ -35,7 +35,7 @@ pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
 /// One SQS batch inside an invocation's time. A request given up part-way is redelivered:
 /// an existing repo counts as created, so nothing is made twice.
 pub async fn handle_within(app: &App, event: SqsEvent, budget: Budget) -> SqsBatchResponse {
-    process_batch_within(event, budget, |item, attempt| provision(app, item, attempt)).await
+    process_batch_within(event, budget, |item, d| provision(app, item, d.attempt)).await
 }
 
 fn actor() -> Principal {

@@ -7,7 +7,7 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
-use app::consumer::{process_batch_within, Budget};
+use app::consumer::{process_batch_within, Budget, Delivered};
 use app::ports::{QueueName, RequestQuery, StoreError, WorkItem};
 use app::workflow::{Alerts, Applied, StepError};
 use app::App;
@@ -42,17 +42,30 @@ pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
 
 /// One SQS batch inside an invocation's time.
 pub async fn handle_within(app: &App, event: SqsEvent, budget: Budget) -> SqsBatchResponse {
-    process_batch_within(event, budget, |item, attempt| async move {
+    process_batch_within(event, budget, |item, d| async move {
         match item.notice {
             // The notify queue's messages: an outbox entry to deliver.
-            Some(seq) => {
-                let last_try = attempt >= app.settings.max_receives;
-                app.dispatch(item.request_id, seq, last_try).await.map(|_| ())
-            }
-            None => validate(app, item, attempt).await,
+            Some(seq) => notices(app, item.request_id, seq, d).await,
+            None => validate(app, item, d.attempt).await,
         }
     })
     .await
+}
+
+/// Delivers an outbox entry; where a channel failed, the message comes back after
+/// `notice_retry_secs`, doubled at each try, and on its last try what still fails is
+/// recorded undeliverable.
+async fn notices(app: &App, id: domain::RequestId, seq: u64, d: Delivered) -> Result<(), StepError> {
+    let last_try = d.attempt >= app.settings.max_receives;
+    let failed = match app.dispatch(id, seq, last_try).await {
+        Err(StepError::Retryable(why)) => why,
+        other => return other.map(|_| ()),
+    };
+    let after = app::outbox::backoff(app.settings.notice_retry_secs, d.attempt);
+    if let Err(e) = app.queue.retry_in(QueueName::Notify, &d.receipt, after).await {
+        tracing::warn!(error = %e, "could not delay the notice's next try; it comes back after the queue's visibility timeout");
+    }
+    Err(StepError::Retryable(failed))
 }
 
 fn actor() -> Principal {

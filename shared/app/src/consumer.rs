@@ -93,9 +93,17 @@ pub fn receive_count(m: &aws_lambda_events::event::sqs::SqsMessage) -> u32 {
         .unwrap_or(1)
 }
 
+/// Which delivery of its message a record is, and the receipt that hands it back early
+/// or late (`Queue::retry_in`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub attempt: u32,
+    pub receipt: String,
+}
+
 pub async fn process_batch<F, Fut>(event: SqsEvent, handle: F) -> SqsBatchResponse
 where
-    F: Fn(WorkItem, u32) -> Fut,
+    F: Fn(WorkItem, Delivered) -> Fut,
     Fut: Future<Output = Result<(), StepError>>,
 {
     process_batch_within(event, Budget::unbounded(), handle).await
@@ -170,7 +178,7 @@ fn dies_before_answering() -> bool {
 
 pub async fn process_batch_within<F, Fut>(event: SqsEvent, budget: Budget, handle: F) -> SqsBatchResponse
 where
-    F: Fn(WorkItem, u32) -> Fut,
+    F: Fn(WorkItem, Delivered) -> Fut,
     Fut: Future<Output = Result<(), StepError>>,
 {
     let mut response = SqsBatchResponse::default();
@@ -195,7 +203,11 @@ where
             }
         };
         let span = tracing::info_span!("message", request_id = %item.request_id, trace_id = %item.trace_id, attempt);
-        let work = handle(item, attempt).instrument(span.clone());
+        let delivered = Delivered {
+            attempt,
+            receipt: record.receipt_handle.clone().unwrap_or_default(),
+        };
+        let work = handle(item, delivered).instrument(span.clone());
         let outcome = match budget.per_record {
             Some(limit) => tokio::time::timeout(limit, work)
                 .await
@@ -242,10 +254,10 @@ mod tests {
             record("perm", &item("3"), 1),
             record("junk", "{", 1),
         ];
-        let resp = process_batch(event, |w, attempt| async move {
+        let resp = process_batch(event, |w, d| async move {
             match w.request_id.to_string().chars().last() {
                 Some('2') => {
-                    assert_eq!(attempt, 3);
+                    assert_eq!(d.attempt, 3);
                     Err(StepError::Retryable("busy".into()))
                 }
                 Some('3') => Err(StepError::Permanent("gone".into())),

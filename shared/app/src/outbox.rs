@@ -31,6 +31,13 @@ pub const SENT_RECORD_DAYS: i64 = 14;
 /// stays told until the count falls back).
 pub const CLAIM_DAYS: i64 = 3650;
 
+/// How long a notice waits after its `attempt`th try failed: `base_secs`, doubled at each
+/// try, at most SQS's 12 hours.
+pub fn backoff(base_secs: u64, attempt: u32) -> std::time::Duration {
+    let secs = base_secs.saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
+    std::time::Duration::from_secs(secs.min(12 * 3600))
+}
+
 /// What a transition must tell, and to whom, in words decided when it is sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "notice", rename_all = "snake_case")]
@@ -334,5 +341,64 @@ impl App {
             }
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_failed_notice_backs_off_doubling_up_to_twelve_hours() {
+        let secs = |attempt| backoff(60, attempt).as_secs();
+        assert_eq!([secs(1), secs(2), secs(3), secs(4)], [60, 120, 240, 480]);
+        assert_eq!(backoff(60, 40), Duration::from_secs(12 * 3600));
+        assert_eq!(backoff(0, 3), Duration::ZERO);
+    }
+
+    #[test]
+    fn what_each_transition_tells_comes_from_its_action() {
+        use domain::{Channel, ImageRef, Justification, NewRequest};
+        let new = NewRequest {
+            kind: Default::default(),
+            image: ImageRef::parse("nginx").unwrap(),
+            requester: "email:dev@example.com".parse().unwrap(),
+            justification: Justification::parse("needed").unwrap(),
+            environment: None,
+            environment_vouched_by: None,
+            channel: Channel::Api,
+            idempotency_key: None,
+        };
+        let (r, _) = Request::submit(new, RequestId::new(), chrono::Utc::now());
+        let step = |r: &Request, action: Action, edit: fn(&mut Request)| {
+            let change = domain::Change {
+                action,
+                actor: Principal::service("test"),
+                channel: Channel::System,
+                reason: None,
+                at: chrono::Utc::now(),
+            };
+            r.apply(change, edit).unwrap()
+        };
+        let t = step(&r, Action::StartValidation, |_| {});
+        assert!(intents(&t).is_empty(), "starting tells nobody");
+        let validating = t.request.clone();
+        let asked = step(&validating, Action::RequireApproval, |_| {});
+        assert_eq!(intents(&asked), [Intent::AskApprovers { reminder: false }]);
+        let failed = step(&validating, Action::Fail, |r| {
+            r.outcome = Some("the API is down".into())
+        });
+        assert_eq!(
+            intents(&failed),
+            [
+                Intent::Outcome,
+                Intent::AlertApprovers {
+                    what: "Checking nginx:latest failed: the API is down".into()
+                }
+            ]
+        );
+        let denied = step(&asked.request, Action::Deny, |_| {});
+        assert_eq!(intents(&denied), [Intent::Outcome]);
     }
 }

@@ -185,6 +185,9 @@ impl From<StoreError> for QueueError {
 #[async_trait]
 pub trait Queue: Send + Sync {
     async fn send(&self, queue: QueueName, item: &WorkItem) -> Result<(), QueueError>;
+    /// Hands a received message back, to be delivered again no sooner than `after` (its
+    /// visibility from now): how a consumer backs off.
+    async fn retry_in(&self, queue: QueueName, receipt: &str, after: std::time::Duration) -> Result<(), QueueError>;
 }
 
 /// A rendered message to a person.
@@ -330,6 +333,9 @@ fn unwired(port: &str) -> String {
 #[async_trait]
 impl Queue for Unwired {
     async fn send(&self, _: QueueName, _: &WorkItem) -> Result<(), QueueError> {
+        Err(QueueError(unwired("queue")))
+    }
+    async fn retry_in(&self, _: QueueName, _: &str, _: std::time::Duration) -> Result<(), QueueError> {
         Err(QueueError(unwired("queue")))
     }
 }

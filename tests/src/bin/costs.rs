@@ -110,6 +110,30 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    /// An `UpdateItem` of the form `SET a = :x, #b = :y REMOVE #c` applied to the shadow's
+    /// copy of the item: the put it amounts to, and the item's units before.
+    fn updated(&self, req: &serde_json::Value) -> Option<(bool, serde_json::Value, u64)> {
+        let table = req["TableName"].as_str()?;
+        let key = req["Key"].as_object()?;
+        let slot = (table.to_string(), serde_json::Value::Object(key.clone()).to_string());
+        let old = self.shadow.lock().unwrap().get(&slot).cloned()?;
+        let name = |n: &str| req["ExpressionAttributeNames"][n].as_str().unwrap_or(n).to_string();
+        let expr = req["UpdateExpression"].as_str()?;
+        let (set, remove) = expr.split_once(" REMOVE ").unwrap_or((expr, ""));
+        let mut new = old.clone();
+        for part in set.trim_start_matches("SET ").split(',') {
+            let (attr, value) = part.split_once('=')?;
+            new.insert(name(attr.trim()), req["ExpressionAttributeValues"][value.trim()].clone());
+        }
+        for attr in remove.split(',').filter(|a| !a.trim().is_empty()) {
+            new.remove(&name(attr.trim()));
+        }
+        let before = write_units(&serde_json::Value::Object(old));
+        Some((false, serde_json::json!({ "TableName": table, "Item": new }), before))
+    }
+}
+
 async fn shape(ddb: &aws_sdk_dynamodb::Client, table: &str) -> Shape {
     let t = ddb.describe_table().table_name(table).send().await.unwrap();
     let t = t.table().unwrap();
@@ -156,21 +180,24 @@ async fn forward(State(p): State<Proxy>, method: Method, uri: Uri, headers: Head
     if enabled {
         *p.counts.lock().unwrap().entry(op.clone()).or_default() += 1;
     }
-    // Puts only: the adapter writes every item whole. Anything else would need its own rule.
+    // Puts, and the one update the adapter makes (an outbox entry marked done), priced as
+    // the put of the item it leaves. Anything else would need its own rule.
     assert!(
-        !matches!(op.as_str(), "dynamodb:UpdateItem" | "dynamodb:BatchWriteItem") || !enabled,
-        "{op}: the cost count sizes puts only"
+        !matches!(op.as_str(), "dynamodb:BatchWriteItem") || !enabled,
+        "{op}: the cost count sizes puts and updates only"
     );
     let json = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
-    let puts: Vec<(bool, serde_json::Value)> = match op.as_str() {
+    // (transactional, the put, the units of the item before: an update bills the larger)
+    let puts: Vec<(bool, serde_json::Value, u64)> = match op.as_str() {
         "dynamodb:TransactWriteItems" => json["TransactItems"]
             .as_array()
             .into_iter()
             .flatten()
             .filter(|i| i.get("Put").is_some())
-            .map(|i| (true, i["Put"].clone()))
+            .map(|i| (true, i["Put"].clone(), 0))
             .collect(),
-        "dynamodb:PutItem" => vec![(false, json.clone())],
+        "dynamodb:PutItem" => vec![(false, json.clone(), 0)],
+        "dynamodb:UpdateItem" => p.updated(&json).into_iter().collect(),
         _ => vec![],
     };
     let mut req = p
@@ -193,7 +220,7 @@ async fn forward(State(p): State<Proxy>, method: Method, uri: Uri, headers: Head
                 if op == "dynamodb:TransactWriteItems" && enabled {
                     *c.entry("dynamodb:items written in transactions".into()).or_default() += puts.len() as u64;
                 }
-                for (transactional, put) in &puts {
+                for (transactional, put, before) in &puts {
                     let item = put["Item"].as_object().cloned().unwrap_or_default();
                     if std::env::var("DUMP").is_ok() {
                         eprintln!("ITEM {}", serde_json::to_string(&item).unwrap());
@@ -203,7 +230,7 @@ async fn forward(State(p): State<Proxy>, method: Method, uri: Uri, headers: Head
                         continue;
                     }
                     // Transactional writes are billed twice on the table; index upkeep once.
-                    let base = write_units(&put["Item"]) * if *transactional { 2 } else { 1 };
+                    let base = write_units(&put["Item"]).max(*before) * if *transactional { 2 } else { 1 };
                     *c.entry("dynamodb:WRU base tables (measured item sizes)".into())
                         .or_default() += base;
                     for (name, wru) in index_wru {

@@ -75,6 +75,20 @@ impl Queue for SqsQueue {
             .map_err(|e| QueueError(e.into_service_error().to_string()))?;
         Ok(())
     }
+
+    async fn retry_in(&self, queue: QueueName, receipt: &str, after: std::time::Duration) -> Result<(), QueueError> {
+        // SQS's longest visibility is 12 hours.
+        let secs = after.as_secs().min(12 * 3600) as i32;
+        self.client
+            .change_message_visibility()
+            .queue_url(self.url(queue))
+            .receipt_handle(receipt)
+            .visibility_timeout(secs)
+            .send()
+            .await
+            .map_err(|e| QueueError(e.into_service_error().to_string()))?;
+        Ok(())
+    }
 }
 
 /// Moves every message from one queue to another: received (hidden for a minute), sent

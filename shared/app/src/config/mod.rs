@@ -100,6 +100,9 @@ pub struct Settings {
     /// Deliveries of a queue message before it goes to the dead letters.
     pub max_receives: u32,
     pub visibility_timeout_secs: u64,
+    /// Seconds before a notice whose channel failed is tried again, doubled at each try
+    /// (60: then 2, 4 and 8 minutes).
+    pub notice_retry_secs: u64,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Email addresses of the admins who approve.
@@ -184,6 +187,7 @@ impl Default for Settings {
             reminder_after_hours: 24,
             max_receives: 5,
             visibility_timeout_secs: 30,
+            notice_retry_secs: 60,
             max_body_bytes: 16 * 1024,
             approvers: vec!["platform-admin@example.com".into(), "security-lead@example.com".into()],
             policy: Policy {

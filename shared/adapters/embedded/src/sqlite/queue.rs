@@ -200,6 +200,20 @@ impl Queue for Sqlite {
     async fn send(&self, queue: QueueName, item: &WorkItem) -> Result<(), QueueError> {
         self.send_raw(queue, to_json(item)).await.map_err(QueueError::from)
     }
+
+    async fn retry_in(&self, _queue: QueueName, receipt: &str, after: std::time::Duration) -> Result<(), QueueError> {
+        let (receipt, at) = (receipt.to_string(), now_ms() + after.as_millis() as i64);
+        self.with(move |c| {
+            c.execute(
+                "UPDATE queue SET visible_at = ?2 WHERE receipt = ?1",
+                params![receipt, at],
+            )
+            .map(|_| ())
+            .map_err(unavailable)
+        })
+        .await
+        .map_err(QueueError::from)
+    }
 }
 
 #[cfg(test)]
