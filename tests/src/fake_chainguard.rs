@@ -65,6 +65,25 @@ pub struct FakeChainguard {
 }
 
 impl FakeChainguard {
+    /// The real Chainguard client, pointed at this fake (org `acme.dev`), retrying fast;
+    /// each try given `timeout` where set.
+    pub fn client(&self, timeout: Option<std::time::Duration>) -> Arc<chainguard::Chainguard> {
+        use chainguard::{Chainguard, Options, TokenSource, Tokens};
+        let mut opts = Options::new(&self.url, ORG_ID, "acme.dev");
+        opts.base_delay = std::time::Duration::from_millis(5);
+        if let Some(t) = timeout {
+            opts.timeout = t;
+        }
+        let http = Chainguard::http_client(opts.timeout);
+        let tokens = Tokens::new(
+            TokenSource::Static(STATIC_TOKEN.into()),
+            &self.url,
+            &self.url,
+            http.clone(),
+        );
+        Arc::new(Chainguard::new(opts, tokens, http))
+    }
+
     pub async fn start() -> FakeChainguard {
         let catalog: Vec<String> = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),

@@ -83,17 +83,12 @@ pub async fn start_aws_via(
 }
 
 /// A stack with `faults` around its queue and notifier, switched by the test.
-pub async fn start_faulty(configure: impl FnOnce(&mut Settings), faults: &Arc<faults::Faults>) -> Stack {
-    start_on(
-        aws::wanted(),
-        configure,
-        None,
-        Arc::new(app::ports::SystemClock),
-        Some(faults.wrap()),
-        None,
-        POLL,
-    )
-    .await
+pub async fn start_faulty(
+    configure: impl FnOnce(&mut Settings),
+    faults: &Arc<faults::Faults>,
+    clock: Arc<dyn app::ports::Clock>,
+) -> Stack {
+    start_on(aws::wanted(), configure, None, clock, Some(faults.wrap()), None, POLL).await
 }
 
 /// A stack on the AWS adapters whatever the suite's backend: for tests of AWS-only tools.

@@ -15,27 +15,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chainguard::{Chainguard, Options, TokenSource, Tokens};
-use pipeline_tests::fake_chainguard::{FakeChainguard, ORG_ID, STATIC_TOKEN};
+use pipeline_tests::fake_chainguard::FakeChainguard;
 use pipeline_tests::invariants::{check, recover, Outcome};
 use pipeline_tests::outage::Relay;
 use pipeline_tests::{start_aws_via, start_full, ShiftedClock, Stack};
 use reqwest::Method;
 use serde_json::json;
-
-fn registry(fake: &FakeChainguard, timeout: Duration) -> Arc<Chainguard> {
-    let mut opts = Options::new(&fake.url, ORG_ID, "acme.dev");
-    opts.base_delay = Duration::from_millis(5);
-    opts.timeout = timeout;
-    let http = Chainguard::http_client(opts.timeout);
-    let tokens = Tokens::new(
-        TokenSource::Static(STATIC_TOKEN.into()),
-        &fake.url,
-        &fake.url,
-        http.clone(),
-    );
-    Arc::new(Chainguard::new(opts, tokens, http))
-}
 
 struct Run {
     s: Stack,
@@ -48,7 +33,7 @@ async fn run(timeout: Duration) -> Run {
     let fake = FakeChainguard::start().await;
     let s = start_full(
         |c| c.org_name = "acme.dev".into(),
-        Some(registry(&fake, timeout)),
+        Some(fake.client(Some(timeout))),
         clock.clone(),
     )
     .await;

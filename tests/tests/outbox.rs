@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use cgr_request::audit::{query, AuditArgs, Report, Stores};
 use pipeline_tests::faults::Faults;
-use pipeline_tests::{start_faulty, Stack};
+use pipeline_tests::{start_faulty, ShiftedClock, Stack};
 
 const LEAD: &str = "security-lead@example.com";
 const ADMIN: &str = "platform-admin@example.com";
@@ -27,7 +27,8 @@ async fn approval_mails(s: &Stack, id: &str, to: &str) -> usize {
 #[tokio::test]
 async fn notices_the_queue_refused_after_the_commit_are_sent_by_the_sweep() {
     let faults = Arc::new(Faults::default());
-    let s = start_faulty(|_| {}, &faults).await;
+    let clock = Arc::new(ShiftedClock::default());
+    let s = start_faulty(|_| {}, &faults, clock.clone()).await;
     faults.notices_unqueued.store(true, Ordering::SeqCst);
     let id = s.submit("nginx", Some("prod")).await;
     s.wait_for(&id, "pending_approval").await;
@@ -39,8 +40,12 @@ async fn notices_the_queue_refused_after_the_commit_are_sent_by_the_sweep() {
     assert_eq!(pending.len(), 1, "{pending:?}");
     assert_eq!(pending[0].0.to_string(), id);
 
-    // The sweep finds the entry and queues it again.
+    // Not while a message of it could still be trying (its every try and wait): the sweep
+    // leaves it alone, then after the in-flight grace queues it again.
     faults.notices_unqueued.store(false, Ordering::SeqCst);
+    assert_eq!(app.sweep(chrono::Duration::zero()).await.unwrap().notices, 0);
+    let grace = app::workflow::IN_FLIGHT_GRACE_MINUTES + 1;
+    clock.offset_secs.store(grace * 60, Ordering::SeqCst);
     let swept = app.sweep(chrono::Duration::zero()).await.unwrap();
     assert_eq!(swept.notices, 1);
     assert!(s.approval_mail(&id, LEAD).await.contains("Approve"));
@@ -59,7 +64,7 @@ async fn notices_the_queue_refused_after_the_commit_are_sent_by_the_sweep() {
 #[tokio::test]
 async fn a_notice_is_sent_once_however_often_its_message_comes() {
     let faults = Arc::new(Faults::default());
-    let s = start_faulty(|_| {}, &faults).await;
+    let s = start_faulty(|_| {}, &faults, Arc::new(ShiftedClock::default())).await;
     let id = s.submit("nginx", Some("prod")).await;
     s.wait_for(&id, "pending_approval").await;
     s.settle().await;
@@ -79,7 +84,7 @@ async fn a_notice_is_sent_once_however_often_its_message_comes() {
 #[tokio::test]
 async fn the_one_duplicate_is_a_send_whose_answer_was_lost() {
     let faults = Arc::new(Faults::default());
-    let s = start_faulty(|_| {}, &faults).await;
+    let s = start_faulty(|_| {}, &faults, Arc::new(ShiftedClock::default())).await;
     // Sent, then the answer lost: as a crash between a send and its record.
     *faults.answer_lost_for.lock().unwrap() = Some(LEAD.into());
     let id = s.submit("nginx", Some("prod")).await;
@@ -117,6 +122,7 @@ async fn a_channel_that_keeps_failing_is_tried_again_then_recorded_undeliverable
             st.notice_retry_secs = 1;
         },
         &faults,
+        Arc::new(ShiftedClock::default()),
     )
     .await;
     *faults.mail_down_for.lock().unwrap() = Some(LEAD.into());

@@ -2,31 +2,14 @@
 //! "did you mean" from the API, entitlements, the pull string from the org's name, and
 //! Chainguard's own message shown when it refuses.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use chainguard::{Chainguard, Options, TokenSource, Tokens};
-use pipeline_tests::fake_chainguard::{FakeChainguard, ORG_ID, STATIC_TOKEN};
+use pipeline_tests::fake_chainguard::{FakeChainguard, ORG_ID};
 use pipeline_tests::start_with;
 use serde_json::json;
-
-fn registry(fake: &FakeChainguard) -> Arc<Chainguard> {
-    let mut opts = Options::new(&fake.url, ORG_ID, "acme.dev");
-    opts.base_delay = Duration::from_millis(5);
-    let http = Chainguard::http_client(opts.timeout);
-    let tokens = Tokens::new(
-        TokenSource::Static(STATIC_TOKEN.into()),
-        &fake.url,
-        &fake.url,
-        http.clone(),
-    );
-    Arc::new(Chainguard::new(opts, tokens, http))
-}
 
 #[tokio::test]
 async fn requests_are_validated_and_provisioned_through_the_chainguard_api() {
     let fake = FakeChainguard::start().await;
-    let s = start_with(|c| c.org_name = "acme.dev".into(), Some(registry(&fake))).await;
+    let s = start_with(|c| c.org_name = "acme.dev".into(), Some(fake.client(None))).await;
 
     let go = s.submit("go", Some("dev")).await;
     let v = s.wait_for(&go, "provisioned").await;
@@ -83,7 +66,7 @@ async fn tags_are_checked_against_the_catalog_images_tags_from_the_api() {
         "go".into(),
         vec!["latest".into(), "latest-dev".into(), "1.24".into(), "1.24-dev".into()],
     );
-    let s = start_with(|c| c.org_name = "acme.dev".into(), Some(registry(&fake))).await;
+    let s = start_with(|c| c.org_name = "acme.dev".into(), Some(fake.client(None))).await;
 
     let old = s.submit("go:1.23", Some("dev")).await;
     let v = s.wait_for(&old, "rejected").await;
@@ -122,7 +105,7 @@ async fn removals_delete_through_the_api_retrying_a_5xx_and_counting_a_404_as_do
             c.org_name = "acme.dev".into();
             c.policy.auto_approve_removals = vec!["*".into()];
         },
-        Some(registry(&fake)),
+        Some(fake.client(None)),
     )
     .await;
     for image in ["go", "git"] {
@@ -181,7 +164,7 @@ async fn a_plan_with_a_lower_repo_maximum_is_the_limit() {
         .unwrap()
         .repos
         .push(json!({"id": format!("{ORG_ID}/0000000000000001"), "name": "go"}));
-    let s = start_with(|_| {}, Some(registry(&fake))).await;
+    let s = start_with(|_| {}, Some(fake.client(None))).await;
     let id = s.submit("git", Some("dev")).await;
     let v = s.wait_for(&id, "rejected").await;
     assert!(

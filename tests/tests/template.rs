@@ -366,6 +366,17 @@ fn queues_outlast_their_consumers_and_report_partial_failures() {
             "ReportBatchItemFailures"
         );
     }
+    // A notice's every try and wait (`notice_retry_secs` doubled) ends before the sweep
+    // would queue its entry again.
+    let notify = &t["Resources"]["NotifyQueue"]["Properties"];
+    let tries = notify["RedrivePolicy"]["maxReceiveCount"].as_u64().unwrap() as u32;
+    let retry = app::config::Settings::default().notice_retry_secs;
+    let waits: u64 = (1..tries).map(|n| app::outbox::backoff(retry, n).as_secs()).sum();
+    let budget = waits + u64::from(tries) * notify["VisibilityTimeout"].as_u64().unwrap();
+    assert!(
+        budget < app::workflow::IN_FLIGHT_GRACE_MINUTES as u64 * 60,
+        "a notice's {budget} s of tries outlast the sweep's grace"
+    );
 }
 
 fn indexes(table: &Value) -> BTreeSet<(String, String, String)> {

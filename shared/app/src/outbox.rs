@@ -328,7 +328,8 @@ impl App {
     }
 
     /// Entries left pending longer than `grace` (a crash after their commit, or a queue
-    /// that refused the message), queued again.
+    /// that refused the message), queued again. The sweep gives the in-flight grace, longer
+    /// than a notice's every try and wait (`backoff`), so no live message is doubled.
     pub(crate) async fn requeue_notices(&self, grace: Duration) -> Result<usize, StoreError> {
         let now = self.clock.now();
         let mut n = 0;

@@ -492,7 +492,9 @@ impl App {
         }
         // After expiry: what expires now is not worth a reminder.
         report.reminded = self.remind(now).await?;
-        report.notices = self.requeue_notices(grace).await?;
+        // Only once their message's every try has run out: one still backing off would be
+        // sent twice over.
+        report.notices = self.requeue_notices(in_flight).await?;
         Ok(report)
     }
 }

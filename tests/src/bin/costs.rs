@@ -124,7 +124,10 @@ impl Proxy {
         let mut new = old.clone();
         for part in set.trim_start_matches("SET ").split(',') {
             let (attr, value) = part.split_once('=')?;
-            new.insert(name(attr.trim()), req["ExpressionAttributeValues"][value.trim()].clone());
+            new.insert(
+                name(attr.trim()),
+                req["ExpressionAttributeValues"][value.trim()].clone(),
+            );
         }
         for attr in remove.split(',').filter(|a| !a.trim().is_empty()) {
             new.remove(&name(attr.trim()));

@@ -19,8 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use app::ports::QueueName;
-use chainguard::{Chainguard, Options, TokenSource, Tokens};
-use pipeline_tests::fake_chainguard::{FakeChainguard, ORG_ID, STATIC_TOKEN};
+use pipeline_tests::fake_chainguard::FakeChainguard;
 use pipeline_tests::invariants::{check, recover};
 use pipeline_tests::{start_polling, ShiftedClock, Stack};
 use reqwest::Method;
@@ -31,19 +30,6 @@ const CRASHES: [(&str, &str); 3] = [
     ("commit.after", "2%return"),
     ("provision.after_create", "5%return"),
 ];
-
-fn registry(fake: &FakeChainguard) -> Arc<Chainguard> {
-    let mut opts = Options::new(&fake.url, ORG_ID, "acme.dev");
-    opts.base_delay = Duration::from_millis(5);
-    let http = Chainguard::http_client(opts.timeout);
-    let tokens = Tokens::new(
-        TokenSource::Static(STATIC_TOKEN.into()),
-        &fake.url,
-        &fake.url,
-        http.clone(),
-    );
-    Arc::new(Chainguard::new(opts, tokens, http))
-}
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -98,7 +84,7 @@ async fn round(first: usize, count: usize, submitters: usize) -> Value {
     fake.state.lock().unwrap().fail_percent = 10;
     let clock = Arc::new(ShiftedClock::default());
     // The tests' 10 ms polling of three empty queues would be most of moto's work.
-    let s = Arc::new(start_polling(Duration::from_millis(200), Some(registry(&fake)), clock.clone()).await);
+    let s = Arc::new(start_polling(Duration::from_millis(200), Some(fake.client(None)), clock.clone()).await);
     let crashed_before: Vec<usize> = CRASHES.iter().map(|(p, _)| app::failpoints::fired(p)).collect();
     for (point, action) in CRASHES {
         fail::cfg(point, action).unwrap();

@@ -767,25 +767,8 @@ impl RequestStore for DynamoStore {
     }
 }
 
-/// A refused attempt as stored in the audit table.
-#[derive(Serialize, Deserialize)]
-struct RefusalItem {
-    request_id: String,
-    /// `beside_seq`: unique without a counter to contend on.
-    seq: u64,
-    refusal: Refusal,
-}
-
 fn refusals_key(id: RequestId) -> String {
     format!("refused#{id}")
-}
-
-/// A notice given up on, as stored in the audit table (beside the chain, like refusals).
-#[derive(Serialize, Deserialize)]
-struct UndeliveredItem {
-    request_id: String,
-    seq: u64,
-    undelivered: Undelivered,
 }
 
 fn undelivered_key(id: RequestId) -> String {
@@ -797,60 +780,67 @@ fn beside_seq(at: DateTime<Utc>) -> u64 {
     at.timestamp_millis().max(0) as u64 * 1000 + u64::from(rand::random::<u16>() % 1000)
 }
 
+impl DynamoStore {
+    /// Keeps a record beside the chain in the audit table (a refused attempt, a notice
+    /// given up on): `{request_id: <key>, seq, <field>: record}`, put once.
+    async fn put_beside(
+        &self,
+        key: String,
+        at: DateTime<Utc>,
+        field: &str,
+        record: &impl Serialize,
+    ) -> Result<(), StoreError> {
+        let item: Item = HashMap::from([
+            ("request_id".to_string(), s(key)),
+            ("seq".to_string(), AttributeValue::N(beside_seq(at).to_string())),
+            (
+                field.to_string(),
+                serde_dynamo::to_attribute_value(record).map_err(corrupt)?,
+            ),
+        ]);
+        self.client
+            .put_item()
+            .table_name(&self.audit)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(request_id)")
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        Ok(())
+    }
+
+    /// The records kept beside the chain under `key`, oldest first.
+    async fn beside<T: serde::de::DeserializeOwned>(&self, key: String, field: &str) -> Result<Vec<T>, StoreError> {
+        self.audit_partition(key)
+            .await?
+            .into_iter()
+            .map(|mut i| {
+                let v = i
+                    .remove(field)
+                    .ok_or_else(|| corrupt(format!("a record without `{field}`")))?;
+                serde_dynamo::from_attribute_value(v).map_err(corrupt)
+            })
+            .collect()
+    }
+}
+
 #[async_trait]
 impl AuditLog for DynamoStore {
     async fn refused(&self, r: &Refusal) -> Result<(), StoreError> {
-        let item = RefusalItem {
-            request_id: refusals_key(r.request_id),
-            seq: beside_seq(r.at),
-            refusal: r.clone(),
-        };
-        self.client
-            .put_item()
-            .table_name(&self.audit)
-            .set_item(Some(to_item(item).map_err(corrupt)?))
-            .condition_expression("attribute_not_exists(request_id)")
-            .send()
-            .await
-            .map_err(|e| unavailable(e.into_service_error()))?;
-        Ok(())
+        self.put_beside(refusals_key(r.request_id), r.at, "refusal", r).await
     }
 
     async fn refusals(&self, id: RequestId) -> Result<Vec<Refusal>, StoreError> {
-        let items = self.audit_partition(refusals_key(id)).await?;
-        items
-            .into_iter()
-            .map(|i| from_item::<_, RefusalItem>(i).map(|r| r.refusal).map_err(corrupt))
-            .collect()
+        self.beside(refusals_key(id), "refusal").await
     }
 
     async fn undelivered(&self, u: &Undelivered) -> Result<(), StoreError> {
-        let item = UndeliveredItem {
-            request_id: undelivered_key(u.request_id),
-            seq: beside_seq(u.at),
-            undelivered: u.clone(),
-        };
-        self.client
-            .put_item()
-            .table_name(&self.audit)
-            .set_item(Some(to_item(item).map_err(corrupt)?))
-            .condition_expression("attribute_not_exists(request_id)")
-            .send()
+        self.put_beside(undelivered_key(u.request_id), u.at, "undelivered", u)
             .await
-            .map_err(|e| unavailable(e.into_service_error()))?;
-        Ok(())
     }
 
     async fn undeliverable(&self, id: RequestId) -> Result<Vec<Undelivered>, StoreError> {
-        let items = self.audit_partition(undelivered_key(id)).await?;
-        items
-            .into_iter()
-            .map(|i| {
-                from_item::<_, UndeliveredItem>(i)
-                    .map(|u| u.undelivered)
-                    .map_err(corrupt)
-            })
-            .collect()
+        self.beside(undelivered_key(id), "undelivered").await
     }
 
     async fn timeline(&self, id: RequestId) -> Result<Vec<AuditEvent>, StoreError> {
