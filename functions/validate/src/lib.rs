@@ -1,6 +1,8 @@
 //! validate: checks a received request against the catalog, the org and the policy, and
-//! moves it to `rejected`, `already_available`, `pending_approval` (emailing each
-//! approver their own links) or `approved` (queued for provisioning).
+//! moves it to `rejected`, `already_available`, `pending_approval` (its notices asking
+//! each approver, with their own links) or `approved` (queued for provisioning). It also
+//! consumes the notify queue: every notice any function's transition wrote is sent here
+//! (`app::outbox`).
 //!
 //! Idempotent: each step starts from the status it finds, so a redelivered message
 //! continues where a crash stopped, and one whose work is done changes nothing.
@@ -28,9 +30,11 @@ pub fn wire(lambda: &aws_adapter::Lambda) -> Result<App, app::config::ConfigErro
         .with_chat(slack::from_settings(&lambda.settings)?))
 }
 
-/// The longest one request's checks may take before it is handed back to the queue: a
-/// few Chainguard reads (each at most `chainguard::CALL_BUDGET`, the catalog cached), the
-/// store, and a Slack post (`slack::CALL_BUDGET`). Inside the template's 30 s timeout with
+/// The longest one record may take before it is handed back to the queue: a request's
+/// checks (a few Chainguard reads, each at most `chainguard::CALL_BUDGET`, the catalog
+/// cached, and the store), or an outbox entry's messages (SNS, and Slack calls of at most
+/// `slack::CALL_BUDGET` each; an entry cut short resumes with what it has not recorded as
+/// sent). Inside the template's 30 s timeout with
 /// `consumer::ANSWER_MARGIN` to spare; later records of a batch that would not fit are
 /// handed back unstarted (infra/template.yaml, "Timeouts").
 pub const RECORD_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
