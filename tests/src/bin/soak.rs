@@ -9,7 +9,8 @@
 //! moto's `TransactWriteItems` deep-copies the whole table on every call (its rollback),
 //! so a transaction costs in proportion to the table and one stack's run grows with the
 //! square of its requests: the requests go in rounds of `SOAK_ROUND` (250 on the AWS
-//! backend), each on a fresh stack, and the figures add up.
+//! backend), each on a fresh stack in an emulator reset between rounds, and the figures
+//! add up.
 //!
 //! `tests/bench.sh soak` (`SOAK_REQUESTS=…`, 2,000 by default; `SOAK_SUBMITTERS=…`, 4;
 //! `IMAGE_REQUEST_TEST_BACKEND=embedded` for the SQLite adapters, in one round)
@@ -219,6 +220,12 @@ async fn main() {
         eprintln!("soak: round {}: {r}", rounds.len() + 1);
         rounds.push(r);
         first += count;
+        if on_aws {
+            // moto keeps every stack in memory (and its copies grow with each): start the
+            // next round on an empty emulator.
+            let reset = format!("{}/moto-api/reset", pipeline_tests::aws::moto_url());
+            reqwest::Client::new().post(reset).send().await.unwrap().error_for_status().unwrap();
+        }
     }
     scenario.teardown();
     let sum = |k: &str| rounds.iter().map(|r| r[k].as_u64().unwrap_or(0)).sum::<u64>();
