@@ -108,3 +108,17 @@ async fn the_lambda_takes_queue_batches_and_the_scheduled_sweep() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn a_notice_whose_entry_is_not_pending_sends_nothing_and_succeeds() {
+    // The notify queue's message, delivered again after its entry was done (or for one
+    // never written): nothing to send, and not a failure to bounce.
+    let dir = tempfile::tempdir().unwrap();
+    let e = Embedded::open_in(dir.path()).unwrap();
+    stored(&e, "req-01JD3XQ4Z8K9M2N5P7R8S0T1V2", "busybox", None).await;
+    let resp = validate::handle(&e.app, event("validate-notify-one.json")).await;
+    assert!(resp.batch_item_failures.is_empty());
+    assert_eq!(std::fs::read_dir(dir.path().join("outbox")).map_or(0, |d| d.count()), 0);
+    // And the request was not validated: a notice is not a request's work item.
+    assert_eq!(status(&e, "req-01JD3XQ4Z8K9M2N5P7R8S0T1V2").await, Status::Received);
+}
