@@ -84,8 +84,9 @@ async fn round(first: usize, count: usize, submitters: usize) -> Value {
     let fake = FakeChainguard::start().await;
     fake.state.lock().unwrap().fail_percent = 10;
     let clock = Arc::new(ShiftedClock::default());
-    // The tests' 10 ms polling of three empty queues would be most of moto's work.
-    let s = Arc::new(start_polling(Duration::from_millis(200), Some(fake.client(None)), clock.clone()).await);
+    // moto answers some 30 calls a second here: the tests' 10 ms polling of three empty
+    // queues would take all of them, and even 200 ms half.
+    let s = Arc::new(start_polling(Duration::from_secs(1), Some(fake.client(None)), clock.clone()).await);
     let crashed_before: Vec<usize> = CRASHES.iter().map(|(p, _)| app::failpoints::fired(p)).collect();
     for (point, action) in CRASHES {
         fail::cfg(point, action).unwrap();
@@ -168,7 +169,10 @@ async fn round(first: usize, count: usize, submitters: usize) -> Value {
         .running
         .app
         .store
-        .created_between(chrono::DateTime::UNIX_EPOCH, chrono::Utc::now() + chrono::Duration::days(3650))
+        .created_between(
+            chrono::DateTime::UNIX_EPOCH,
+            chrono::Utc::now() + chrono::Duration::days(3650),
+        )
         .await
         .unwrap()
         .into_iter()
@@ -224,7 +228,13 @@ async fn main() {
             // moto keeps every stack in memory (and its copies grow with each): start the
             // next round on an empty emulator.
             let reset = format!("{}/moto-api/reset", pipeline_tests::aws::moto_url());
-            reqwest::Client::new().post(reset).send().await.unwrap().error_for_status().unwrap();
+            reqwest::Client::new()
+                .post(reset)
+                .send()
+                .await
+                .unwrap()
+                .error_for_status()
+                .unwrap();
         }
     }
     scenario.teardown();
