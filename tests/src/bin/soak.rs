@@ -8,7 +8,7 @@
 //!
 //! moto's `TransactWriteItems` deep-copies the whole table on every call (its rollback),
 //! so a transaction costs in proportion to the table and one stack's run grows with the
-//! square of its requests: the requests go in rounds of `SOAK_ROUND` (250 on the AWS
+//! square of its requests: the requests go in rounds of `SOAK_ROUND` (100 on the AWS
 //! backend), each on a fresh stack in an emulator reset between rounds, and the figures
 //! add up.
 //!
@@ -211,7 +211,7 @@ async fn main() {
     let submitters = env_or("SOAK_SUBMITTERS", 4);
     let on_aws = pipeline_tests::aws::wanted();
     let backend = if on_aws { "aws" } else { "embedded" };
-    let per_round = env_or("SOAK_ROUND", if on_aws { 250 } else { n }).max(1);
+    let per_round = env_or("SOAK_ROUND", if on_aws { 100 } else { n }).max(1);
     eprintln!(
         "soak ({backend}): {n} requests in rounds of {per_round}, {submitters} submitters, 10% of Chainguard calls failing, consumers crashing"
     );
