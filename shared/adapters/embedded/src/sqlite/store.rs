@@ -9,21 +9,23 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::{corrupt, insert_event, read_request, to_json, unavailable, Sqlite};
 
+/// Takes `key` until `until_ms` unless a claim on it holds at `now_ms`: whether it was taken.
+fn take_claim(c: &rusqlite::Connection, key: &str, until_ms: i64, now_ms: i64) -> Result<bool, StoreError> {
+    let changed = c
+        .execute(
+            "INSERT INTO claims (key, until_ms) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET until_ms = excluded.until_ms WHERE claims.until_ms <= ?3",
+            params![key, until_ms, now_ms],
+        )
+        .map_err(unavailable)?;
+    Ok(changed == 1)
+}
+
 #[async_trait]
 impl RequestStore for Sqlite {
     async fn claim_once(&self, key: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool, StoreError> {
         let (key, now, until) = (key.to_string(), now.timestamp_millis(), until.timestamp_millis());
-        self.with(move |c| {
-            let changed = c
-                .execute(
-                    "INSERT INTO claims (key, until_ms) VALUES (?1, ?2)
-                     ON CONFLICT (key) DO UPDATE SET until_ms = excluded.until_ms WHERE claims.until_ms <= ?3",
-                    params![key, until, now],
-                )
-                .map_err(unavailable)?;
-            Ok(changed == 1)
-        })
-        .await
+        self.with(move |c| take_claim(c, &key, until, now)).await
     }
 
     async fn holds(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -149,14 +151,7 @@ impl RequestStore for Sqlite {
                     (e.at + Duration::days(CLAIM_DAYS)).timestamp_millis(),
                 );
                 for key in &e.claims {
-                    let taken = tx
-                        .execute(
-                            "INSERT INTO claims (key, until_ms) VALUES (?1, ?2)
-                             ON CONFLICT (key) DO UPDATE SET until_ms = excluded.until_ms WHERE claims.until_ms <= ?3",
-                            params![key, until, at],
-                        )
-                        .map_err(unavailable)?;
-                    if taken == 0 {
+                    if !take_claim(&tx, key, until, at)? {
                         return Err(StoreError::Conflict);
                     }
                 }
